@@ -1,0 +1,160 @@
+"""The accessor API of contract section 4, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from demo_models import demo_models
+
+from xos_runtime.exceptions import (
+    DoesNotExist,
+    MultipleObjectsReturned,
+    ObjectValidationError,
+    StoreError,
+)
+from xos_runtime.store import ModelAccessor, open_store
+
+
+@pytest.fixture
+def acc(store_url: str) -> ModelAccessor:
+    a = open_store(store_url, demo_models())
+    yield a
+    a.close()
+
+
+def test_create_get_filter_exclude_first(acc: ModelAccessor) -> None:
+    a = acc.Site.objects.create(name="a", max_users=3)
+    b = acc.Site.objects.create(name="b", enabled=False)
+    assert a.id is not None and b.id != a.id
+    assert acc.Site.objects.get(name="b") == b
+    assert [s.name for s in acc.Site.objects.filter(enabled=True)] == ["a"]
+    assert [s.name for s in acc.Site.objects.exclude(name="a")] == ["b"]
+    assert acc.Site.objects.first() == a
+    assert acc.Site.objects.filter(name="zzz").first() is None
+    assert acc.Site.objects.get(id=a.id).max_users == 3
+    assert [s.name for s in acc.Site.objects.filter(name__in=["a", "b"]).order_by("-name")] == [
+        "b",
+        "a",
+    ]
+
+
+def test_sequences_and_bool_fields(acc: ModelAccessor) -> None:
+    for n in "xyz":
+        acc.Site.objects.create(name=n)
+    rows = acc.Site.objects.all()
+    assert len(rows) == 3
+    assert rows[0].name == "x" and rows[-1].name == "z"
+    assert [s.name for s in rows[1:]] == ["y", "z"]
+    assert all(type(s.enabled) is bool for s in rows)
+    assert acc.Site.objects.count() == 3
+
+
+def test_get_errors(acc: ModelAccessor) -> None:
+    acc.Site.objects.create(name="a")
+    acc.Site.objects.create(name="b")
+    with pytest.raises(DoesNotExist, match="Site matching name='q'"):
+        acc.Site.objects.get(name="q")
+    with pytest.raises(MultipleObjectsReturned):
+        acc.Site.objects.get(enabled=True)
+
+
+def test_save_changes_and_defaults(acc: ModelAccessor) -> None:
+    s = acc.Site(name="new")
+    assert s.id is None and s.enabled is True and s.max_users == 10
+    s.save()
+    s.max_users = 42
+    s.save()
+    again = acc.Site.objects.get(id=s.id)
+    assert again.max_users == 42
+    again.name = "renamed"
+    again.save(update_fields=["name"])
+    assert acc.Site.objects.get(id=s.id).name == "renamed"
+
+
+def test_forward_and_reverse_links(acc: ModelAccessor) -> None:
+    site = acc.Site.objects.create(name="s")
+    other = acc.Site.objects.create(name="o")
+    u1 = acc.User.objects.create(email="1", site=site)
+    acc.User.objects.create(email="2", site_id=site.id)
+    acc.User.objects.create(email="3", site=other)
+    assert u1.site == site and u1.site_id == site.id
+    assert sorted(u.email for u in site.users.all()) == ["1", "2"]
+    assert site.users.count() == 2
+    assert [u.email for u in acc.User.objects.filter(site=other)] == ["3"]
+    made = site.users.create(email="4")
+    assert made.site_id == site.id
+    u1.site = other
+    u1.save()
+    assert acc.User.objects.get(email="1").site == other
+    slice_ = acc.Slice.objects.create(name="sl", site=site, creator=u1)
+    assert list(u1.created_slices.all()) == [slice_]
+    assert slice_.creator.email == "1"
+
+
+def test_inheritance(acc: ModelAccessor) -> None:
+    acc.Service.objects.create(name="plain")
+    vsg = acc.VSGService.objects.create(name="vsg", vlan=7)
+    acc.VRouterService.objects.create(name="vr", asn=2**63 + 5)
+    services = acc.Service.objects.all()
+    assert sorted(s.name for s in services) == ["plain", "vr", "vsg"]
+    assert {type(s).__name__ for s in services} == {"Service"}
+    leaf = acc.Service.objects.get(name="vsg").leaf_model
+    assert type(leaf).__name__ == "VSGService" and leaf.vlan == 7 and leaf == vsg
+    assert acc.Service.objects.get(name="vr").leaf_model.asn == 2**63 + 5
+    assert [s.name for s in acc.VSGService.objects.all()] == ["vsg"]
+    assert isinstance(vsg, acc.Service)
+    assert acc.Service.objects.get(name="plain").leaf_model_name == "Service"
+    assert acc.VSGService.objects.filter(name="plain").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "message"),
+    [
+        ("Site", {"name": "x", "colour": "red"}, "Site has no field 'colour'"),
+        ("Site", {"name": 5}, "Site.name: expected a string, got 5"),
+        ("Site", {"name": "x", "enabled": "yes"}, "Site.enabled: expected true or false"),
+        ("Site", {"name": "x", "max_users": 2**40}, "out of range for int32"),
+        ("Site", {"name": "x" * 30}, "longer than max_length 20"),
+        ("Site", {}, "Site.name: a value is required"),
+        ("User", {"email": "e"}, "User.site: a Site is required"),
+        ("User", {"email": "e", "site_id": 12345}, "User.site: Site id 12345 does not exist"),
+        ("VRouterService", {"name": "n", "asn": -1}, "out of range for uint64"),
+    ],
+)
+def test_bad_values_are_refused_and_nothing_written(
+    acc: ModelAccessor, model: str, fields: dict, message: str
+) -> None:
+    cls = acc.get_model_class(model)
+    before = cls.objects.count()
+    with pytest.raises(ObjectValidationError, match=message.replace("(", r"\(")):
+        cls.objects.create(**fields)
+    assert cls.objects.count() == before
+
+
+def test_unknown_lookup_and_model(acc: ModelAccessor) -> None:
+    with pytest.raises(ObjectValidationError, match="Site has no field 'nope'"):
+        list(acc.Site.objects.filter(nope=1))
+    with pytest.raises(ObjectValidationError, match="unknown lookup"):
+        acc.Site.objects.filter(name__regex="x")
+    with pytest.raises(StoreError, match="no model named 'Nope'"):
+        acc.get_model_class("Nope")
+    with pytest.raises(AttributeError):
+        _ = acc.Nope
+
+
+def test_update_of_purged_row_fails_cleanly(acc: ModelAccessor) -> None:
+    s = acc.Site.objects.create(name="gone")
+    s.delete()
+    acc.purge(acc.Site.deleted_objects.get(id=s.id))
+    s.name = "again"
+    with pytest.raises(StoreError, match="no longer exists"):
+        s.save()
+
+
+def test_changed_fields_and_diff(acc: ModelAccessor) -> None:
+    s = acc.Site.objects.create(name="a")
+    assert s.changed_fields == []
+    s.name = "b"
+    assert s.changed_fields == ["name"] and s.has_field_changed("name")
+    assert s.get_field_diff("name") == ("a", "b")
+    assert s.diff == {"name": ("a", "b")}
+    assert s.to_dict()["name"] == "b"

@@ -1,0 +1,128 @@
+"""Schema evolution: additive changes keep rows, destructive ones are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import attrs
+import pytest
+from demo_models import demo_models, f
+
+from xos_runtime.exceptions import SchemaChangeRefused, StoreError
+from xos_runtime.models.definitions import Model, ModelSet
+from xos_runtime.store import open_store
+
+
+def with_model(models: ModelSet, model: Model) -> ModelSet:
+    return ModelSet({**models.models, model.name: model})
+
+
+def test_store_remembers_models(store_url: str) -> None:
+    a = open_store(store_url, demo_models())
+    a.Site.objects.create(name="kept")
+    a.close()
+    b = open_store(store_url)  # no definitions given
+    assert [s.name for s in b.Site.objects.all()] == ["kept"]
+    b.close()
+
+
+def test_open_without_models_on_an_empty_store(tmp_path) -> None:
+    with pytest.raises(StoreError, match="holds no model definitions"):
+        open_store(f"sqlite:///{tmp_path}/empty.db")
+
+
+def test_adding_a_model_and_a_nullable_field_keeps_rows(store_url: str) -> None:
+    a = open_store(store_url, demo_models())
+    a.Site.objects.create(name="s1")
+    a.close()
+    models = demo_models()
+    site = models.get("Site")
+    site = attrs.evolve(site, fields=(*site.fields, f("region", "string", "Site")))
+    models = with_model(models, site)
+    models = with_model(models, Model("Image", fields=(f("name", "string", "Image"),)))
+    b = open_store(store_url, models)
+    s = b.Site.objects.get(name="s1")
+    assert s.region is None
+    s.region = "eu"
+    s.save()
+    b.Image.objects.create(name="img")
+    assert b.Site.objects.get(name="s1").region == "eu"
+    b.close()
+
+
+def test_new_field_with_default_fills_existing_rows_on_read(store_url: str) -> None:
+    a = open_store(store_url, demo_models())
+    a.Site.objects.create(name="s1")
+    a.close()
+    models = demo_models()
+    site = models.get("Site")
+    site = attrs.evolve(
+        site, fields=(*site.fields, f("tier", "int32", "Site", required=True, default=3))
+    )
+    b = open_store(store_url, with_model(models, site))
+    assert b.Site.objects.create(name="s2").tier == 3
+    b.close()
+
+
+@pytest.mark.parametrize("change", ["drop_model", "drop_field", "retype", "required_no_default"])
+def test_destructive_changes_are_refused(store_url: str, change: str) -> None:
+    a = open_store(store_url, demo_models())
+    a.Site.objects.create(name="s1")
+    a.close()
+    models = demo_models()
+    site = models.get("Site")
+    if change == "drop_model":
+        new = ModelSet({k: v for k, v in models.models.items() if k != "Site"})
+        # User and Slice link to Site: drop them too, so only the data loss is at stake
+        new = ModelSet({k: v for k, v in new.models.items() if k not in ("User", "Slice")})
+        expected = "model Site is no longer defined but the store holds 1"
+    elif change == "drop_field":
+        new = with_model(models, attrs.evolve(site, fields=site.fields[:1]))
+        expected = "field Site.enabled was removed while the store holds 1 Site objects"
+    elif change == "retype":
+        fields = (site.fields[0], f("enabled", "int32", "Site"), *site.fields[2:])
+        new = with_model(models, attrs.evolve(site, fields=fields))
+        expected = "field Site.enabled changed type from bool to int32"
+    else:
+        fields = (*site.fields, f("must", "string", "Site", required=True))
+        new = with_model(models, attrs.evolve(site, fields=fields))
+        expected = "new required field Site.must has no default"
+    with pytest.raises(SchemaChangeRefused, match=expected):
+        open_store(store_url, new)
+    again = open_store(store_url)  # the store is untouched
+    assert [s.name for s in again.Site.objects.all()] == ["s1"]
+    assert again.models.to_json() == models.to_json()
+    again.close()
+
+
+def test_dropping_an_empty_model_is_allowed(store_url: str) -> None:
+    a = open_store(store_url, demo_models())
+    a.close()
+    models = demo_models()
+    smaller = ModelSet({k: v for k, v in models.models.items() if k != "VRouterService"})
+    b = open_store(store_url, smaller)
+    assert not b.has_model_class("VRouterService")
+    b.close()
+
+
+def test_connect_from_a_second_process(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.db"
+    a = open_store(url, demo_models())
+    site = a.Site.objects.create(name="from-first")
+    a.close()
+    code = textwrap.dedent(
+        f"""
+        from xos_runtime.store import open_store
+        acc = open_store({url!r})
+        s = acc.Site.objects.get(name="from-first")
+        acc.User.objects.create(email="from-second", site=s)
+        print(acc.User.objects.count())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    b = open_store(url)
+    assert b.User.objects.get(email="from-second").site == site
+    b.close()

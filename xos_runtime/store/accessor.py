@@ -1,0 +1,181 @@
+"""The model accessor: what plugins receive as `self.model_accessor`.
+
+`accessor.Site` is the model class of `Site` (with `.objects` and `.deleted_objects`); the
+accessor also answers the engines' questions, above all "what is pending?", with one query per
+observed model rather than one per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from xos_runtime.exceptions import StoreError
+from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.notify import Subscription
+from xos_runtime.store.objects import ModelObject, build_model_class
+from xos_runtime.store.sqlstore import SqlStore
+
+
+class ModelAccessor:
+    """Model classes by name over one store, plus the queries engines need."""
+
+    def __init__(self, store: SqlStore):
+        self.store = store
+        self._classes: dict[str, type[ModelObject]] = {}
+        for model in store.models:
+            self._build(model.name)
+
+    def _build(self, name: str) -> type[ModelObject]:
+        if name not in self._classes:
+            parent = self.store.models.get(name).parent
+            parent_cls = (
+                self._build(parent) if parent is not None and parent in self.store.models else None
+            )
+            self._classes[name] = build_model_class(name, self, parent_cls)
+        return self._classes[name]
+
+    @property
+    def models(self) -> ModelSet:
+        return self.store.models
+
+    def __getattr__(self, name: str) -> type[ModelObject]:
+        classes = self.__dict__.get("_classes")
+        if classes is not None and name in classes:
+            return classes[name]
+        raise AttributeError(f"no model named {name!r} in this store")
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._classes]
+
+    # -- XOS ModelAccessor API ---------------------------------------------------------------
+
+    def get_model_class(self, name: str) -> type[ModelObject]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise StoreError(
+                f"no model named {name!r}; known models: {', '.join(self._classes)}"
+            ) from None
+
+    def has_model_class(self, name: str) -> bool:
+        return name in self._classes
+
+    def get_all_model_classes(self) -> dict[str, type[ModelObject]]:
+        return dict(self._classes)
+
+    def check_db_connection_okay(self) -> bool:
+        with self.store.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+
+    def now(self) -> float:
+        return self.store.clock()
+
+    def reset_queries(self) -> None:
+        """XOS compatibility: nothing to reset here."""
+
+    def journal_object(self, obj: Any, action: str, msg: str = "", *_a: Any) -> None:
+        """XOS compatibility: the runtime records outcomes through hooks and logs instead."""
+
+    def obj_exists(self, obj: ModelObject) -> bool:
+        return obj.id is not None
+
+    def obj_in_list(self, obj: ModelObject, objs: Iterable[ModelObject]) -> bool:
+        return any(o.id == obj.id for o in objs)
+
+    def create_obj(self, cls: type[ModelObject], **kwargs: Any) -> ModelObject:
+        return cls(**kwargs)
+
+    def subscribe(self) -> Subscription:
+        """A subscription woken by every committed change of this store."""
+        return self.store.hub.subscribe()
+
+    # -- pending work ---------------------------------------------------------------------------
+
+    def _pending(
+        self,
+        model_names: Iterable[str],
+        conditions: Callable[[sa.Table], list[sa.ColumnElement[bool]]],
+    ) -> list[ModelObject]:
+        seen: set[tuple[str, int]] = set()
+        out: list[ModelObject] = []
+        for name in model_names:
+            cls = self.get_model_class(name)
+            root = self.store.models.root(name)
+            for row in self.store.select(name, conditions(self.store.table(name))):
+                key = (root, row["id"])
+                if key not in seen:
+                    seen.add(key)
+                    out.append(cls._from_row(row))
+        return out
+
+    def fetch_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[ModelObject]:
+        """Objects to sync (changed since enacted) or, with `deleted`, to delete (reference 1.4)."""
+        if isinstance(model_names, str):
+            model_names = [model_names]
+        if deleted:
+            return self._pending(model_names, lambda t: [t.c.deleted == sa.true()])
+
+        def dirty(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+            return [
+                t.c.deleted == sa.false(),
+                t.c.lazy_blocked == sa.false(),
+                t.c.no_sync == sa.false(),
+                sa.or_(
+                    t.c.enacted.is_(None),
+                    t.c.enacted < t.c.updated,
+                    t.c.enacted < t.c.changed_by_policy,
+                ),
+            ]
+
+        return self._pending(model_names, dirty)
+
+    def fetch_policy_pending(
+        self, model_names: Iterable[str], deleted: bool = False
+    ) -> list[ModelObject]:
+        """Objects to police (changed since policed), or deleted ones awaiting handle_delete."""
+        if isinstance(model_names, str):
+            model_names = [model_names]
+        if deleted:
+            return self._pending(
+                model_names,
+                lambda t: [
+                    t.c.deleted == sa.true(),
+                    sa.or_(t.c.policed.is_(None), t.c.policed < t.c.updated),
+                ],
+            )
+        return self._pending(
+            model_names,
+            lambda t: [
+                t.c.deleted == sa.false(),
+                t.c.no_policy == sa.false(),
+                sa.or_(
+                    t.c.policed.is_(None),
+                    t.c.policed < t.c.updated,
+                    t.c.policed < t.c.changed_by_step,
+                ),
+            ],
+        )
+
+    def purge(self, obj: ModelObject) -> None:
+        """Remove a soft-deleted object for good (after its `delete_record` succeeded)."""
+        if obj.id is None:
+            return
+        store = self.store
+        leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
+        touched = store.touched_names([leaf])
+        with store.write(touched) as conn:
+            store.purge(obj._meta.name, obj.id, conn)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_store(
+    endpoint: str, models: ModelSet | None = None, *, clock: Callable[[], float] | None = None
+) -> ModelAccessor:
+    """Open (creating or evolving) the store at `endpoint` and return its accessor."""
+    return ModelAccessor(SqlStore(endpoint, models, clock=clock))

@@ -1,0 +1,387 @@
+"""Model objects: instances of the classes the accessor builds from model definitions.
+
+An object keeps its field values as plain attributes (`site.name`), its links as descriptors
+(`user.site`, `user.site_id`, `site.users.all()`), and a snapshot of what it read from the
+store. `save()` writes only what changed since that snapshot (or `update_fields`), so an engine
+writing bookkeeping never overwrites a user's concurrent edit, and it applies the XOS rules
+on which timestamp the save moves (see `tracking.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from xos_runtime.exceptions import ObjectValidationError, StoreError
+from xos_runtime.models.definitions import Field, Link, is_bookkeeping
+from xos_runtime.store.query import Manager, QuerySet
+from xos_runtime.store.tracking import current_caller
+from xos_runtime.store.values import check_value, from_db
+
+if TYPE_CHECKING:
+    from xos_runtime.store.accessor import ModelAccessor
+    from xos_runtime.store.sqlstore import SqlStore
+
+
+class ModelMeta:
+    """What a model class knows about its model: fields, links, columns, and its store."""
+
+    def __init__(self, name: str, accessor: ModelAccessor):
+        store = accessor.store
+        self.name = name
+        self.accessor = accessor
+        self.store: SqlStore = store
+        self.definition = store.models.get(name)
+        self.fields: dict[str, Field] = {f.name: f for f in store.models.all_fields(name)}
+        self.links: dict[str, Link] = {x.name: x for x in store.models.all_links(name)}
+        self.link_by_column: dict[str, Link] = {x.column: x for x in self.links.values()}
+        self.columns: tuple[str, ...] = ("id", *self.fields, *self.link_by_column)
+        self.data_fields = tuple(f.name for f in self.fields.values() if f.declared_in != "XOSBase")
+
+    def column_for(self, name: str) -> str:
+        """The column a field, link or link id name refers to; unknown names are refused."""
+        if name in ("id", "pk"):
+            return "id"
+        if name in self.fields or name in self.link_by_column:
+            return name
+        if name in self.links:
+            return self.links[name].column
+        raise ObjectValidationError(
+            f"{self.name} has no field {name!r}; fields: {', '.join(self.public_names())}"
+        )
+
+    def public_names(self) -> list[str]:
+        return [*self.data_fields, *self.links]
+
+
+class _ManagerDescriptor:
+    def __init__(self, deleted: bool):
+        self.deleted = deleted
+
+    def __get__(self, obj: object, cls: type[ModelObject]) -> Manager:
+        return Manager(cls, deleted=self.deleted)
+
+
+class LinkDescriptor:
+    """`user.site`: the linked object (read on first use), settable to an object or None."""
+
+    def __init__(self, link: Link):
+        self.link = link
+        self.cache = f"_link_{link.name}"
+
+    def __get__(self, obj: ModelObject | None, cls: type[ModelObject]) -> Any:
+        if obj is None:
+            return self
+        target_id = obj.__dict__.get(self.link.column)
+        if target_id is None:
+            return None
+        cached = obj.__dict__.get(self.cache)
+        if cached is not None and cached.id == target_id:
+            return cached
+        target = obj._meta.accessor.get_model_class(self.link.target)
+        found = target._get_any(target_id)
+        obj.__dict__[self.cache] = found
+        return found
+
+    def __set__(self, obj: ModelObject, value: Any) -> None:
+        if value is None:
+            obj.__dict__[self.link.column] = None
+            obj.__dict__.pop(self.cache, None)
+            return
+        if isinstance(value, ModelObject):
+            if value.id is None:
+                raise ObjectValidationError(
+                    f"{obj._meta.name}.{self.link.name}: save the {value._meta.name} first"
+                )
+            obj.__dict__[self.link.column] = value.id
+            obj.__dict__[self.cache] = value
+            return
+        raise ObjectValidationError(
+            f"{obj._meta.name}.{self.link.name}: expected a {self.link.target} object or None, "
+            f"got {value!r} (set {self.link.column} to assign an id)"
+        )
+
+
+class ReverseDescriptor:
+    """`site.users`: a manager over the live objects whose link points at this one."""
+
+    def __init__(self, declaring: str, link: Link):
+        self.declaring = declaring
+        self.link = link
+
+    def __get__(self, obj: ModelObject | None, cls: type[ModelObject]) -> Any:
+        if obj is None:
+            return self
+        source = obj._meta.accessor.get_model_class(self.declaring)
+        table = obj._meta.store.table(self.declaring)
+        return Manager(
+            source,
+            where=(table.c[self.link.column] == obj.id,),
+            creates={self.link.column: obj.id},
+        )
+
+
+class ModelObject:
+    """Base of every model class an accessor builds. Construct new objects with field values."""
+
+    _meta: ClassVar[ModelMeta]
+    objects: ClassVar[Manager]
+    deleted_objects: ClassVar[Manager]
+    id: int | None
+
+    def __init__(self, **fields: Any):
+        meta = self._meta
+        for f in meta.fields.values():
+            self.__dict__[f.name] = f.default if f.has_default else None
+        for column in meta.link_by_column:
+            self.__dict__[column] = None
+        self.__dict__["id"] = None
+        self.__dict__["leaf_model_name"] = meta.name
+        self._orig: dict[str, Any] | None = None
+        for key, value in fields.items():
+            self._set(key, value)
+
+    def _set(self, key: str, value: Any) -> None:
+        meta = self._meta
+        if key in meta.links:
+            setattr(self, key, value)
+        elif key in meta.fields or key in meta.link_by_column:
+            self.__dict__[key] = value
+        else:
+            raise ObjectValidationError(
+                f"{meta.name} has no field {key!r}; fields: {', '.join(meta.public_names())}"
+            )
+
+    @classmethod
+    def _from_row(cls, row: Mapping[str, Any]) -> ModelObject:
+        obj = cls.__new__(cls)
+        meta = cls._meta
+        d = obj.__dict__
+        d["id"] = row["id"]
+        for name, field in meta.fields.items():
+            d[name] = from_db(field, row.get(name))
+        for column in meta.link_by_column:
+            d[column] = row.get(column)
+        obj._orig = {c: d[c] for c in meta.columns}
+        return obj
+
+    @classmethod
+    def _get_any(cls, object_id: int) -> ModelObject | None:
+        """The object with this id, live or soft-deleted (links may point at deleted rows)."""
+        return QuerySet(cls, deleted=None).filter(id=object_id).first()
+
+    # -- XOS object API ---------------------------------------------------------------------
+
+    @property
+    def pk(self) -> int | None:
+        return self.id
+
+    @property
+    def model_name(self) -> str:
+        return self._meta.name
+
+    @property
+    def is_new(self) -> bool:
+        return self._orig is None
+
+    @property
+    def leaf_model(self) -> ModelObject:
+        """The most derived object for this row (itself when it is already the leaf)."""
+        leaf = self.__dict__.get("leaf_model_name") or self._meta.name
+        if leaf == self._meta.name or self.id is None:
+            return self
+        found = self._meta.accessor.get_model_class(leaf)._get_any(self.id)
+        if found is None:
+            raise StoreError(f"{leaf} id {self.id} no longer exists in the store")
+        return found
+
+    @property
+    def changed_fields(self) -> list[str]:
+        """Field (and link column) names whose value differs from what was read or created."""
+        if self._orig is None:
+            return [c for c in self._meta.columns if c != "id" and self.__dict__.get(c) is not None]
+        return [c for c in self._meta.columns if self.__dict__.get(c) != self._orig.get(c)]
+
+    def has_field_changed(self, name: str) -> bool:
+        return self._meta.column_for(name) in self.changed_fields
+
+    def get_field_diff(self, name: str) -> tuple[Any, Any] | None:
+        column = self._meta.column_for(name)
+        if column not in self.changed_fields:
+            return None
+        before = self._orig.get(column) if self._orig else None
+        return (before, self.__dict__.get(column))
+
+    @property
+    def diff(self) -> dict[str, tuple[Any, Any]]:
+        return {
+            c: (self._orig.get(c) if self._orig else None, self.__dict__.get(c))
+            for c in self.changed_fields
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every column: fields, bookkeeping fields, and links as ids (`site_id`)."""
+        return {c: self.__dict__.get(c) for c in self._meta.columns}
+
+    def tologdict(self) -> dict[str, Any]:
+        return {"model_name": self._meta.name, "pk": self.id}
+
+    def save(
+        self,
+        update_fields: Iterable[str] | None = None,
+        always_update_timestamp: bool = False,
+    ) -> None:
+        """Write the object: insert when new, else only the changed (or named) fields."""
+        if self._orig is None:
+            self._insert()
+        else:
+            self._update(update_fields, always_update_timestamp)
+
+    def delete(self) -> None:
+        """Soft delete, with cascade along required links (contract section 4)."""
+        if self.id is None:
+            raise StoreError(f"cannot delete a {self._meta.name} that was never saved")
+        store = self._meta.store
+        touched: set[str] = set()
+        with store.write(touched) as conn:
+            leaves = store.soft_delete(self._meta.name, self.id, conn)
+            touched.update(store.touched_names(leaves))
+        if leaves:
+            d = self.__dict__
+            d["deleted"], d["enacted"], d["policed"] = True, None, None
+            if self._orig is not None:
+                self._orig.update(deleted=True, enacted=None, policed=None)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _checked(self, columns: Iterable[str]) -> dict[str, Any]:
+        meta = self._meta
+        values: dict[str, Any] = {}
+        for c in columns:
+            value = self.__dict__.get(c)
+            if c in meta.fields:
+                values[c] = check_value(meta.name, meta.fields[c], value)
+            elif c in meta.link_by_column:
+                values[c] = self._checked_link(meta.link_by_column[c], value)
+        return values
+
+    def _checked_link(self, link: Link, value: Any) -> int | None:
+        meta = self._meta
+        if value is None:
+            if link.required:
+                raise ObjectValidationError(f"{meta.name}.{link.name}: a {link.target} is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ObjectValidationError(
+                f"{meta.name}.{link.name}: expected a {link.target} id, got {value!r}"
+            )
+        if not meta.store.exists(link.target, value):
+            raise ObjectValidationError(
+                f"{meta.name}.{link.name}: {link.target} id {value} does not exist"
+            )
+        return value
+
+    def _insert(self) -> None:
+        meta = self._meta
+        d = self.__dict__
+        for f in meta.fields.values():
+            if f.required and not f.has_default and d.get(f.name) is None:
+                raise ObjectValidationError(f"{meta.name}.{f.name}: a value is required")
+        values = self._checked(c for c in meta.columns if c != "id")
+        now = meta.store.clock()
+        values.update(
+            created=now, updated=now, enacted=None, policed=None, leaf_model_name=meta.name
+        )
+        store = meta.store
+        touched = set(store.touched_names([meta.name]))
+        with store.write(touched) as conn:
+            new_id = store.insert(meta.name, values, conn)
+        d.update(values)
+        d["id"] = new_id
+        self._orig = {c: d.get(c) for c in meta.columns}
+
+    def _update(self, update_fields: Iterable[str] | None, always_update_timestamp: bool) -> None:
+        meta = self._meta
+        assert self._orig is not None and self.id is not None
+        changed = set(self.changed_fields)
+        if update_fields is not None:
+            write = {meta.column_for(n) for n in update_fields} - {"id"}
+        else:
+            write = changed - {"id"}
+        caller = current_caller()
+        data_changed = any(not is_bookkeeping(c) for c in write & changed)
+        stamps: dict[str, float] = {}
+        bump = always_update_timestamp
+        if caller == "user":
+            bump = bump or data_changed or update_fields is None
+        else:
+            if "updated" in write and not always_update_timestamp:
+                # Engines and steps never move `updated` directly (XOS): revert silently.
+                write.discard("updated")
+                self.__dict__["updated"] = self._orig.get("updated")
+            if data_changed and caller == "sync":
+                stamps["changed_by_step"] = meta.store.clock()
+            elif data_changed and caller == "policy":
+                stamps["changed_by_policy"] = meta.store.clock()
+        write.discard("updated")
+        values = self._checked(write)
+        values.update(stamps)
+        if not values and not bump:
+            return
+        store = meta.store
+        leaf = self.__dict__.get("leaf_model_name") or meta.name
+        touched = set(store.touched_names([leaf]))
+        with store.write(touched) as conn:
+            new_updated = store.update(
+                meta.name, self.id, values, conn, bump_updated=store.clock() if bump else None
+            )
+        if new_updated is not None:
+            values["updated"] = new_updated
+        self.__dict__.update(values)
+        self._orig.update(values)
+
+    # -- identity ----------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelObject) or self.id is None:
+            return other is self
+        return (
+            other.id == self.id
+            and other._meta.store.endpoint == self._meta.store.endpoint
+            and other._meta.store.models.root(other._meta.name)
+            == self._meta.store.models.root(self._meta.name)
+        )
+
+    def __hash__(self) -> int:
+        if self.id is None:
+            return id(self)
+        return hash((self._meta.store.models.root(self._meta.name), self.id))
+
+    def __repr__(self) -> str:
+        label = self.__dict__.get("name")
+        extra = f" {label!r}" if isinstance(label, str) else ""
+        return f"<{self._meta.name} id={self.id}{extra}>"
+
+    def __str__(self) -> str:
+        label = self.__dict__.get("name")
+        return label if isinstance(label, str) else f"{self._meta.name} {self.id}"
+
+
+def build_model_class(
+    name: str, accessor: ModelAccessor, parent: type[ModelObject] | None
+) -> type[ModelObject]:
+    """A class for model `name`, derived from its parent model's class."""
+    meta = ModelMeta(name, accessor)
+    namespace: dict[str, Any] = {
+        "_meta": meta,
+        "objects": _ManagerDescriptor(deleted=False),
+        "deleted_objects": _ManagerDescriptor(deleted=True),
+        "__module__": "xos_runtime.models.generated",
+        "__qualname__": name,
+    }
+    for link in meta.definition.links:
+        namespace[link.name] = LinkDescriptor(link)
+    for declaring, link in accessor.store.models.links_to(name):
+        if link.reverse_name:
+            namespace[link.reverse_name] = ReverseDescriptor(declaring, link)
+    return type(name, (parent or ModelObject,), namespace)

@@ -1,0 +1,231 @@
+"""Managers and query sets: `Site.objects.filter(name="x")`, as XOS plugins write them.
+
+A `QuerySet` is lazy and immutable: `filter()`/`exclude()`/`order_by()` return new ones, and
+the rows are read once, on first use (`len`, iteration, indexing). Lookups are equality by
+default; `field__in`, `__ne`, `__gt`, `__gte`, `__lt`, `__lte`, `__isnull`, `__contains` and
+`__startswith` are there for the few places plugins need more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+import sqlalchemy as sa
+
+from xos_runtime.exceptions import DoesNotExist, MultipleObjectsReturned, ObjectValidationError
+
+if TYPE_CHECKING:
+    from xos_runtime.store.objects import ModelObject
+
+_LOOKUPS: dict[str, Callable[[sa.ColumnElement[Any], Any], sa.ColumnElement[bool]]] = {
+    "exact": lambda c, v: c.is_(None) if v is None else c == v,
+    "ne": lambda c, v: c.is_not(None) if v is None else c != v,
+    "in": lambda c, v: c.in_(list(v)),
+    "gt": lambda c, v: c > v,
+    "gte": lambda c, v: c >= v,
+    "lt": lambda c, v: c < v,
+    "lte": lambda c, v: c <= v,
+    "isnull": lambda c, v: c.is_(None) if v else c.is_not(None),
+    "contains": lambda c, v: c.contains(v, autoescape=True),
+    "startswith": lambda c, v: c.startswith(v, autoescape=True),
+}
+
+
+def _plain(value: Any) -> Any:
+    """A linked object given as a filter value stands for its id."""
+    if hasattr(value, "_meta") and hasattr(value, "id"):
+        return value.id
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+class QuerySet(Sequence["ModelObject"]):
+    """Objects of one model (and its sub-models) matching some conditions."""
+
+    def __init__(
+        self,
+        cls: type[ModelObject],
+        where: tuple[sa.ColumnElement[bool], ...] = (),
+        *,
+        deleted: bool | None = False,
+        order: tuple[sa.ColumnElement[Any], ...] = (),
+    ):
+        self._cls = cls
+        self._where = where
+        self._deleted = deleted
+        self._order = order
+        self._cache: list[ModelObject] | None = None
+
+    # -- building --------------------------------------------------------------------------
+
+    def _conditions(self, kwargs: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
+        meta = self._cls._meta
+        table = meta.store.table(meta.name)
+        out: list[sa.ColumnElement[bool]] = []
+        for key, value in kwargs.items():
+            name, _, op = key.partition("__")
+            op = op or "exact"
+            if op not in _LOOKUPS:
+                raise ObjectValidationError(
+                    f"{meta.name}: unknown lookup {key!r}; use one of {', '.join(_LOOKUPS)}"
+                )
+            column = meta.column_for(name)
+            out.append(_LOOKUPS[op](table.c[column], _plain(value)))
+        return out
+
+    def _clone(self, **changes: Any) -> QuerySet:
+        args: dict[str, Any] = {
+            "where": self._where,
+            "deleted": self._deleted,
+            "order": self._order,
+        }
+        args.update(changes)
+        return QuerySet(self._cls, **args)
+
+    def all(self) -> QuerySet:
+        return self._clone()
+
+    def filter(self, **kwargs: Any) -> QuerySet:
+        return self._clone(where=(*self._where, *self._conditions(kwargs)))
+
+    def exclude(self, **kwargs: Any) -> QuerySet:
+        conds = self._conditions(kwargs)
+        if not conds:
+            return self._clone()
+        return self._clone(where=(*self._where, sa.not_(sa.and_(*conds))))
+
+    def order_by(self, *names: str) -> QuerySet:
+        meta = self._cls._meta
+        table = meta.store.table(meta.name)
+        order: list[sa.ColumnElement[Any]] = []
+        for name in names:
+            desc = name.startswith("-")
+            col = table.c[meta.column_for(name.lstrip("-"))]
+            order.append(col.desc() if desc else col.asc())
+        return self._clone(order=tuple(order))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _all_conditions(self) -> list[sa.ColumnElement[bool]]:
+        meta = self._cls._meta
+        table = meta.store.table(meta.name)
+        conds = list(self._where)
+        if self._deleted is not None:
+            conds.append(
+                table.c.deleted == sa.true() if self._deleted else table.c.deleted == sa.false()
+            )
+        return conds
+
+    def _fetch(self) -> list[ModelObject]:
+        if self._cache is None:
+            meta = self._cls._meta
+            rows = meta.store.select(meta.name, self._all_conditions(), order_by=self._order)
+            self._cache = [self._cls._from_row(r) for r in rows]
+        return self._cache
+
+    def __len__(self) -> int:
+        return len(self._fetch())
+
+    def __iter__(self) -> Iterator[ModelObject]:
+        return iter(self._fetch())
+
+    @overload
+    def __getitem__(self, index: int) -> ModelObject: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ModelObject]: ...
+
+    def __getitem__(self, index: int | slice) -> ModelObject | list[ModelObject]:
+        return self._fetch()[index]
+
+    def __bool__(self) -> bool:
+        return bool(self._fetch())
+
+    def __repr__(self) -> str:
+        return f"<QuerySet {self._cls._meta.name} {list(self._fetch())!r}>"
+
+    def count(self, *_value: object) -> int:
+        """The number of matching rows (one COUNT query unless the rows were read)."""
+        if self._cache is not None:
+            return len(self._cache)
+        meta = self._cls._meta
+        return meta.store.count(meta.name, self._all_conditions())
+
+    def exists(self) -> bool:
+        return self.first() is not None
+
+    def first(self) -> ModelObject | None:
+        if self._cache is not None:
+            return self._cache[0] if self._cache else None
+        meta = self._cls._meta
+        rows = meta.store.select(meta.name, self._all_conditions(), order_by=self._order, limit=1)
+        return self._cls._from_row(rows[0]) if rows else None
+
+    def get(self, **kwargs: Any) -> ModelObject:
+        qs = self.filter(**kwargs) if kwargs else self
+        meta = self._cls._meta
+        rows = meta.store.select(meta.name, qs._all_conditions(), limit=2)
+        if not rows:
+            what = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "any"
+            raise DoesNotExist(f"{meta.name} matching {what} does not exist")
+        if len(rows) > 1:
+            what = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            raise MultipleObjectsReturned(f"more than one {meta.name} matches {what}")
+        return self._cls._from_row(rows[0])
+
+
+class Manager:
+    """`Model.objects` (live rows), `Model.deleted_objects`, and reverse-link managers."""
+
+    def __init__(
+        self,
+        cls: type[ModelObject],
+        *,
+        deleted: bool | None = False,
+        where: tuple[sa.ColumnElement[bool], ...] = (),
+        creates: dict[str, Any] | None = None,
+    ):
+        self._cls = cls
+        self._deleted = deleted
+        self._base_where = where
+        self._creates = creates or {}
+
+    def _qs(self) -> QuerySet:
+        return QuerySet(self._cls, self._base_where, deleted=self._deleted)
+
+    def all(self) -> QuerySet:
+        return self._qs()
+
+    def filter(self, **kwargs: Any) -> QuerySet:
+        return self._qs().filter(**kwargs)
+
+    def exclude(self, **kwargs: Any) -> QuerySet:
+        return self._qs().exclude(**kwargs)
+
+    def order_by(self, *names: str) -> QuerySet:
+        return self._qs().order_by(*names)
+
+    def get(self, **kwargs: Any) -> ModelObject:
+        return self._qs().get(**kwargs)
+
+    def first(self) -> ModelObject | None:
+        return self._qs().first()
+
+    def count(self) -> int:
+        return self._qs().count()
+
+    def exists(self) -> bool:
+        return self._qs().exists()
+
+    def create(self, **fields: Any) -> ModelObject:
+        obj = self._cls(**{**self._creates, **fields})
+        obj.save()
+        return obj
+
+    def __iter__(self) -> Iterator[ModelObject]:
+        return iter(self._qs())
+
+    def __len__(self) -> int:
+        return len(self._qs())

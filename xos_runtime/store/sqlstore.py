@@ -1,0 +1,346 @@
+"""The SQL store: tables, transactions and row-level operations over SQLAlchemy Core.
+
+SQLite (the embedded default) and PostgreSQL are two dialects of the same code. This module
+knows rows, not objects: validation and change tracking live in `objects.py`, queries in
+`query.py`. Every write is one transaction, and a committed write publishes the models it
+touched on the store's `ChangeHub`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from xos_runtime.exceptions import StoreError
+from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.notify import ChangeHub, channel_dir_for
+from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
+from xos_runtime.store.tracking import MonotonicClock
+
+Row = dict[str, Any]
+
+
+def normalise_url(endpoint: str) -> str:
+    """Turn an `accessor.endpoint` into a SQLAlchemy URL, refusing what no backend serves."""
+    if endpoint.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + endpoint.split("://", 1)[1]
+    if endpoint.startswith(("sqlite:", "postgresql+")):
+        return endpoint
+    if endpoint.startswith(("http://", "https://")):
+        raise StoreError(
+            f"store endpoint {endpoint!r}: a remote XOS core over HTTP is not supported by this "
+            "version; use sqlite:///path.db or postgresql://..."
+        )
+    raise StoreError(
+        f"store endpoint {endpoint!r} is not a store URL; expected sqlite:///path.db, "
+        "sqlite:// (in memory) or postgresql://user@host/db"
+    )
+
+
+class SqlStore:
+    """An open database holding the objects of a `ModelSet`.
+
+    `models` None opens the store with the definitions it remembers; given models are
+    reconciled with the remembered ones (new models and fields are added, destructive changes
+    refused). `clock` is injectable so that tests control timestamps.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        models: ModelSet | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ):
+        self.endpoint = endpoint
+        self.url = make_url(normalise_url(endpoint))
+        self.clock: Callable[[], float] = clock or MonotonicClock()
+        self.dialect = self.url.get_backend_name()
+        self._lock: threading.RLock | None = None
+        self.engine = self._create_engine()
+        self.hub = ChangeHub(self._channel_dir())
+        try:
+            self.models = self._reconcile(models)
+        except Exception:
+            self.engine.dispose()
+            raise
+        self.schema = Schema(self.models)
+
+    # -- engine and transactions ------------------------------------------------------------
+
+    def _create_engine(self) -> Engine:
+        if self.dialect != "sqlite":
+            return sa.create_engine(self.url, pool_pre_ping=True, future=True)
+        database = self.url.database
+        if not database or database == ":memory:":
+            # One shared connection: an in-memory database exists only inside it.
+            self._lock = threading.RLock()
+            engine = sa.create_engine(
+                "sqlite://",
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False, "isolation_level": None},
+            )
+        else:
+            engine = sa.create_engine(
+                self.url, connect_args={"timeout": 30, "isolation_level": None}
+            )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if database and database != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Writers take the lock up front, so two writers queue on busy_timeout instead of
+            # failing on a read-to-write lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("xrt_write") else "BEGIN")
+
+        return engine
+
+    def _channel_dir(self) -> str | None:
+        if self.dialect == "sqlite":
+            db = self.url.database
+            return channel_dir_for(db) if db and db != ":memory:" else None
+        return channel_dir_for(self.url.render_as_string(hide_password=True))
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._maybe_locked(), self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self, touched: set[str] | None = None) -> Iterator[Connection]:
+        """A write transaction; on commit, publishes the model names added to `touched`."""
+        touched = touched if touched is not None else set()
+        with self._maybe_locked(), self.engine.connect() as conn:
+            conn.info["xrt_write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("xrt_write", None)
+        if touched:
+            self.hub.publish(touched)
+
+    def _maybe_locked(self) -> contextlib.AbstractContextManager[Any]:
+        return self._lock if self._lock is not None else contextlib.nullcontext()
+
+    def close(self) -> None:
+        self.hub.close()
+        self.engine.dispose()
+
+    # -- models remembered by the store -------------------------------------------------------
+
+    def _reconcile(self, models: ModelSet | None) -> ModelSet:
+        meta = sa.Table(
+            META_TABLE,
+            sa.MetaData(),
+            sa.Column("key", sa.String(200), primary_key=True),
+            sa.Column("value", sa.Text, nullable=False),
+        )
+        with self.write() as conn:
+            meta.create(conn, checkfirst=True)
+            stored_text = conn.execute(
+                sa.select(meta.c.value).where(meta.c.key == "models")
+            ).scalar_one_or_none()
+            stored = ModelSet.from_json(stored_text) if stored_text else None
+            if models is None:
+                if stored is None:
+                    raise StoreError(
+                        f"store {self.endpoint}: it holds no model definitions yet; open it once "
+                        "with models (a config with models_dir or plugins that define models)"
+                    )
+                models = stored
+            elif stored is not None and stored.to_json() != models.to_json():
+                counts = self._row_counts(conn, stored)
+                check_evolution(stored, models, counts)
+            schema = Schema(models)
+            schema.metadata.create_all(conn, checkfirst=True)
+            self._add_missing_columns(conn, schema)
+            if stored_text != models.to_json():
+                conn.execute(sa.delete(meta).where(meta.c.key == "models"))
+                conn.execute(sa.insert(meta).values(key="models", value=models.to_json()))
+        return models
+
+    def _row_counts(self, conn: Connection, models: ModelSet) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        existing = set(sa.inspect(conn).get_table_names())
+        for root in Schema(models).tables.values():
+            if root.name not in existing:
+                continue
+            col: sa.ColumnClause[str] = sa.column("leaf_model_name")
+            q = sa.select(col, sa.func.count()).select_from(sa.table(root.name)).group_by(col)
+            for leaf, n in conn.execute(q):
+                counts[leaf] = n
+        return counts
+
+    def _add_missing_columns(self, conn: Connection, schema: Schema) -> None:
+        inspector = sa.inspect(conn)
+        for table in schema.tables.values():
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+                quoted = conn.dialect.identifier_preparer.quote(table.name)
+                conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {ddl}")
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
+
+    # -- row operations ------------------------------------------------------------------------
+
+    def table(self, model: str) -> sa.Table:
+        return self.schema.table(model)
+
+    def family_filter(self, model: str) -> list[sa.ColumnElement[bool]]:
+        """The condition that keeps a hierarchy table's rows to `model` and its sub-models."""
+        table = self.table(model)
+        if self.models.root(model) == model:
+            return []
+        return [table.c.leaf_model_name.in_(self.models.descendants(model))]
+
+    def select(
+        self,
+        model: str,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+        *,
+        order_by: Sequence[sa.ColumnElement[Any]] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+        conn: Connection | None = None,
+    ) -> list[Row]:
+        table = self.table(model)
+        q = sa.select(table).where(*self.family_filter(model), *where)
+        q = q.order_by(*order_by) if order_by else q.order_by(table.c.id)
+        if limit is not None:
+            q = q.limit(limit)
+        if offset:
+            q = q.offset(offset)
+        if conn is not None:
+            return [dict(r) for r in conn.execute(q).mappings()]
+        with self.read() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def count(self, model: str, where: Sequence[sa.ColumnElement[bool]] = ()) -> int:
+        table = self.table(model)
+        q = sa.select(sa.func.count()).select_from(table)
+        q = q.where(*self.family_filter(model), *where)
+        with self.read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def exists(self, model: str, object_id: int, *, live: bool = True) -> bool:
+        table = self.table(model)
+        where = [table.c.id == object_id, *self.family_filter(model)]
+        if live:
+            where.append(table.c.deleted == sa.false())
+        with self.read() as conn:
+            return conn.execute(sa.select(table.c.id).where(*where)).first() is not None
+
+    def insert(self, model: str, values: Mapping[str, Any], conn: Connection) -> int:
+        result = conn.execute(sa.insert(self.table(model)).values(**values))
+        pk = result.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def update(
+        self,
+        model: str,
+        object_id: int,
+        values: Mapping[str, Any],
+        conn: Connection,
+        *,
+        bump_updated: float | None = None,
+    ) -> float | None:
+        """Write `values` to one row; with `bump_updated`, move `updated` forward too.
+
+        Returns the row's new `updated` when it was bumped. Raises `StoreError` when the row
+        is gone (purged by another process).
+        """
+        table = self.table(model)
+        stmt = sa.update(table).where(table.c.id == object_id).values(**values)
+        if bump_updated is not None:
+            # `updated` only ever grows, even if this process's clock is behind the writer
+            # of the previous version: pending-ness compares it with `enacted`.
+            step = MonotonicClock.STEP
+            stmt = stmt.values(
+                updated=sa.case(
+                    (table.c.updated >= bump_updated, table.c.updated + step),
+                    else_=bump_updated,
+                )
+            ).returning(table.c.updated)
+            new = conn.execute(stmt).scalar_one_or_none()
+            if new is None:
+                raise StoreError(f"{model} id {object_id} no longer exists in the store")
+            return float(new)
+        result = conn.execute(stmt)
+        if result.rowcount == 0:
+            raise StoreError(f"{model} id {object_id} no longer exists in the store")
+        return None
+
+    def soft_delete(self, model: str, object_id: int, conn: Connection) -> set[str]:
+        """Mark one object and, transitively, the objects whose required links reach it.
+
+        A write-protected object is left alone (XOS: its delete is a silent no-op); objects
+        reached through the cascade are deleted even when write-protected, as in XOS. Returns
+        the leaf model names that were marked.
+        """
+        touched: set[str] = set()
+        pending: list[tuple[str, int, bool]] = [(model, object_id, True)]
+        while pending:
+            name, oid, first = pending.pop()
+            table = self.table(name)
+            where = [table.c.id == oid, table.c.deleted == sa.false()]
+            if first:
+                where.append(table.c.write_protect == sa.false())
+            leaf = conn.execute(
+                sa.update(table)
+                .where(*where)
+                .values(deleted=True, enacted=None, policed=None)
+                .returning(table.c.leaf_model_name)
+            ).scalar_one_or_none()
+            if leaf is None:
+                continue
+            touched.add(leaf)
+            for declaring, link in self.models.reverse_links(leaf):
+                if not link.required:
+                    continue
+                dep = self.table(declaring)
+                rows = conn.execute(
+                    sa.select(dep.c.id, dep.c.leaf_model_name).where(
+                        dep.c[link.column] == oid,
+                        dep.c.deleted == sa.false(),
+                        *self.family_filter(declaring),
+                    )
+                )
+                pending.extend((str(r.leaf_model_name), int(r.id), False) for r in rows)
+        return touched
+
+    def purge(self, model: str, object_id: int, conn: Connection) -> None:
+        """Remove a row for good; links that pointed at it become NULL."""
+        table = self.table(model)
+        conn.execute(sa.delete(table).where(table.c.id == object_id))
+        for declaring, link in self.models.reverse_links(model):
+            dep = self.table(declaring)
+            conn.execute(
+                sa.update(dep).where(dep.c[link.column] == object_id).values({link.column: None})
+            )
+
+    def touched_names(self, leaves: Iterable[str]) -> set[str]:
+        """Leaf models and their ancestors: what a subscriber observing a base model wants."""
+        out: set[str] = set()
+        for leaf in leaves:
+            if leaf in self.models:
+                out.update(self.models.ancestors(leaf))
+        return out
