@@ -1,0 +1,423 @@
+"""The typed settings of xos-runtime: one frozen attrs class per area of the config file.
+
+Each field carries its default and meaning right below it. The classes check the *values*
+they are given (ranges, choices, cross-field rules) and raise `ConfigError` whose `key` is
+the field name; `loader` checks the *types* of what YAML produced, resolves paths and
+secrets, and prefixes the key path and file name to any error.
+
+Field metadata read by the loader (all optional):
+
+* ``load``: the name of a load-time transform (``dir``, ``file``, ``new_file``,
+  ``store_url``, ``secret``, ``rotation``) that needs the config file's folder or the disk;
+* ``pre``: the name of a transform of the raw YAML value before its type is checked
+  (``one_or_many`` turns a string into a one-item list, ``logging`` accepts a dictConfig);
+* ``derive``: the name of a default computed from the rest of the file (``store_url``);
+* ``key``: False for fields that are not config keys (`Settings.source` and friends);
+* ``context``: True for a value later fields' defaults depend on (`Settings.name`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import attrs
+
+from xos_runtime.exceptions import ConfigError
+
+__all__ = [
+    "LEGACY_KEYS",
+    "LOG_LEVELS",
+    "STORE_URL_SCHEMES",
+    "AccessorSettings",
+    "BackoffSettings",
+    "EventBusSettings",
+    "LoggingSettings",
+    "PluginSettings",
+    "PolicySettings",
+    "Settings",
+    "SyncSettings",
+    "default_store_url",
+]
+
+#: Top-level XOS keys that are accepted and ignored (kept in `Settings.legacy`).
+LEGACY_KEYS: frozenset[str] = frozenset(
+    {
+        "desired_state",
+        "required_models",
+        "wrappers",
+        "kafka_bootstrap_servers",
+        "config_dir",
+        "backoff_disabled",
+        "xos_dir",
+        "blueprints",
+        "link_graph",
+        "sys_dir",
+        "keep_temp_files",
+        "proxy_ssh",
+        "error_map_path",
+        "feefie",
+        "node_key",
+        "images_directory",
+        "nova",
+    }
+)
+
+#: Level names `logging.level` accepts (case-insensitive), lowest first.
+LOG_LEVELS: tuple[str, ...] = (
+    "TRACE",
+    "DEBUG",
+    "INFO",
+    "SUCCESS",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+)
+
+#: URL schemes `accessor.endpoint` accepts (``postgresql+DRIVER`` is accepted too).
+STORE_URL_SCHEMES: tuple[str, ...] = ("sqlite", "postgresql", "http", "https")
+
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def default_store_url(base_dir: str, name: str) -> str:
+    """The embedded store used when `accessor.endpoint` is absent: ``<base_dir>/<name>.db``."""
+    return "sqlite:///" + os.path.join(base_dir, f"{name}.db")
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# --- value checks -----------------------------------------------------------------------------
+# They ignore None (an optional value left unset) and raise ConfigError keyed by the field.
+
+
+def _bounded(
+    *, gt: float | None = None, ge: float | None = None, le: float | None = None
+) -> Validator:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if gt is not None and not value > gt:
+            raise ConfigError(f"must be > {gt:g}, got {value!r}", key=attribute.name)
+        if ge is not None and not value >= ge:
+            raise ConfigError(f"must be >= {ge:g}, got {value!r}", key=attribute.name)
+        if le is not None and not value <= le:
+            raise ConfigError(f"must be <= {le:g}, got {value!r}", key=attribute.name)
+
+    return check
+
+
+def _one_of(*choices: str) -> Validator:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and value not in choices:
+            expected = ", ".join(repr(c) for c in choices)
+            hint = did_you_mean(str(value), choices)
+            raise ConfigError(
+                f"expected one of {expected}, got {value!r}{hint}", key=attribute.name
+            )
+
+    return check
+
+
+def _not_empty(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value:
+        raise ConfigError("must not be empty", key=attribute.name)
+
+
+def _store_url(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    expected = "expected sqlite:///PATH, sqlite://, postgresql://... or http(s)://HOST:PORT"
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        raise ConfigError(f"not a store URL: {value!r} ({expected})", key=attribute.name)
+    base = scheme.lower().split("+", 1)[0]
+    if base not in STORE_URL_SCHEMES or ("+" in scheme and base != "postgresql"):
+        hint = did_you_mean(scheme, STORE_URL_SCHEMES)
+        raise ConfigError(f"unknown URL scheme {scheme!r} ({expected}){hint}", key=attribute.name)
+    if base != "sqlite" and not rest.split("/", 1)[0]:
+        raise ConfigError(f"no host in {value!r}", key=attribute.name)
+
+
+def _dict_config(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    version = value.get("version")
+    if isinstance(version, bool) or version != 1:
+        raise ConfigError(
+            f"a logging dictConfig needs 'version: 1', got {version!r}",
+            key=f"{attribute.name}.version",
+        )
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if isinstance(value, str) else value
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^\s:,\[\]]+):(\d{1,5})$")
+
+
+# --- the settings -----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AccessorSettings:
+    """Where the models are stored (XOS ``accessor``)."""
+
+    endpoint: str = attrs.field(
+        validator=_store_url, metadata={"load": "store_url", "derive": "store_url"}
+    )
+    """The store URL. ``sqlite:///PATH`` (the embedded store; a relative PATH is relative to
+    the config file's folder, ``sqlite:////abs/path`` is absolute), ``sqlite://`` (in memory),
+    ``postgresql://...`` (a shared store) or ``http(s)://HOST:PORT`` (a remote core).
+    Default: ``sqlite:///<config folder>/<name>.db``."""
+
+    username: str | None = None
+    """User name for stores that authenticate. Default: None."""
+
+    password: str | None = attrs.field(
+        default=None,
+        repr=lambda v: "None" if v is None else "'***'",
+        metadata={"load": "secret"},
+    )
+    """Password. ``@PATH`` is replaced when loading by the first line of that file, stripped
+    (a relative PATH is relative to the config folder). Default: None."""
+
+    kind: str | None = None
+    """XOS legacy (``grpcapi``/``testframework``): accepted and ignored. Default: None."""
+
+
+@attrs.frozen(kw_only=True)
+class EventBusSettings:
+    """Where event steps get their events from (XOS ``event_bus``)."""
+
+    kind: Literal["memory", "kafka"] = attrs.field(
+        default="memory", validator=_one_of("memory", "kafka")
+    )
+    """``memory`` (in-process, the embedded default) or ``kafka``. Default: ``memory``."""
+
+    endpoint: str | None = None
+    """Kafka bootstrap servers ``host:port[,host:port]``; required when `kind` is ``kafka``,
+    unused otherwise. Default: None."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind != "kafka":
+            return
+        if self.endpoint is None:
+            raise ConfigError(
+                "required when event_bus.kind is 'kafka' (host:port[,host:port])", key="endpoint"
+            )
+        for server in self.endpoint.split(","):
+            match = _HOST_PORT.match(server.strip())
+            if not match or not 0 < int(match.group(2)) < 65536:
+                raise ConfigError(
+                    f"expected host:port[,host:port], got {self.endpoint!r}", key="endpoint"
+                )
+
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap servers as a list (empty unless `endpoint` is set)."""
+        if not self.endpoint:
+            return []
+        return [s.strip() for s in self.endpoint.split(",")]
+
+
+@attrs.frozen(kw_only=True)
+class LoggingSettings:
+    """What is logged and where (XOS ``logging``)."""
+
+    level: str = attrs.field(default="INFO", converter=_upper, validator=_one_of(*LOG_LEVELS))
+    """Lowest level written: TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR or CRITICAL
+    (any case; stored upper-case). Default: INFO."""
+
+    format: Literal["text", "json"] = attrs.field(default="text", validator=_one_of("text", "json"))
+    """``text`` (one readable line: time, level, source, message, bound extras such as
+    ``step=``/``model=``/``id=``) or ``json`` (one compact JSON object per line).
+    Default: ``text``."""
+
+    file: str | None = attrs.field(default=None, metadata={"load": "new_file"})
+    """Also write to this file (relative to the config folder; created when needed).
+    Default: None, standard error only."""
+
+    rotation: str | None = attrs.field(default=None, metadata={"load": "rotation"})
+    """When `file` is rotated, in loguru's words: ``"10 MB"``, ``"1 day"``, ``"00:00"``...
+    Default: None, never."""
+
+    dict_config: dict[str, Any] | None = attrs.field(default=None, validator=_dict_config)
+    """An XOS-style Python logging dictConfig (``version: 1``). Given as the whole
+    ``logging`` value (as XOS configs do) it lands here. It is applied with
+    `logging.config.dictConfig`; if that fails (XOS configs name ``multistructlog``
+    handlers), the runtime's own logging is used at the root level it names.
+    Default: None."""
+
+
+@attrs.frozen(kw_only=True)
+class BackoffSettings:
+    """How long a failed object waits before it is retried.
+
+    The wait after the n-th consecutive failure is ``initial * factor ** (n - 1)``, capped at
+    `max`, then spread by ``± jitter`` of itself (and capped at `max` again); see `delay`.
+    """
+
+    initial: float = attrs.field(default=1.0, validator=_bounded(gt=0))
+    """Seconds to wait after the first failure (> 0). Default: 1.0."""
+
+    factor: float = attrs.field(default=2.0, validator=_bounded(ge=1))
+    """Growth of the wait per further failure (>= 1; 1 is a constant wait). Default: 2.0."""
+
+    max: float = attrs.field(default=300.0, validator=_bounded(gt=0))
+    """Longest wait in seconds (>= `initial`). Default: 300.0."""
+
+    jitter: float = attrs.field(default=0.1, validator=_bounded(ge=0, le=1))
+    """Random spread as a fraction of the wait, 0..1 (0 = none). Default: 0.1."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.max < self.initial:
+            raise ConfigError(f"must be >= initial ({self.initial:g}), got {self.max:g}", key="max")
+
+    def delay(self, failures: int, rand: float) -> float:
+        """Seconds to wait after `failures` consecutive failures (0 for none).
+
+        `rand` is a uniform random number in [0, 1] supplied by the caller (so tests need no
+        random source): 0 gives the shortest wait ``(1 - jitter) * d``, 1 the longest
+        ``(1 + jitter) * d``, 0.5 exactly ``d``. The result never exceeds `max`.
+        """
+        if failures <= 0:
+            return 0.0
+        try:
+            base = min(self.max, self.initial * self.factor ** (failures - 1))
+        except OverflowError:
+            base = self.max
+        rand = min(1.0, max(0.0, rand))
+        spread = base * (1.0 - self.jitter + 2.0 * self.jitter * rand)
+        return min(self.max, spread) if math.isfinite(spread) else self.max
+
+
+@attrs.frozen(kw_only=True)
+class SyncSettings:
+    """The sync engine (sync and delete steps)."""
+
+    workers: int = attrs.field(default=8, validator=_bounded(ge=1))
+    """Size of the one worker pool shared by all steps (>= 1). Default: 8."""
+
+    timeout: float | None = attrs.field(default=None, validator=_bounded(gt=0))
+    """Default time limit in seconds of one `sync_record`/`delete_record` call (> 0); a call
+    over it is abandoned and counted as a failure. Default: None, no limit."""
+
+    poll_interval: float = attrs.field(default=5.0, validator=_bounded(gt=0))
+    """Seconds between passes when no change notification wakes the engine (> 0).
+    Default: 5.0 (XOS's fixed observer wait)."""
+
+    backoff: BackoffSettings = attrs.Factory(BackoffSettings)
+    """Retry waits of failed objects. Default: `BackoffSettings()`."""
+
+
+@attrs.frozen(kw_only=True)
+class PolicySettings:
+    """The model policy engine."""
+
+    workers: int = attrs.field(default=4, validator=_bounded(ge=1))
+    """Number of policy handlers run at once (>= 1). Default: 4."""
+
+    timeout: float | None = attrs.field(default=None, validator=_bounded(gt=0))
+    """Default time limit in seconds of one handler call (> 0). Default: None, no limit."""
+
+    backoff: BackoffSettings = attrs.Factory(BackoffSettings)
+    """Retry waits of objects whose policy failed. Default: `BackoffSettings()`."""
+
+
+@attrs.frozen(kw_only=True)
+class PluginSettings:
+    """Plugin discovery."""
+
+    skip_broken: bool = False
+    """True: a plugin that fails to load is logged and skipped; False: it stops start-up.
+    Default: False."""
+
+    disabled: list[str] = attrs.Factory(list)
+    """Plugins not to load, each an entry point name, ``module:Class`` or a class name.
+    Default: [] (load all)."""
+
+
+def _cwd() -> str:
+    return os.getcwd()
+
+
+def _default_accessor(self: Settings) -> AccessorSettings:
+    return AccessorSettings(endpoint=default_store_url(self.base_dir, self.name))
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """The whole configuration of one runtime process (one config file)."""
+
+    name: str = attrs.field(validator=_not_empty, metadata={"context": True})
+    """The synchronizer's name: names its default store file, its Kafka consumer group and
+    its log lines. Required."""
+
+    source: str | None = attrs.field(default=None, metadata={"key": False})
+    """Absolute path of the file this was loaded from; None when built from a mapping."""
+
+    base_dir: str = attrs.field(factory=_cwd, metadata={"key": False})
+    """Folder relative paths were resolved against: the config file's folder (the current
+    directory when built from a mapping without one)."""
+
+    accessor: AccessorSettings = attrs.field(
+        default=attrs.Factory(_default_accessor, takes_self=True)
+    )
+    """The model store. Default: the embedded SQLite store ``<base_dir>/<name>.db``."""
+
+    core_version: str | None = None
+    """The XOS core version the models are written for (informational). Default: None."""
+
+    dependency_graph: str | None = attrs.field(default=None, metadata={"load": "file"})
+    """XOS model-deps file (absolute once loaded; must exist). Default: None, the graph is
+    derived from the models' links."""
+
+    models_dir: list[str] = attrs.field(
+        factory=list, metadata={"load": "dir", "pre": "one_or_many"}
+    )
+    """Folders of ``.xproto`` model definitions (one string or a list; absolute once
+    loaded; each must exist). Default: []."""
+
+    steps_dir: str | None = attrs.field(default=None, metadata={"load": "dir"})
+    """Folder of sync step modules (must exist). Default: None."""
+
+    model_policies_dir: str | None = attrs.field(default=None, metadata={"load": "dir"})
+    """Folder of model policy modules (must exist). Default: None."""
+
+    pull_steps_dir: str | None = attrs.field(default=None, metadata={"load": "dir"})
+    """Folder of pull step modules (must exist). Default: None."""
+
+    event_steps_dir: str | None = attrs.field(default=None, metadata={"load": "dir"})
+    """Folder of event step modules (must exist). Default: None."""
+
+    event_bus: EventBusSettings = attrs.Factory(EventBusSettings)
+    """The event source of event steps. Default: in memory."""
+
+    logging: LoggingSettings = attrs.field(factory=LoggingSettings, metadata={"pre": "logging"})
+    """Logging. Default: text at INFO on standard error."""
+
+    sync: SyncSettings = attrs.Factory(SyncSettings)
+    """The sync engine. Default: `SyncSettings()`."""
+
+    policies: PolicySettings = attrs.Factory(PolicySettings)
+    """The model policy engine. Default: `PolicySettings()`."""
+
+    plugins: PluginSettings = attrs.Factory(PluginSettings)
+    """Plugin discovery. Default: `PluginSettings()`."""
+
+    legacy: dict[str, Any] = attrs.field(factory=dict, metadata={"key": False})
+    """The legacy XOS keys found in the file (see `LEGACY_KEYS`), kept as read and otherwise
+    ignored. Default: {}."""
+
+
+def config_keys(cls: type) -> dict[str, attrs.Attribute[Any]]:
+    """The fields of a settings class that are config keys, in declaration order."""
+    return {f.name: f for f in attrs.fields(cls) if f.metadata.get("key", True)}
