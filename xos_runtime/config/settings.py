@@ -317,6 +317,10 @@ class SyncSettings:
     backoff: BackoffSettings = attrs.Factory(BackoffSettings)
     """Retry waits of failed objects. Default: `BackoffSettings()`."""
 
+    grace_period: float = attrs.field(default=30.0, validator=_bounded(ge=0))
+    """Seconds running calls get to finish after SIGTERM/SIGINT before `run` exits anyway
+    (>= 0); calls still running then are abandoned. Default: 30.0."""
+
 
 @attrs.frozen(kw_only=True)
 class PolicySettings:

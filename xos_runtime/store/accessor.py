@@ -160,6 +160,12 @@ class ModelAccessor:
             ],
         )
 
+    def load_rows(self, root: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Rows of a hierarchy table by id, live or deleted (engines walking links)."""
+        table = self.store.table(root)
+        rows = self.store.select(root, [table.c.id.in_(list(ids))])
+        return {int(r["id"]): r for r in rows}
+
     def purge(self, obj: ModelObject) -> None:
         """Remove a soft-deleted object for good (after its `delete_record` succeeded)."""
         if obj.id is None:

@@ -125,9 +125,25 @@ class ModelObject:
     """Base of every model class an accessor builds. Construct new objects with field values."""
 
     _meta: ClassVar[ModelMeta]
+    _row: Mapping[str, Any]
     objects: ClassVar[Manager]
     deleted_objects: ClassVar[Manager]
     id: int | None
+    # Bookkeeping fields every model carries (declared for type checkers; set per instance).
+    created: float | None
+    updated: float | None
+    enacted: float | None
+    policed: float | None
+    deleted: bool
+    write_protect: bool
+    backend_status: str
+    backend_code: int
+    backend_register: str
+    policy_status: str
+    policy_code: int
+    leaf_model_name: str
+    changed_by_step: float | None
+    changed_by_policy: float | None
 
     def __init__(self, **fields: Any):
         meta = self._meta
@@ -163,6 +179,9 @@ class ModelObject:
         for column in meta.link_by_column:
             d[column] = row.get(column)
         obj._orig = {c: d[c] for c in meta.columns}
+        # The whole row, sub-model columns included: engines read links of the leaf model
+        # from it when the object was fetched through a base model.
+        obj._row = row
         return obj
 
     @classmethod
@@ -299,6 +318,7 @@ class ModelObject:
         d.update(values)
         d["id"] = new_id
         self._orig = {c: d.get(c) for c in meta.columns}
+        self._row = {**values, "id": new_id}
 
     def _update(self, update_fields: Iterable[str] | None, always_update_timestamp: bool) -> None:
         meta = self._meta

@@ -1,0 +1,36 @@
+"""What every command does first: read the config, set up logging, build the runtime."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from xos_runtime.config import Settings, configure_logging, load_config
+from xos_runtime.host import Runtime
+
+ConfigOption = Callable[[argparse.ArgumentParser], None]
+_QUIET_LEVELS = {"TRACE", "DEBUG"}
+
+
+def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
+    """The settings, with logging set up; `quiet` keeps INFO logs off a command's output."""
+    settings = load_config(args.config)
+    log = settings.logging
+    if quiet and log.dict_config is None and log.level not in _QUIET_LEVELS:
+        log = attrs.evolve(log, level="WARNING")
+    configure_logging(log)
+    return settings
+
+
+def load_runtime(args: argparse.Namespace, *, quiet: bool = True) -> Runtime:
+    return Runtime.load(settings_for(args, quiet=quiet))
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,148 @@
+"""Read-only commands: `check`, `plugins`, `graph`, `status`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+
+from xos_runtime.cli.common import ConfigOption, load_runtime, print_json
+from xos_runtime.engines.status import collect_status
+from xos_runtime.exceptions import XosRuntimeError
+from xos_runtime.models import format_graph, sync_order
+
+
+def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
+    p = sub.add_parser("check", help="validate config, plugins, models and graph")
+    config_option(p)
+    p.set_defaults(handler=check, error_exit=1)
+
+    p = sub.add_parser("plugins", help="list the plugins that were discovered")
+    config_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=plugins)
+
+    p = sub.add_parser("graph", help="print the model dependency graph and step order")
+    config_option(p)
+    p.add_argument("--format", choices=("text", "dot", "json"), default="text")
+    p.set_defaults(handler=graph)
+
+    p = sub.add_parser("status", help="objects pending, in error or backing off")
+    config_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=status)
+
+
+def check(args: argparse.Namespace) -> int:
+    try:
+        runtime = load_runtime(args)
+    except XosRuntimeError as exc:
+        print(f"check failed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        table = runtime.plugins.table
+        kinds: dict[str, int] = {}
+        for info in table:
+            kinds[info.kind] = kinds.get(info.kind, 0) + 1
+        print(f"config: {runtime.settings.source} (name {runtime.settings.name!r})")
+        print(f"store: {runtime.settings.accessor.endpoint}")
+        print(f"models: {len(runtime.models)} ({', '.join(runtime.models.names())})")
+        print("plugins: " + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none"))
+        print(f"sync order: {' -> '.join(sync_order(runtime.graph))}")
+        for failure in runtime.plugins.failures:
+            print(f"warning: skipped: {failure}")
+        print("check passed")
+        return 0
+    finally:
+        runtime.close()
+
+
+def _step_models(cls: object) -> str:
+    observed = getattr(cls, "observed_model_names", None)
+    if callable(observed):
+        try:
+            return ",".join(observed())
+        except Exception:  # a broken `observes` is reported by validation, not here
+            return "?"
+    name = getattr(cls, "model_name", None)
+    return str(name) if name else ""
+
+
+def plugins(args: argparse.Namespace) -> int:
+    runtime = load_runtime(args)
+    try:
+        rows = [
+            {
+                "kind": info.kind,
+                "name": info.name,
+                "target": info.target,
+                "models": _step_models(info.cls_or_module),
+                "distribution": info.distribution,
+                "version": info.version,
+                "file": info.file,
+            }
+            for info in runtime.plugins.table
+        ]
+        if args.json:
+            print_json(rows)
+            return 0
+        widths = {
+            k: max([len(k)] + [len(str(r[k] or "")) for r in rows])
+            for k in ("kind", "name", "target", "models")
+        }
+        header = "  ".join(k.upper().ljust(widths[k]) for k in widths) + "  FROM"
+        print(header)
+        for r in rows:
+            origin = (
+                f"{r['distribution']} {r['version'] or ''}".strip()
+                if r["distribution"]
+                else (r["file"] or "")
+            )
+            print("  ".join(str(r[k] or "").ljust(widths[k]) for k in widths) + "  " + origin)
+        return 0
+    finally:
+        runtime.close()
+
+
+def graph(args: argparse.Namespace) -> int:
+    runtime = load_runtime(args)
+    try:
+        print(format_graph(runtime.graph, args.format).rstrip("\n"))
+        return 0
+    finally:
+        runtime.close()
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status(args: argparse.Namespace) -> int:
+    runtime = load_runtime(args)
+    try:
+        report = collect_status(runtime.accessor, runtime.clock())
+        if args.json:
+            print_json(report.to_dict())
+            return 0
+        for model, counts in report.counts.items():
+            parts = [
+                f"{n} {state.replace('_', ' ')}" for state, n in counts.items() if state != "total"
+            ]
+            print(f"{model}: {counts['total']} object(s): {', '.join(parts)}")
+        if report.objects:
+            print()
+        for o in report.objects:
+            label = f"{o.model} {o.id}" + (f" {o.name!r}" if o.name else "")
+            line = f"{o.state.replace('_', ' '):12} {label}: {o.backend_status}"
+            if o.state in ("backing_off", "error", "deferred") and o.failures:
+                line += f" (failures {o.failures}, next run {_when(o.next_run)})"
+            if o.state == "policy_error":
+                line = f"{'policy error':12} {label}: {o.policy_status}"
+            print(line)
+        if not report.counts:
+            print("no objects")
+        return 0
+    finally:
+        runtime.close()

@@ -1,0 +1,65 @@
+"""`xos-runtime`: the command line over the host (contract section 7).
+
+Exit codes: 0 success; 1 objects left in error, an expired `--timeout` or a failed check;
+2 bad usage, bad configuration, bad input, or start-up stopped by a plugin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from xos_runtime import __version__
+from xos_runtime.cli import inspect, objects, run
+from xos_runtime.config import CONFIG_ENV_VAR
+from xos_runtime.exceptions import XosRuntimeError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-C",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get(CONFIG_ENV_VAR),
+        help=f"the configuration file (default: ${CONFIG_ENV_VAR})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="xos-runtime",
+        description="Runs XOS synchronizer plugins: sync steps, policies, pull and event steps.",
+    )
+    parser.add_argument("--version", action="version", version=f"xos-runtime {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in (run, inspect, objects):
+        module.register(sub, config_option)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "config", None):
+        parser.error(f"no configuration file: pass -C FILE or set {CONFIG_ENV_VAR}")
+    try:
+        code: int = args.handler(args)
+        return code
+    except XosRuntimeError as exc:
+        print(f"xos-runtime: error: {exc}", file=sys.stderr)
+        return int(getattr(args, "error_exit", 2))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

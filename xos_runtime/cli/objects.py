@@ -1,0 +1,138 @@
+"""`xos-runtime objects list/show/create/update/delete MODEL [ID] [field=value ...]`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from xos_runtime.cli.common import ConfigOption, load_runtime, print_json
+from xos_runtime.exceptions import DoesNotExist, ObjectValidationError
+from xos_runtime.store import ModelAccessor, ModelObject, parse_text
+
+_WITH_ID = ("show", "update", "delete")
+
+
+def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
+    p = sub.add_parser("objects", help="read and change the objects in the store")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    helps = {
+        "list": "list live objects (optionally filtered by field=value)",
+        "show": "show one object",
+        "create": "create an object from field=value pairs",
+        "update": "change fields of an object",
+        "delete": "delete an object (soft delete, as in XOS)",
+    }
+    for action, text in helps.items():
+        a = actions.add_parser(action, help=text)
+        config_option(a)
+        a.add_argument("--json", action="store_true", help="print JSON")
+        a.add_argument("model", metavar="MODEL")
+        if action in _WITH_ID:
+            a.add_argument("id", metavar="ID", type=int)
+        if action != "show" and action != "delete":
+            a.add_argument("fields", metavar="field=value", nargs="*")
+        a.set_defaults(handler=handle)
+
+
+def _values(acc: ModelAccessor, model: str, pairs: list[str]) -> dict[str, Any]:
+    """Parse `field=value` words by the field's type; `link=<id>` sets a link by id."""
+    cls = acc.get_model_class(model)
+    meta = cls._meta
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise ObjectValidationError(f"{model}: expected field=value, got {pair!r}")
+        if name in meta.links or name in meta.link_by_column:
+            link = meta.links.get(name) or meta.link_by_column[name]
+            if text == "null":
+                values[link.column] = None
+                continue
+            try:
+                values[link.column] = int(text)
+            except ValueError:
+                raise ObjectValidationError(
+                    f"{model}.{link.name}: expected a {link.target} id, got {text!r}"
+                ) from None
+            continue
+        if name not in meta.fields or name in ("id", "leaf_model_name"):
+            raise ObjectValidationError(
+                f"{model} has no field {name!r}; fields: {', '.join(meta.public_names())}"
+            )
+        values[name] = parse_text(model, meta.fields[name], text)
+    return values
+
+
+def as_json(obj: ModelObject) -> dict[str, Any]:
+    """Every field, bookkeeping included, with each link as the id of its target."""
+    meta = obj._meta
+    out: dict[str, Any] = {"id": obj.id}
+    for name in meta.fields:
+        out[name] = obj.__dict__.get(name)
+    for link in meta.links.values():
+        out[link.name] = obj.__dict__.get(link.column)
+    return out
+
+
+def _print(obj: ModelObject, use_json: bool) -> None:
+    if use_json:
+        print_json(as_json(obj))
+        return
+    data = as_json(obj)
+    width = max(len(k) for k in data)
+    print(f"{obj._meta.name} {obj.id}")
+    for key, value in data.items():
+        print(f"  {key.ljust(width)}  {value}")
+
+
+def _get(cls: type[ModelObject], model: str, object_id: int) -> ModelObject:
+    try:
+        return cls.objects.get(id=object_id)
+    except DoesNotExist:
+        raise DoesNotExist(f"{model} id {object_id} does not exist") from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    runtime = load_runtime(args)
+    try:
+        acc = runtime.accessor
+        cls = acc.get_model_class(args.model)
+        if args.action == "list":
+            filters = _values(acc, args.model, args.fields)
+            rows = list(cls.objects.filter(**filters))
+            if args.json:
+                print_json([as_json(o) for o in rows])
+            else:
+                _print_table(rows, cls)
+            return 0
+        if args.action == "create":
+            obj = cls.objects.create(**_values(acc, args.model, args.fields))
+        elif args.action == "show":
+            obj = _get(cls, args.model, args.id)
+        elif args.action == "update":
+            obj = _get(cls, args.model, args.id)
+            for key, value in _values(acc, args.model, args.fields).items():
+                obj.__dict__[key] = value
+            obj.save()
+        else:
+            obj = _get(cls, args.model, args.id)
+            obj.delete()
+            if not args.json:
+                state = "deleted" if obj.deleted else "not deleted (write_protect is set)"
+                print(f"{args.model} {args.id} {state}")
+                return 0
+        _print(obj, args.json)
+        return 0
+    finally:
+        runtime.close()
+
+
+def _print_table(rows: list[ModelObject], cls: type[ModelObject]) -> None:
+    meta = cls._meta
+    columns = ["id", *meta.data_fields, *meta.links, "backend_code", "backend_status"]
+    data = [[str(as_json(o).get(c, "")) for c in columns] for o in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in data]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in data:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -1,0 +1,50 @@
+"""`xos-runtime run`: the host process, `--once`, or `--until-idle`."""
+
+from __future__ import annotations
+
+import argparse
+
+from loguru import logger
+
+from xos_runtime.cli.common import ConfigOption, load_runtime
+
+
+def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
+    p = sub.add_parser("run", help="run the synchronizer (every engine)")
+    config_option(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one pass of each engine, then exit")
+    mode.add_argument(
+        "--until-idle", action="store_true", help="passes until nothing is ready, then exit"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="with --until-idle: give up after S seconds (exit 1)",
+    )
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.timeout is not None and not args.until_idle:
+        raise SystemExit("xos-runtime run: error: --timeout goes with --until-idle")
+    runtime = load_runtime(args, quiet=False)
+    try:
+        runtime.startup()
+        if not args.once and not args.until_idle:
+            return runtime.serve()
+        summary = runtime.run_once() if args.once else runtime.run_until_idle(args.timeout)
+        logger.info(
+            "{} pass(es): {} attempted, {} succeeded, {} failed; {} object(s) in error{}",
+            summary.passes,
+            summary.attempted,
+            summary.succeeded,
+            summary.failed,
+            summary.in_error,
+            "; timed out" if summary.timed_out else "",
+        )
+        return summary.exit_code
+    finally:
+        runtime.shutdown()
+        runtime.close()

@@ -1,0 +1,90 @@
+"""Retry bookkeeping kept in `backend_register`: failures, backoff and when to run next.
+
+The register is a JSON object on each row (contract section 5) with at least `failures`,
+`exponent`, `next_run`, `last_success` and `last_failure` (epoch seconds, 0 = never). The
+runtime adds `version`: the data version (max of `updated` and `changed_by_policy`) that
+failed, so that a later change by a user or a policy makes the object ready at once instead of
+waiting out its backoff, and `permanent`, set by `PermanentException`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Backoff(Protocol):
+    """The config's `sync.backoff` (`BackoffSettings`): how long to wait after failures."""
+
+    def delay(self, failures: int, rand: float) -> float: ...
+
+
+def read_register(text: str | None) -> dict[str, Any]:
+    """The register as a dict; anything unreadable counts as an empty register."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def data_version(obj: Any) -> float:
+    """The version a sync makes current: the newest of `updated` and `changed_by_policy`."""
+    return max(obj.updated or 0.0, obj.changed_by_policy or 0.0)
+
+
+def is_ready(register: dict[str, Any], version: float, now: float) -> bool:
+    """Whether an object may run now: its backoff is over, or it changed since it failed."""
+    failed_version = register.get("version")
+    if failed_version is not None and version > float(failed_version):
+        return True
+    if register.get("permanent"):
+        return False
+    return float(register.get("next_run") or 0.0) <= now
+
+
+def success_register(register: dict[str, Any], now: float) -> dict[str, Any]:
+    """Success resets the backoff and keeps the history of the last failure."""
+    return {
+        "failures": 0,
+        "exponent": 0,
+        "next_run": 0,
+        "last_success": now,
+        "last_failure": float(register.get("last_failure") or 0.0),
+    }
+
+
+def failure_register(
+    register: dict[str, Any],
+    *,
+    kind: str,
+    now: float,
+    version: float,
+    backoff: Backoff,
+    delay: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> dict[str, Any]:
+    """The register after a failure of `kind` (deferred, innocuous, permanent, error, timeout).
+
+    A deferred failure does not grow the exponent: it waits `delay` if the step gave one,
+    else the initial backoff. Every failure sets `next_run` in the future.
+    """
+    exponent = int(register.get("exponent") or 0)
+    if kind != "deferred":
+        exponent += 1
+    wait = delay if delay is not None else backoff.delay(max(1, exponent), rand())
+    out = {
+        "failures": int(register.get("failures") or 0) + 1,
+        "exponent": exponent,
+        "next_run": now + max(wait, 1e-3),
+        "last_success": float(register.get("last_success") or 0.0),
+        "last_failure": now,
+        "version": version,
+    }
+    if kind == "permanent":
+        out["permanent"] = True
+    return out

@@ -1,0 +1,135 @@
+"""A bounded worker pool whose calls can time out without blocking the pool.
+
+Python cannot kill a thread, so a call that overruns its timeout is *abandoned*: the pool
+reports it as timed out, starts a replacement worker so the pool keeps its size, and the
+stuck thread (a daemon) discards its result and exits whenever the call returns. Completed
+calls arrive on one queue that the engine's dispatcher reads, so all bookkeeping stays in a
+single thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import attrs
+
+
+@attrs.define
+class _Task:
+    key: Hashable
+    fn: Callable[[], Any]
+    timeout: float | None
+    started: float | None = None
+    abandoned: bool = False
+
+
+@attrs.frozen
+class Completion:
+    """A finished call: its key, its return value or exception, and how long it ran."""
+
+    key: Hashable
+    result: Any = None
+    error: BaseException | None = None
+    duration: float = 0.0
+    timed_out: bool = False
+
+
+class WorkerPool:
+    """`size` daemon threads running submitted calls; results come out of `completions`."""
+
+    def __init__(self, size: int, name: str = "xos-runtime-worker"):
+        if size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.size = size
+        self.name = name
+        self.completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._running: dict[int, _Task] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        for _ in range(size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        t = threading.Thread(target=self._work, name=f"{self.name}-{next(self._ids)}", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _work(self) -> None:
+        ident = threading.get_ident()
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            start = time.monotonic()
+            with self._lock:
+                task.started = start
+                self._running[ident] = task
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = task.fn()
+            except BaseException as exc:  # reported to the engine, never lost
+                error = exc
+            duration = time.monotonic() - start
+            with self._lock:
+                self._running.pop(ident, None)
+                abandoned = task.abandoned
+            if abandoned:
+                return  # a replacement worker already took this thread's place
+            self.completions.put(Completion(task.key, result, error, duration))
+
+    def submit(self, key: Hashable, fn: Callable[[], Any], timeout: float | None = None) -> None:
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        self._tasks.put(_Task(key, fn, timeout))
+
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time at which the earliest running call times out, if any."""
+        with self._lock:
+            deadlines = [
+                t.started + t.timeout
+                for t in self._running.values()
+                if t.timeout is not None and t.started is not None and not t.abandoned
+            ]
+        return min(deadlines) if deadlines else None
+
+    def expire(self, now: float | None = None) -> int:
+        """Abandon calls past their timeout, reporting each as a timed-out completion."""
+        now = time.monotonic() if now is None else now
+        expired: list[_Task] = []
+        with self._lock:
+            for task in self._running.values():
+                if (
+                    not task.abandoned
+                    and task.timeout is not None
+                    and task.started is not None
+                    and now - task.started >= task.timeout
+                ):
+                    task.abandoned = True
+                    expired.append(task)
+        for task in expired:
+            assert task.started is not None
+            self.completions.put(Completion(task.key, duration=now - task.started, timed_out=True))
+            if not self._closed:
+                self._spawn()
+        return len(expired)
+
+    def shutdown(self) -> None:
+        """Stop taking work; idle workers exit, running calls finish (or are abandoned)."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._tasks.put(None)

@@ -1,0 +1,109 @@
+"""What `xos-runtime status` reports: objects pending, in error, held back or backing off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from xos_runtime.engines.backoff import data_version, read_register
+from xos_runtime.store import ModelAccessor
+
+
+@attrs.frozen
+class ObjectStatus:
+    """One object that needs attention (or, with `state == "ok"`, one that does not)."""
+
+    model: str
+    id: int
+    name: str | None
+    state: str  # pending | backing_off | error | held_back | deferred | deleting | policy_error
+    backend_code: int
+    backend_status: str
+    failures: int = 0
+    next_run: float | None = None
+    policy_code: int = 0
+    policy_status: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class StatusReport:
+    """Counts per model and the objects that are not in sync."""
+
+    counts: dict[str, dict[str, int]]
+    objects: list[ObjectStatus]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"models": self.counts, "objects": [o.to_dict() for o in self.objects]}
+
+
+class _Row:
+    """Attribute access over a row dict, for the helpers that read objects."""
+
+    def __init__(self, row: dict[str, Any]):
+        self.__dict__.update(row)
+
+
+def _state(row: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
+    register = read_register(row.get("backend_register"))
+    code = int(row.get("backend_code") or 0)
+    status = str(row.get("backend_status") or "")
+    if row.get("deleted"):
+        return "deleting", register
+    enacted = row.get("enacted")
+    pending = (
+        not row.get("no_sync")
+        and not row.get("lazy_blocked")
+        and (enacted is None or enacted < data_version(_Row(row)))
+    )
+    if not pending:
+        return ("error" if code == 2 else "ok"), register
+    if status.startswith("Failed due to error in model"):
+        return "held_back", register
+    if register.get("failures") and register.get("version") == data_version(_Row(row)):
+        if register.get("permanent") or code == 2:
+            return "error", register
+        if code == 0:
+            return "deferred", register
+        if float(register.get("next_run") or 0) > now:
+            return "backing_off", register
+    return "pending", register
+
+
+def collect_status(accessor: ModelAccessor, now: float) -> StatusReport:
+    store = accessor.store
+    counts: dict[str, dict[str, int]] = {}
+    objects: list[ObjectStatus] = []
+    with store.read() as conn:
+        for table in store.schema.tables.values():
+            for row in conn.execute(sa.select(table).order_by(table.c.id)).mappings():
+                r = dict(row)
+                model = str(r["leaf_model_name"])
+                state, register = _state(r, now)
+                if state == "ok" and int(r.get("policy_code") or 0) == 2:
+                    state = "policy_error"
+                bucket = counts.setdefault(model, {"total": 0})
+                bucket["total"] += 1
+                bucket[state] = bucket.get(state, 0) + 1
+                if state == "ok":
+                    continue
+                name = r.get("name")
+                objects.append(
+                    ObjectStatus(
+                        model=model,
+                        id=int(r["id"]),
+                        name=name if isinstance(name, str) else None,
+                        state=state,
+                        backend_code=int(r.get("backend_code") or 0),
+                        backend_status=str(r.get("backend_status") or ""),
+                        failures=int(register.get("failures") or 0),
+                        next_run=float(register["next_run"]) if register.get("next_run") else None,
+                        policy_code=int(r.get("policy_code") or 0),
+                        policy_status=str(r.get("policy_status") or ""),
+                    )
+                )
+    return StatusReport(counts, objects)

@@ -1,0 +1,520 @@
+"""The sync engine: pushes pending objects to backends through sync steps, in dependency order.
+
+One pass = a sync phase then a deletion phase. Each phase:
+
+1. asks every step for its pending objects (`fetch_pending`) and drops those still backing
+   off (their `next_run` is ahead and they have not changed since they failed);
+2. builds the object DAG from actual links (`dag.py`), dependencies first for syncs and
+   dependents first for deletions;
+3. starts every object whose dependencies succeeded on a bounded worker pool (per-step
+   `concurrency` respected), with no barrier between unrelated objects;
+4. writes each outcome back in batches (contract section 5); a failure holds back only the
+   objects that depend on it, transitively.
+
+Between passes the engine sleeps until the store publishes a change, the earliest backoff
+expires, or the fallback poll interval passes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import networkx as nx
+import sqlalchemy as sa
+from loguru import logger
+
+from xos_runtime.config import BackoffSettings
+from xos_runtime.engines.backoff import (
+    Backoff,
+    data_version,
+    failure_register,
+    is_ready,
+    read_register,
+    success_register,
+)
+from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
+from xos_runtime.engines.outcome import BACKEND_CODES, Outcome
+from xos_runtime.engines.pool import Completion, WorkerPool
+from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
+from xos_runtime.steps import SyncStep
+from xos_runtime.store import ModelAccessor, ModelObject, acting_as
+
+OutcomeHook = Callable[[Any, Any, Outcome], None]
+
+
+@attrs.frozen
+class SyncOptions:
+    """How the engine runs; built from the config's `sync` section."""
+
+    #: Size of the global worker pool.
+    workers: int = 8
+    #: Default seconds one call may take (a step's `timeout` wins); None = no limit.
+    timeout: float | None = None
+    #: Longest sleep between passes when no change notification arrives.
+    poll_interval: float = 5.0
+    #: Retry delays after failures.
+    backoff: Backoff = attrs.field(factory=BackoffSettings)
+    #: Outcomes written per transaction at most.
+    batch_size: int = 500
+
+
+@attrs.define
+class PassReport:
+    """What one pass (or phase) did; `--until-idle` and `status` read it."""
+
+    fetched: int = 0
+    attempted: int = 0
+    succeeded: int = 0
+    failed: set[Key] = attrs.field(factory=set)
+    blocked: set[Key] = attrs.field(factory=set)
+    waiting: int = 0
+    next_run: float | None = None
+    outcomes: Counter[str] = attrs.field(factory=Counter)
+
+    def merge(self, other: PassReport) -> PassReport:
+        self.fetched += other.fetched
+        self.attempted += other.attempted
+        self.succeeded += other.succeeded
+        self.failed |= other.failed
+        self.blocked |= other.blocked
+        self.waiting += other.waiting
+        if other.next_run is not None:
+            self.next_run = (
+                other.next_run if self.next_run is None else min(self.next_run, other.next_run)
+            )
+        self.outcomes.update(other.outcomes)
+        return self
+
+
+@attrs.define(eq=False)
+class _Item:
+    key: Key
+    obj: ModelObject
+    steps: list[type[SyncStep]]
+    deps_left: int = 0
+    dependents: list[Key] = attrs.field(factory=list)
+    state: str = "pending"  # pending | waiting | running | done | failed | blocked
+    outcome: Outcome | None = None
+
+    @property
+    def step(self) -> type[SyncStep]:
+        return self.steps[0]
+
+
+def classify(
+    error: BaseException | None,
+    timed_out: bool,
+    duration: float,
+    deleted: bool,
+    timeout: float | None,
+) -> Outcome:
+    """Turn what a call raised (or its timeout) into an `Outcome` (contract section 5)."""
+    if timed_out:
+        call = "delete_record" if deleted else "sync_record"
+        return Outcome("timeout", f"{call} timed out after {timeout:g}s", 2, duration, deleted)
+    if error is None:
+        return Outcome("success", "OK", 1, duration, deleted)
+    message = str(error) or type(error).__name__
+    if isinstance(error, DeferredException):
+        return Outcome("deferred", message, 0, duration, deleted, retry_at=error.delay)
+    if isinstance(error, InnocuousException):
+        return Outcome("innocuous", message, 1, duration, deleted)
+    if isinstance(error, PermanentException):
+        return Outcome("permanent", message, 2, duration, deleted)
+    return Outcome("error", message, 2, duration, deleted)
+
+
+class SyncEngine:
+    """Runs sync steps over the pending objects of a store (see the module docstring)."""
+
+    name = "sync"
+
+    def __init__(
+        self,
+        accessor: ModelAccessor,
+        steps: Sequence[type[SyncStep]],
+        graph: nx.DiGraph,
+        options: SyncOptions | None = None,
+        *,
+        on_outcome: OutcomeHook | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ):
+        self.accessor = accessor
+        self.steps = list(steps)
+        self.options = options or SyncOptions()
+        self.plan = LinkPlan(accessor.models, graph)
+        self.on_outcome = on_outcome
+        self.clock = clock
+        self.rand = rand
+        self._pool: WorkerPool | None = None
+        self._stopping = threading.Event()
+        self._sub = accessor.subscribe()
+        self._log = logger.bind(engine="sync")
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            self._pool = WorkerPool(self.options.workers, name="xos-runtime-sync")
+        return self._pool
+
+    def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
+        """One sync phase and one deletion phase. Objects in `exclude` are not attempted."""
+        skip = set(exclude)
+        report = self.run_phase(deleted=False, exclude=skip)
+        if not self._stopping.is_set():
+            report.merge(self.run_phase(deleted=True, exclude=skip))
+        return report
+
+    def serve(self) -> None:
+        """Run passes until `stop()`, sleeping until a change, a backoff expiry or the poll."""
+        while not self._stopping.is_set():
+            try:
+                report = self.run_pass()
+            except Exception:
+                self._log.exception("sync pass failed; retrying after the poll interval")
+                report = PassReport()
+            if self._stopping.is_set():
+                break
+            wait = self.options.poll_interval
+            if report.next_run is not None:
+                wait = min(wait, max(0.0, report.next_run - self.clock()))
+            self._sub.wait(wait)
+
+    def stop(self) -> None:
+        """Stop taking new work; running calls finish (the host bounds the wait)."""
+        self._stopping.set()
+        self._sub.post(())
+
+    def close(self) -> None:
+        self.stop()
+        self._sub.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    # -- one phase --------------------------------------------------------------------------
+
+    def _fetch(self, deleted: bool) -> dict[Key, _Item]:
+        items: dict[Key, _Item] = {}
+        for step_cls in self.steps:
+            step = step_cls(
+                model_accessor=self.accessor, log=self._log.bind(step=step_cls.__name__)
+            )
+            for obj in step.fetch_pending(deleted=deleted):
+                key = (self.accessor.models.root(obj._meta.name), int(obj.id))
+                item = items.get(key)
+                if item is None:
+                    items[key] = _Item(key, obj, [step_cls])
+                elif step_cls not in item.steps:
+                    item.steps.append(step_cls)
+        return items
+
+    def run_phase(self, *, deleted: bool, exclude: set[Key] | None = None) -> PassReport:
+        report = PassReport()
+        items = self._fetch(deleted)
+        report.fetched = len(items)
+        if not items:
+            return report
+        now = self.clock()
+        exclude = exclude or set()
+        for item in items.values():
+            register = read_register(item.obj.backend_register)
+            if item.key in exclude or not is_ready(register, data_version(item.obj), now):
+                item.state = "waiting"
+                report.waiting += 1
+                if item.key not in exclude:
+                    next_run = float(register.get("next_run") or 0) or None
+                    if next_run is not None and not register.get("permanent"):
+                        report.next_run = (
+                            next_run if report.next_run is None else min(report.next_run, next_run)
+                        )
+        rows = {k: item.obj._row for k, item in items.items()}
+        deps = dependencies(rows, self.plan, self.accessor.load_rows)
+        if deleted:
+            deps = reverse_edges(deps)
+        for key, targets in deps.items():
+            items[key].deps_left = len(targets)
+            for t in targets:
+                items[t].dependents.append(key)
+        _Dispatch(self, items, deleted, report).run()
+        return report
+
+    # -- calls and writes ---------------------------------------------------------------------
+
+    def call(self, item: _Item, deleted: bool) -> None:
+        """Run the steps of one object (in a worker thread)."""
+        obj = item.obj
+        leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
+        with acting_as("sync"):
+            for step_cls in item.steps:
+                log = self._log.bind(step=step_cls.__name__, model=leaf, id=obj.id)
+                step = step_cls(model_accessor=self.accessor, log=log)
+                if deleted:
+                    step.delete_record(obj)
+                else:
+                    step.sync_record(obj)
+
+    def timeout_for(self, item: _Item) -> float | None:
+        timeouts = [s.timeout for s in item.steps if s.timeout is not None]
+        return max(timeouts) if timeouts else self.options.timeout
+
+
+class _Dispatch:
+    """Runs one phase's DAG on the pool; all bookkeeping happens in the calling thread."""
+
+    def __init__(
+        self, engine: SyncEngine, items: dict[Key, _Item], deleted: bool, report: PassReport
+    ):
+        self.engine = engine
+        self.items = items
+        self.deleted = deleted
+        self.report = report
+        self.ready: deque[Key] = deque()
+        self.parked: dict[type[SyncStep], deque[Key]] = {}
+        self.in_flight: Counter[type[SyncStep]] = Counter()
+        self.running = 0
+        self.writes = _OutcomeWriter(engine.accessor)
+        self.after_save: list[_Item] = []
+
+    def run(self) -> None:
+        for item in self.items.values():
+            if item.state == "waiting":
+                self._hold_dependents(item, self._waiting_outcome(item))
+        for key, item in self.items.items():
+            if item.state == "pending" and item.deps_left == 0:
+                self.ready.append(key)
+        pool = self.engine.pool
+        while self.ready or self.running:
+            self._start_ready()
+            if not self.running:
+                break
+            self._take(pool)
+            if self.writes.size >= self.engine.options.batch_size or not self.running:
+                self._flush()
+        self._flush()
+        for item in self.items.values():
+            if item.state == "pending":
+                # Still waiting on dependencies: a cycle among the pending objects.
+                self._finish(
+                    item,
+                    Outcome(
+                        "error", "dependency cycle among pending objects", 2, 0.0, self.deleted
+                    ),
+                )
+        self._flush()
+
+    def _start_ready(self) -> None:
+        engine = self.engine
+        while self.ready and not engine._stopping.is_set():
+            key = self.ready.popleft()
+            item = self.items[key]
+            if item.state != "pending":
+                continue
+            limit = item.step.concurrency
+            if limit is not None and self.in_flight[item.step] >= limit:
+                self.parked.setdefault(item.step, deque()).append(key)
+                continue
+            item.state = "running"
+            self.in_flight[item.step] += 1
+            self.running += 1
+            self.report.attempted += 1
+            engine.pool.submit(key, self._caller(item), engine.timeout_for(item))
+
+    def _caller(self, item: _Item) -> Callable[[], None]:
+        engine, deleted = self.engine, self.deleted
+        return lambda: engine.call(item, deleted)
+
+    def _take(self, pool: WorkerPool) -> None:
+        deadline = pool.next_deadline()
+        wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            done: Completion = pool.completions.get(timeout=wait)
+        except Exception:  # queue.Empty: a deadline passed or nothing yet
+            pool.expire()
+            return
+        item = self.items.get(done.key)  # type: ignore[call-overload]
+        if item is None or item.state != "running":
+            return  # a late result of a call that already timed out
+        self.running -= 1
+        self.in_flight[item.step] -= 1
+        parked = self.parked.get(item.step)
+        if parked:
+            self.ready.appendleft(parked.popleft())
+        outcome = classify(
+            done.error, done.timed_out, done.duration, self.deleted, self.engine.timeout_for(item)
+        )
+        if done.error is not None and outcome.kind == "error":
+            log = self.engine._log.bind(step=item.step.__name__, id=item.key[1])
+            log.opt(exception=done.error).debug("traceback of the failure below")
+            log.warning(
+                "{} failed: {}", "delete_record" if self.deleted else "sync_record", outcome.message
+            )
+        self._finish(item, outcome)
+
+    def _finish(self, item: _Item, outcome: Outcome) -> None:
+        engine = self.engine
+        item.outcome = outcome
+        now = engine.clock()
+        self.report.outcomes[outcome.kind] += 1
+        if outcome.ok:
+            item.state = "done"
+            self.report.succeeded += 1
+            if self.deleted:
+                self.writes.purge(item.obj)
+            else:
+                register = success_register(read_register(item.obj.backend_register), now)
+                self.writes.update(
+                    item.obj,
+                    {
+                        "enacted": data_version(item.obj),
+                        "backend_status": "OK",
+                        "backend_code": 1,
+                        "backend_register": json.dumps(register),
+                        "backend_need_delete": True,
+                    },
+                )
+                if any(hasattr(s, "after_sync_save") for s in item.steps):
+                    self.after_save.append(item)
+            for dep in item.dependents:
+                dependent = self.items[dep]
+                dependent.deps_left -= 1
+                if dependent.deps_left == 0 and dependent.state == "pending":
+                    self.ready.append(dep)
+        else:
+            item.state = "failed"
+            self.report.failed.add(item.key)
+            register = failure_register(
+                read_register(item.obj.backend_register),
+                kind=outcome.kind,
+                now=now,
+                version=data_version(item.obj),
+                backoff=engine.options.backoff,
+                delay=outcome.retry_at,
+                rand=engine.rand,
+            )
+            nxt = register["next_run"]
+            if outcome.kind != "permanent":
+                self.report.next_run = (
+                    nxt if self.report.next_run is None else min(self.report.next_run, nxt)
+                )
+            self.writes.update(
+                item.obj,
+                {
+                    "backend_status": outcome.message,
+                    "backend_code": outcome.code,
+                    "backend_register": json.dumps(register),
+                },
+            )
+            self._hold_dependents(item, outcome)
+        if engine.on_outcome is not None:
+            engine.on_outcome(item.step, item.obj, outcome)
+
+    def _waiting_outcome(self, item: _Item) -> Outcome:
+        """What a backing-off object stands for when it holds its dependents back."""
+        code = int(item.obj.backend_code or 0)
+        return Outcome(
+            "error", item.obj.backend_status or "waiting to retry", code, 0.0, self.deleted
+        )
+
+    def _hold_dependents(self, failed: _Item, outcome: Outcome) -> None:
+        leaf = failed.obj.__dict__.get("leaf_model_name") or failed.obj._meta.name
+        text = f"Failed due to error in model {leaf} id {failed.key[1]}: {outcome.message}"
+        code = (
+            BACKEND_CODES.get(outcome.kind, outcome.code)
+            if outcome.kind != "error"
+            else (outcome.code)
+        )
+        todo = list(failed.dependents)
+        while todo:
+            item = self.items[todo.pop()]
+            if item.state not in ("pending",):
+                continue
+            item.state = "blocked"
+            self.report.blocked.add(item.key)
+            self.report.outcomes["blocked"] += 1
+            if item.obj.backend_status != text or item.obj.backend_code != code:
+                self.writes.update(item.obj, {"backend_status": text, "backend_code": code})
+            blocked = Outcome("blocked", text, code, 0.0, self.deleted)
+            item.outcome = blocked
+            if self.engine.on_outcome is not None:
+                self.engine.on_outcome(item.step, item.obj, blocked)
+            todo.extend(item.dependents)
+
+    def _flush(self) -> None:
+        self.writes.flush()
+        if self.after_save:
+            items, self.after_save = self.after_save, []
+            for item in items:
+                for step_cls in item.steps:
+                    hook = getattr(step_cls, "after_sync_save", None)
+                    if hook is None:
+                        continue
+                    step = step_cls(
+                        model_accessor=self.engine.accessor,
+                        log=self.engine._log.bind(step=step_cls.__name__),
+                    )
+                    try:
+                        with acting_as("sync"):
+                            step.after_sync_save(item.obj)  # type: ignore[attr-defined]
+                    except Exception:
+                        # The success is already stored; a failing follow-up must not undo it.
+                        self.engine._log.bind(step=step_cls.__name__, id=item.key[1]).exception(
+                            "after_sync_save failed"
+                        )
+
+
+class _OutcomeWriter:
+    """Collects bookkeeping writes and purges, and stores them in few transactions."""
+
+    def __init__(self, accessor: ModelAccessor):
+        self.accessor = accessor
+        self.updates: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        self.purges: list[ModelObject] = []
+        self.size = 0
+
+    def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
+        root = self.accessor.models.root(obj._meta.name)
+        columns = tuple(sorted(values))
+        self.updates.setdefault((root, columns), []).append(
+            {"b_id": obj.id, **{f"b_{c}": v for c, v in values.items()}}
+        )
+        obj.__dict__.update(values)
+        if obj._orig is not None:
+            obj._orig.update(values)
+        self.size += 1
+
+    def purge(self, obj: ModelObject) -> None:
+        self.purges.append(obj)
+        self.size += 1
+
+    def flush(self) -> None:
+        if not self.size:
+            return
+        store = self.accessor.store
+        touched: set[str] = set()
+        with store.write(touched) as conn:
+            for (root, columns), params in self.updates.items():
+                table = store.table(root)
+                stmt = (
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("b_id"))
+                    .values({c: sa.bindparam(f"b_{c}") for c in columns})
+                )
+                conn.execute(stmt, params)
+            for obj in self.purges:
+                store.purge(obj._meta.name, int(obj.id), conn)  # type: ignore[arg-type]
+                touched.update(
+                    store.touched_names([obj.__dict__.get("leaf_model_name") or obj._meta.name])
+                )
+        self.updates.clear()
+        self.purges.clear()
+        self.size = 0

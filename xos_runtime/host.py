@@ -1,0 +1,265 @@
+"""The host: wires config, plugins, models, store and engines, and runs the engines.
+
+`Runtime.load(config)` does everything start-up needs, in order, each step failing with a
+message that names what is at fault: load the config; discover plugins (entry points and
+`*_dir` modules); ask them to configure themselves; collect models (`models_dir` and the
+`xos_runtime_models` hook) and the dependency graph; validate the plugins against the models;
+open (or evolve) the store. `Runtime.engines()` asks every plugin, built-ins included, for its
+engines through the `xos_runtime_engines` hook.
+
+Three ways to run: `serve()` until a signal, `run_once()`, and `run_until_idle()`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+import networkx as nx
+import sqlalchemy as sa
+from loguru import logger
+
+from xos_runtime.config import Settings, load_config
+from xos_runtime.engines import builtin
+from xos_runtime.engines.dag import Key
+from xos_runtime.engines.sync import PassReport
+from xos_runtime.models import build_model_graph, load_models
+from xos_runtime.models.definitions import ModelSet
+from xos_runtime.plugins import DiscoveredPlugins, discover
+from xos_runtime.store import ModelAccessor, open_store
+
+
+class Engine(Protocol):
+    """What the host needs of an engine (sync, policies, pull, events, or a plugin's own)."""
+
+    name: str
+
+    def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport: ...
+
+    def serve(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _flatten(results: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for result in results:
+        if result is None:
+            continue
+        if isinstance(result, str | os.PathLike | tuple):
+            out.append(result)
+        else:
+            out.extend(result)
+    return out
+
+
+def _merge_deps(results: Iterable[Mapping[str, Any] | None]) -> dict[str, list[Any]]:
+    merged: dict[str, list[Any]] = {}
+    for result in results:
+        for model, entries in (result or {}).items():
+            merged.setdefault(model, []).extend(entries)
+    return merged
+
+
+@attrs.define
+class RunSummary:
+    """What a `--once` or `--until-idle` run did, and what it left behind."""
+
+    passes: int = 0
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    in_error: int = 0
+    timed_out: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.in_error or self.timed_out else 0
+
+
+class Runtime:
+    """Everything a running synchronizer holds. Build it with `Runtime.load`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plugins: DiscoveredPlugins,
+        models: ModelSet,
+        graph: nx.DiGraph,
+        accessor: ModelAccessor,
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.settings = settings
+        self.plugins = plugins
+        self.models = models
+        self.graph = graph
+        self.accessor = accessor
+        self.clock = clock
+        self._engines: list[Engine] | None = None
+
+    @property
+    def hook(self) -> Any:
+        return self.plugins.hook
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        config: Settings | str | os.PathLike[str] | None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> Runtime:
+        settings = config if isinstance(config, Settings) else load_config(config)
+        plugins = discover_plugins(settings)
+        plugins.hook.xos_runtime_configure(config=settings)
+        models, graph = load_model_definitions(settings, plugins)
+        plugins.validate(models.names() if len(models) else None)
+        accessor = open_store(
+            settings.accessor.endpoint, models if len(models) else None, clock=clock
+        )
+        if not len(models):
+            models = accessor.models
+            graph = build_model_graph(models, settings.dependency_graph)
+            plugins.validate(models.names())
+        return cls(settings, plugins, models, graph, accessor, clock=clock or time.time)
+
+    def engines(self) -> list[Engine]:
+        """Every engine the plugins provide (the built-in ones register like any plugin)."""
+        if self._engines is None:
+            found = _flatten(self.hook.xos_runtime_engines(runtime=self))
+            self._engines = list(found)
+        return self._engines
+
+    def close(self) -> None:
+        if self._engines is not None:
+            for engine in self._engines:
+                engine.close()
+        self.accessor.close()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        self.hook.xos_runtime_startup(runtime=self)
+
+    def shutdown(self) -> None:
+        self.hook.xos_runtime_shutdown(runtime=self)
+
+    def run_once(self) -> RunSummary:
+        """One pass of each engine, in the order they were registered."""
+        summary = RunSummary(passes=1)
+        for engine in self.engines():
+            report = engine.run_pass()
+            summary.attempted += report.attempted
+            summary.succeeded += report.succeeded
+            summary.failed += len(report.failed)
+        summary.in_error = self.count_in_error()
+        return summary
+
+    def run_until_idle(self, timeout: float | None = None) -> RunSummary:
+        """Passes until nothing is ready that has not already failed or been deferred.
+
+        Objects that failed or were deferred in this run, objects backing off, and pull
+        intervals do not keep it running; a timed-out call never delays the exit.
+        """
+        summary = RunSummary()
+        excluded: dict[str, set[Key]] = {}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            attempted = 0
+            for engine in self.engines():
+                skip = excluded.setdefault(engine.name, set())
+                report = engine.run_pass(exclude=skip)
+                skip |= report.failed
+                attempted += report.attempted
+                summary.attempted += report.attempted
+                summary.succeeded += report.succeeded
+                summary.failed += len(report.failed)
+            summary.passes += 1
+            if attempted == 0:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                summary.timed_out = True
+                break
+        summary.in_error = self.count_in_error()
+        return summary
+
+    def serve(self, *, install_signals: bool = True, ready: threading.Event | None = None) -> int:
+        """Run every engine until SIGTERM/SIGINT (or `request_stop`), then drain; returns 0."""
+        self._stop = threading.Event()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self._stop.set())
+        threads = []
+        for engine in self.engines():
+            t = threading.Thread(target=engine.serve, name=f"engine-{engine.name}", daemon=True)
+            t.start()
+            threads.append(t)
+        logger.info("xos-runtime {} running {} engine(s)", self.settings.name, len(threads))
+        if ready is not None:
+            ready.set()
+        while not self._stop.wait(0.5):
+            pass
+        logger.info("stopping: no new work; waiting for running calls to finish")
+        for engine in self.engines():
+            engine.stop()
+        deadline = time.monotonic() + self.settings.sync.grace_period
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in threads if t.is_alive()]
+        if left:
+            logger.warning("grace period over; abandoning {}", ", ".join(left))
+        logger.info("stopped")
+        return 0
+
+    def request_stop(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def count_in_error(self) -> int:
+        """Objects (live or awaiting deletion) whose sync or policy ended in error (code 2)."""
+        store = self.accessor.store
+        total = 0
+        with store.read() as conn:
+            for table in store.schema.tables.values():
+                q = (
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(sa.or_(table.c.backend_code == 2, table.c.policy_code == 2))
+                )
+                total += int(conn.execute(q).scalar_one())
+        return total
+
+
+def discover_plugins(settings: Settings) -> DiscoveredPlugins:
+    return discover(
+        steps_dir=settings.steps_dir,
+        event_steps_dir=settings.event_steps_dir,
+        pull_steps_dir=settings.pull_steps_dir,
+        model_policies_dir=settings.model_policies_dir,
+        skip_broken=settings.plugins.skip_broken,
+        disabled=settings.plugins.disabled,
+        builtin_plugins=[builtin],
+    )
+
+
+def load_model_definitions(
+    settings: Settings, plugins: DiscoveredPlugins
+) -> tuple[ModelSet, nx.DiGraph]:
+    """Models from `models_dir` and the plugins, and the dependency graph over them."""
+    sources: list[Any] = [*settings.models_dir, *_flatten(plugins.hook.xos_runtime_models())]
+    models = load_models(sources) if sources else ModelSet({})
+    deps = _merge_deps(plugins.hook.xos_runtime_model_deps())
+    graph = build_model_graph(models, settings.dependency_graph, deps=deps or None)
+    return models, graph
