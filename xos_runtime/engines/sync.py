@@ -102,6 +102,12 @@ class _Item:
     dependents: list[Key] = attrs.field(factory=list)
     state: str = "pending"  # pending | waiting | running | done | failed | blocked
     outcome: Outcome | None = None
+    #: The data version when fetched: what a success enacts. Read before the step runs, so
+    #: an edit that lands during the call (even the step's own save) leaves it pending.
+    version: float = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.version = data_version(self.obj)
 
     @property
     def step(self) -> type[SyncStep]:
@@ -228,7 +234,7 @@ class SyncEngine:
         exclude = exclude or set()
         for item in items.values():
             register = read_register(item.obj.backend_register)
-            if item.key in exclude or not is_ready(register, data_version(item.obj), now):
+            if item.key in exclude or not is_ready(register, item.version, now):
                 item.state = "waiting"
                 report.waiting += 1
                 if item.key not in exclude:
@@ -375,7 +381,7 @@ class _Dispatch:
                 self.writes.update(
                     item.obj,
                     {
-                        "enacted": data_version(item.obj),
+                        "enacted": item.version,
                         "backend_status": "OK",
                         "backend_code": 1,
                         "backend_register": json.dumps(register),
@@ -396,7 +402,7 @@ class _Dispatch:
                 read_register(item.obj.backend_register),
                 kind=outcome.kind,
                 now=now,
-                version=data_version(item.obj),
+                version=item.version,
                 backoff=engine.options.backoff,
                 delay=outcome.retry_at,
                 rand=engine.rand,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -61,7 +62,10 @@ class SqlStore:
     ):
         self.endpoint = endpoint
         self.url = make_url(normalise_url(endpoint))
-        self.clock: Callable[[], float] = clock or MonotonicClock()
+        # Timestamps must never repeat: wrap whatever clock is given (tests pass fake ones).
+        self.clock: Callable[[], float] = (
+            clock if isinstance(clock, MonotonicClock) else MonotonicClock(clock or time.time)
+        )
         self.dialect = self.url.get_backend_name()
         self._lock: threading.RLock | None = None
         self.engine = self._create_engine()

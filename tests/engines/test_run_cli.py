@@ -1,0 +1,176 @@
+"""`xos-runtime run` as a user runs it: a real process over the installed test plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xos_runtime import connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(tmp_path, installed_dists):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(installed_dists["xrt-engine"]), str(REPO)]),
+        "XRT_ENGINE_LOG": str(tmp_path / "calls.jsonl"),
+    }
+    config = tmp_path / "config.yaml"
+
+    def write(**sync: object) -> Path:
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "cli-test",
+                    "accessor": {"endpoint": "sqlite:///store.db"},
+                    "sync": {"workers": 2, "poll_interval": 0.5, **sync},
+                    "plugins": {"disabled": ["xos-runtime-demo"]},
+                }
+            )
+        )
+        return config
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "xos_runtime", *args],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            cwd=tmp_path,
+        )
+
+    def spawn(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "xos_runtime", *args],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
+
+    write()
+    return {
+        "write": write,
+        "run": run,
+        "spawn": spawn,
+        "config": config,
+        "url": f"sqlite:///{tmp_path}/store.db",
+        "log": tmp_path / "calls.jsonl",
+    }
+
+
+def create(cli, model: str, *pairs: str) -> int:
+    out = cli["run"]("objects", "create", "-C", str(cli["config"]), "--json", model, *pairs)
+    assert out.returncode == 0, out.stderr
+    return int(json.loads(out.stdout)["id"])
+
+
+def test_once_exit_codes(cli) -> None:
+    site = create(cli, "Site", "name=a")
+    create(cli, "Slice", "name=sl", f"site={site}")
+    ok = cli["run"]("run", "-C", str(cli["config"]), "--once")
+    assert ok.returncode == 0, ok.stderr
+    acc = connect(cli["url"])
+    assert all(o.backend_code == 1 for o in acc.Slice.objects.all())
+    create(cli, "Site", "name=b", "behaviour=fail")
+    bad = cli["run"]("run", "-C", str(cli["config"]), "--once")
+    assert bad.returncode == 1
+    assert "boom b" in bad.stderr
+    acc.close()
+
+
+def test_until_idle_runs_until_nothing_is_ready(cli) -> None:
+    site = create(cli, "Site", "name=a", "behaviour=fail-once")
+    create(cli, "Slice", "name=sl", f"site={site}")
+    create(cli, "Site", "name=b")
+    out = cli["run"]("run", "-C", str(cli["config"]), "--until-idle")
+    # a failed in this run: not retried, so the run ends, with objects in error
+    assert out.returncode == 1, out.stderr
+    status = cli["run"]("status", "-C", str(cli["config"]), "--json")
+    report = json.loads(status.stdout)
+    states = {(o["model"], o["name"]): o["state"] for o in report["objects"]}
+    assert states[("Site", "a")] == "error"
+    assert states[("Slice", "sl")] == "held_back"
+    assert ("Site", "b") not in states
+    assert report["models"]["Site"] == {"total": 2, "ok": 1, "error": 1}
+
+
+def test_until_idle_timeout_exits_1(cli) -> None:
+    create(cli, "Site", "name=busy", "behaviour=touch")  # pending again after every sync
+    started = time.monotonic()
+    out = cli["run"]("run", "-C", str(cli["config"]), "--until-idle", "--timeout", "1")
+    assert out.returncode == 1
+    assert "timed out" in out.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_until_idle_does_not_wait_for_a_timed_out_call(cli) -> None:
+    cli["write"](timeout=0.5)
+    create(cli, "Site", "name=stuck", "behaviour=hang:60")
+    started = time.monotonic()
+    out = cli["run"]("run", "-C", str(cli["config"]), "--until-idle")
+    assert out.returncode == 1
+    assert time.monotonic() - started < 20
+    acc = connect(cli["url"])
+    assert acc.Site.objects.get(name="stuck").backend_status == ("sync_record timed out after 0.5s")
+    acc.close()
+
+
+def _wait_for_line(path: Path, predicate, deadline: float) -> dict:
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                if predicate(entry):
+                    return entry
+        time.sleep(0.05)
+    raise AssertionError(f"no matching line in {path} before the deadline")
+
+
+def test_run_picks_up_changes_and_drains_on_sigterm(cli) -> None:
+    proc = cli["spawn"]("run", "-C", str(cli["config"]))
+    try:
+        deadline = time.monotonic() + 30
+        create(cli, "Site", "name=live")
+        _wait_for_line(cli["log"], lambda e: e["event"] == "end" and e["name"] == "live", deadline)
+        create(cli, "Site", "name=slow", "behaviour=sleep:1500")
+        _wait_for_line(
+            cli["log"], lambda e: e["event"] == "start" and e["name"] == "slow", deadline
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the running call was allowed to finish and its outcome was stored
+    acc = connect(cli["url"])
+    row = acc.Site.objects.get(name="slow")
+    assert row.backend_code == 1 and row.enacted is not None
+    acc.close()
+
+
+def test_broken_plugin_stops_startup_with_exit_2(cli, installed_dists) -> None:
+    env_path = os.pathsep.join(
+        [str(installed_dists["xrt-broken"]), str(installed_dists["xrt-engine"]), str(REPO)]
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "xos_runtime", "run", "-C", str(cli["config"]), "--once"],
+        env={**os.environ, "PYTHONPATH": env_path},
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "xrt-broken" in out.stderr and "failed to load" in out.stderr

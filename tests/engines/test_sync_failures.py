@@ -1,0 +1,220 @@
+"""Outcomes of each exception kind, backoff, holding back dependents, timeouts, races."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from xos_runtime.host import Runtime
+
+
+def register(obj: Any) -> dict:
+    return json.loads(type(obj).objects.get(id=obj.id).backend_register)
+
+
+def fresh(obj: Any) -> Any:
+    return type(obj).objects.get(id=obj.id)
+
+
+def sync_pass(rt: Runtime, exclude=()):
+    return rt.engines()[0].run_pass(exclude=exclude)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code", "status", "exponent"),
+    [
+        ("fail", 2, "boom s", 1),
+        ("defer", 0, "not yet: s", 0),
+        ("innocuous", 1, "harmless: s", 1),
+        ("permanent", 2, "never: s", 1),
+    ],
+)
+def test_exception_kinds(make_runtime, engine_steps, clock, behaviour, code, status, exponent):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour=behaviour)
+    report = sync_pass(rt)
+    assert report.failed == {("Site", site.id)}
+    row = fresh(site)
+    assert (row.backend_code, row.backend_status) == (code, status)
+    assert row.enacted is None
+    reg = register(site)
+    assert reg["failures"] == 1 and reg["exponent"] == exponent
+    assert reg["next_run"] > clock.now and reg["last_failure"] == clock.now
+    assert reg.get("permanent", False) is (behaviour == "permanent")
+
+
+def test_backoff_is_honoured_and_grows_exponentially(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="fail")
+    delays = []
+    for _ in range(4):
+        report = sync_pass(rt)
+        assert report.attempted == 1
+        reg = register(site)
+        delays.append(reg["next_run"] - clock.now)
+        # not ready again until next_run: a pass now attempts nothing
+        again = sync_pass(rt)
+        assert again.attempted == 0 and again.waiting == 1
+        assert again.next_run == pytest.approx(reg["next_run"])
+        clock.advance(delays[-1] - 0.01)
+        assert sync_pass(rt).attempted == 0
+        clock.advance(0.01)
+    assert delays == pytest.approx([1, 2, 4, 8])
+    assert register(site)["failures"] == 4
+
+
+def test_deferred_waits_its_delay_without_growing(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="defer:30")
+    sync_pass(rt)
+    reg = register(site)
+    assert reg["next_run"] == pytest.approx(clock.now + 30) and reg["exponent"] == 0
+    clock.advance(29)
+    assert sync_pass(rt).attempted == 0
+    clock.advance(1)
+    assert sync_pass(rt).attempted == 1
+    assert register(site)["exponent"] == 0 and fresh(site).backend_code == 0
+
+
+def test_permanent_failure_waits_for_a_change(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="permanent")
+    sync_pass(rt)
+    clock.advance(10_000)
+    assert sync_pass(rt).attempted == 0
+    obj = fresh(site)
+    obj.behaviour = ""
+    obj.save()
+    report = sync_pass(rt)
+    assert report.succeeded == 1 and fresh(site).backend_code == 1
+
+
+def test_a_user_change_makes_a_backing_off_object_ready_at_once(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="fail")
+    sync_pass(rt)
+    sync_pass(rt)
+    clock.advance(3)
+    sync_pass(rt)
+    assert register(site)["failures"] == 2
+    obj = fresh(site)
+    obj.behaviour = ""  # the operator fixes the cause
+    obj.save()
+    report = sync_pass(rt)  # no waiting out the backoff
+    assert report.succeeded == 1
+    reg = register(site)
+    assert reg["failures"] == 0 and reg["exponent"] == 0 and reg["next_run"] == 0
+    assert fresh(site).backend_status == "OK"
+
+
+def test_only_dependents_are_held_back(make_runtime, engine_steps):
+    rt = make_runtime()
+    acc = rt.accessor
+    bad = acc.Site.objects.create(name="bad", behaviour="fail")
+    bad_slice = acc.Slice.objects.create(name="bad-slice", site=bad)
+    bad_inst = acc.Instance.objects.create(name="bad-inst", slice=bad_slice)
+    good = acc.Site.objects.create(name="good")
+    good_slice = acc.Slice.objects.create(name="good-slice", site=good)
+    report = sync_pass(rt)
+    assert report.blocked == {("Slice", bad_slice.id), ("Instance", bad_inst.id)}
+    names = {c["name"] for c in engine_steps.CALLS}
+    assert names == {"bad", "good", "good-slice"}
+    text = f"Failed due to error in model Site id {bad.id}: boom bad"
+    for obj in (bad_slice, bad_inst):
+        row = fresh(obj)
+        assert row.backend_status == text and row.backend_code == 2
+        assert register(obj) == {}  # no backoff of its own
+    assert fresh(good_slice).backend_code == 1
+
+
+def test_dependent_released_once_its_dependency_heals(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    acc = rt.accessor
+    site = acc.Site.objects.create(name="flaky", behaviour="fail-once")
+    sl = acc.Slice.objects.create(name="sl", site=site)
+    sync_pass(rt)
+    assert fresh(sl).backend_status.startswith("Failed due to error in model Site")
+    assert sync_pass(rt).attempted == 0  # site backing off, slice held back
+    clock.advance(1)
+    report = sync_pass(rt)
+    assert report.succeeded == 2
+    assert fresh(site).backend_code == 1 and fresh(sl).backend_code == 1
+    assert fresh(sl).backend_status == "OK"
+
+
+def test_edit_during_sync_leaves_the_object_pending(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="hang")
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (sync_pass(rt), done.set()))
+    t.start()
+    assert engine_steps.STARTED.wait(10)
+    clock.advance(1)
+    edited = fresh(site)
+    edited.name = "edited while syncing"
+    edited.save()
+    engine_steps.RELEASE.set()
+    assert done.wait(10)
+    row = fresh(site)
+    assert row.backend_code == 1 and row.enacted < row.updated
+    assert [o.id for o in rt.accessor.fetch_pending(["Site"])] == [site.id]
+
+
+def test_timeout_fails_the_call_and_blocks_nothing_else(make_runtime, engine_steps):
+    rt = make_runtime(sync={"timeout": 0.3, "workers": 2})
+    acc = rt.accessor
+    hung = acc.Site.objects.create(name="hung", behaviour="hang")
+    held = acc.Slice.objects.create(name="held", site=hung)
+    others = [acc.Site.objects.create(name=f"ok{i}") for i in range(5)]
+    started = time.monotonic()
+    report = sync_pass(rt)
+    assert time.monotonic() - started < 5
+    row = fresh(hung)
+    assert row.backend_code == 2 and row.backend_status == "sync_record timed out after 0.3s"
+    assert report.outcomes["timeout"] == 1
+    assert fresh(held).backend_status.startswith(f"Failed due to error in model Site id {hung.id}")
+    assert all(fresh(o).backend_code == 1 for o in others)
+    # the pool kept its size: beside the abandoned call, two new calls still run at once
+    for i in range(4):
+        acc.Node.objects.create(name=f"n{i}", behaviour="sleep:50")
+    sync_pass(rt, exclude={("Site", hung.id)})
+    assert engine_steps.MAX_RUNNING[0] == 3
+
+
+def test_failing_delete_keeps_the_row_and_backs_off(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="fail-delete")
+    sync_pass(rt)
+    fresh(site).delete()
+    report = sync_pass(rt)
+    assert report.failed == {("Site", site.id)}
+    row = rt.accessor.Site.deleted_objects.get(id=site.id)
+    assert row.backend_status == "cannot delete s" and row.backend_code == 2
+    assert sync_pass(rt).attempted == 0  # backing off
+    clock.advance(1)
+    assert sync_pass(rt).attempted == 1
+
+
+def test_outcome_hook_sees_every_unit(make_runtime, engine_steps):
+    rt = make_runtime()
+    seen: list[tuple[str, str]] = []
+
+    class Observer:
+        @staticmethod
+        def xos_runtime_sync_outcome(step, obj, outcome):
+            seen.append((obj.name, outcome.kind))
+
+    from xos_runtime import hookimpl
+
+    Observer.xos_runtime_sync_outcome = hookimpl(Observer.xos_runtime_sync_outcome)
+    rt.plugins.plugin_manager.register(Observer(), name="observer")
+    acc = rt.accessor
+    bad = acc.Site.objects.create(name="bad", behaviour="fail")
+    acc.Slice.objects.create(name="child", site=bad)
+    acc.Site.objects.create(name="good")
+    sync_pass(rt)
+    assert sorted(seen) == [("bad", "error"), ("child", "blocked"), ("good", "success")]
