@@ -60,6 +60,12 @@ def fresh_pg_endpoint(database_url: str) -> str:
     return f"{database_url}?options=-csearch_path%3D{schema}"
 
 
+@pytest.fixture
+def pg_store_url(pg_database: str) -> str:
+    """A fresh, empty PostgreSQL store endpoint."""
+    return fresh_pg_endpoint(pg_database)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     """A fresh, empty store endpoint on each real backend."""

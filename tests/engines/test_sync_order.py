@@ -131,3 +131,21 @@ def test_a_step_change_does_not_resync_the_object(make_runtime, engine_steps):
     assert fresh.name == "s+" and fresh.changed_by_step is not None
     assert rt.accessor.fetch_pending(["Site"]) == []
     assert rt.accessor.fetch_policy_pending(["Site"])  # but policies would see it
+
+
+def test_the_engine_on_postgresql(make_runtime, engine_steps, pg_store_url):
+    rt = make_runtime(store_url=pg_store_url)
+    site, _, _ = chain(rt, behaviour="sleep:10")
+    bad = rt.accessor.Site.objects.create(name="bad", behaviour="fail")
+    held = rt.accessor.Slice.objects.create(name="held", site=bad)
+    report = rt.engines()[0].run_pass()
+    assert report.succeeded == 3 and report.failed == {("Site", bad.id)}
+    c = calls(engine_steps)
+    assert before(c["site"], c["slice"]) and before(c["slice"], c["inst"])
+    assert rt.accessor.Slice.objects.get(id=held.id).backend_status.startswith(
+        f"Failed due to error in model Site id {bad.id}: boom bad"
+    )
+    rt.accessor.Site.objects.get(id=site.id).delete()
+    rt.engines()[0].run_pass()
+    assert rt.accessor.Instance.deleted_objects.count() == 0
+    assert rt.accessor.Instance.objects.count() == 0

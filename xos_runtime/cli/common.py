@@ -13,7 +13,7 @@ import attrs
 from xos_runtime.config import Settings, configure_logging, load_config
 from xos_runtime.host import Runtime
 
-ConfigOption = Callable[[argparse.ArgumentParser], None]
+ConfigOption = Callable[..., None]
 _QUIET_LEVELS = {"TRACE", "DEBUG"}
 
 

@@ -23,12 +23,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def config_option(parser: argparse.ArgumentParser) -> None:
+def config_option(parser: argparse.ArgumentParser, *, inner: bool = False) -> None:
+    """`-C FILE`; `inner` for a sub-command's own copy, which must not reset the outer one."""
     parser.add_argument(
         "-C",
         "--config",
         metavar="FILE",
-        default=os.environ.get(CONFIG_ENV_VAR),
+        default=argparse.SUPPRESS if inner else os.environ.get(CONFIG_ENV_VAR),
         help=f"the configuration file (default: ${CONFIG_ENV_VAR})",
     )
 

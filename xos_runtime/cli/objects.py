@@ -14,6 +14,7 @@ _WITH_ID = ("show", "update", "delete")
 
 def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
     p = sub.add_parser("objects", help="read and change the objects in the store")
+    config_option(p)  # `objects -C FILE list ...` as well as `objects list -C FILE ...`
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     helps = {
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
     }
     for action, text in helps.items():
         a = actions.add_parser(action, help=text)
-        config_option(a)
+        config_option(a, inner=True)
         a.add_argument("--json", action="store_true", help="print JSON")
         a.add_argument("model", metavar="MODEL")
         if action in _WITH_ID:

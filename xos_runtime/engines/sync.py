@@ -40,7 +40,7 @@ from xos_runtime.engines.backoff import (
     success_register,
 )
 from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
-from xos_runtime.engines.outcome import BACKEND_CODES, Outcome
+from xos_runtime.engines.outcome import BACKEND_CODES, Outcome, OutcomeKind
 from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
 from xos_runtime.steps import SyncStep
@@ -122,19 +122,23 @@ def classify(
     timeout: float | None,
 ) -> Outcome:
     """Turn what a call raised (or its timeout) into an `Outcome` (contract section 5)."""
+    delay: float | None = None
     if timed_out:
-        call = "delete_record" if deleted else "sync_record"
-        return Outcome("timeout", f"{call} timed out after {timeout:g}s", 2, duration, deleted)
-    if error is None:
-        return Outcome("success", "OK", 1, duration, deleted)
-    message = str(error) or type(error).__name__
-    if isinstance(error, DeferredException):
-        return Outcome("deferred", message, 0, duration, deleted, retry_at=error.delay)
-    if isinstance(error, InnocuousException):
-        return Outcome("innocuous", message, 1, duration, deleted)
-    if isinstance(error, PermanentException):
-        return Outcome("permanent", message, 2, duration, deleted)
-    return Outcome("error", message, 2, duration, deleted)
+        kind: OutcomeKind = "timeout"
+        message = f"{'delete_record' if deleted else 'sync_record'} timed out after {timeout:g}s"
+    elif error is None:
+        kind, message = "success", "OK"
+    else:
+        message = str(error) or type(error).__name__
+        if isinstance(error, DeferredException):
+            kind, delay = "deferred", error.delay
+        elif isinstance(error, InnocuousException):
+            kind = "innocuous"
+        elif isinstance(error, PermanentException):
+            kind = "permanent"
+        else:
+            kind = "error"
+    return Outcome(kind, message, BACKEND_CODES[kind], duration, deleted, retry_at=delay)
 
 
 class SyncEngine:
@@ -434,11 +438,7 @@ class _Dispatch:
     def _hold_dependents(self, failed: _Item, outcome: Outcome) -> None:
         leaf = failed.obj.__dict__.get("leaf_model_name") or failed.obj._meta.name
         text = f"Failed due to error in model {leaf} id {failed.key[1]}: {outcome.message}"
-        code = (
-            BACKEND_CODES.get(outcome.kind, outcome.code)
-            if outcome.kind != "error"
-            else (outcome.code)
-        )
+        code = outcome.code
         todo = list(failed.dependents)
         while todo:
             item = self.items[todo.pop()]
@@ -516,11 +516,13 @@ class _OutcomeWriter:
                     .values({c: sa.bindparam(f"b_{c}") for c in columns})
                 )
                 conn.execute(stmt, params)
+            by_leaf: dict[str, list[int]] = {}
             for obj in self.purges:
-                store.purge(obj._meta.name, int(obj.id), conn)  # type: ignore[arg-type]
-                touched.update(
-                    store.touched_names([obj.__dict__.get("leaf_model_name") or obj._meta.name])
-                )
+                leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
+                by_leaf.setdefault(leaf, []).append(int(obj.id))  # type: ignore[arg-type]
+            for leaf, ids in by_leaf.items():
+                store.purge(leaf, ids, conn)
+                touched.update(store.touched_names([leaf]))
         self.updates.clear()
         self.purges.clear()
         self.size = 0

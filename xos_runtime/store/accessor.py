@@ -174,7 +174,7 @@ class ModelAccessor:
         leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
         touched = store.touched_names([leaf])
         with store.write(touched) as conn:
-            store.purge(obj._meta.name, obj.id, conn)
+            store.purge(leaf, [obj.id], conn)
 
     def close(self) -> None:
         self.store.close()

@@ -331,14 +331,17 @@ class SqlStore:
                 pending.extend((str(r.leaf_model_name), int(r.id), False) for r in rows)
         return touched
 
-    def purge(self, model: str, object_id: int, conn: Connection) -> None:
-        """Remove a row for good; links that pointed at it become NULL."""
+    def purge(self, model: str, object_ids: Iterable[int], conn: Connection) -> None:
+        """Remove rows of `model` for good; links that pointed at them become NULL."""
+        ids = list(object_ids)
+        if not ids:
+            return
         table = self.table(model)
-        conn.execute(sa.delete(table).where(table.c.id == object_id))
+        conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
         for declaring, link in self.models.reverse_links(model):
             dep = self.table(declaring)
             conn.execute(
-                sa.update(dep).where(dep.c[link.column] == object_id).values({link.column: None})
+                sa.update(dep).where(dep.c[link.column].in_(ids)).values({link.column: None})
             )
 
     def touched_names(self, leaves: Iterable[str]) -> set[str]:
