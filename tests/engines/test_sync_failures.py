@@ -218,3 +218,14 @@ def test_outcome_hook_sees_every_unit(make_runtime, engine_steps):
     acc.Site.objects.create(name="good")
     sync_pass(rt)
     assert sorted(seen) == [("bad", "error"), ("child", "blocked"), ("good", "success")]
+
+
+def test_a_broken_fetch_pending_does_not_stop_other_steps(make_runtime, engine_steps):
+    rt = make_runtime()
+    engine_steps.BROKEN_FETCH.add("Node")
+    rt.accessor.Node.objects.create(name="n")
+    site = rt.accessor.Site.objects.create(name="s")
+    report = sync_pass(rt)
+    assert report.succeeded == 1 and fresh(site).backend_code == 1
+    engine_steps.BROKEN_FETCH.clear()
+    assert sync_pass(rt).succeeded == 1  # the node, once its step can fetch again

@@ -216,10 +216,16 @@ class SyncEngine:
     def _fetch(self, deleted: bool) -> dict[Key, _Item]:
         items: dict[Key, _Item] = {}
         for step_cls in self.steps:
-            step = step_cls(
-                model_accessor=self.accessor, log=self._log.bind(step=step_cls.__name__)
-            )
-            for obj in step.fetch_pending(deleted=deleted):
+            log = self._log.bind(step=step_cls.__name__)
+            step = step_cls(model_accessor=self.accessor, log=log)
+            try:
+                pending = list(step.fetch_pending(deleted=deleted))
+            except Exception:
+                # One step's broken query must not stop the others (the original lost the
+                # whole pass, both phases, for every step).
+                log.exception("fetch_pending failed; its objects wait for the next pass")
+                continue
+            for obj in pending:
                 key = (self.accessor.models.root(obj._meta.name), int(obj.id))
                 item = items.get(key)
                 if item is None:

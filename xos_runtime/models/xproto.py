@@ -444,21 +444,15 @@ def convert_default(value: Any, type_: str) -> Any:
             return bool(value)
         return NO_DEFAULT
     if python_type is int:
-        if isinstance(value, bool):
-            return NO_DEFAULT
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+        as_int = _as_int(value)
+        if as_int is not None:
+            return as_int
+        if isinstance(value, str):  # "10.0" still reads as an integer default
             try:
-                return int(value.strip())
+                as_float = float(value.strip())
             except ValueError:
-                try:
-                    as_float = float(value.strip())
-                except ValueError:
-                    return NO_DEFAULT
-                return int(as_float) if as_float.is_integer() else NO_DEFAULT
+                return NO_DEFAULT
+            return int(as_float) if as_float.is_integer() else NO_DEFAULT
         return NO_DEFAULT
     # float / double
     if isinstance(value, bool):

@@ -19,6 +19,14 @@ from xos_runtime.store.objects import ModelObject, build_model_class
 from xos_runtime.store.sqlstore import SqlStore
 
 
+def _older(version: sa.Column[Any], *changes: sa.Column[Any]) -> sa.ColumnElement[bool]:
+    """`version` (enacted, policed) is unset or older than one of the change timestamps.
+
+    SQL NULL semantics keep XOS's rule: an unset change timestamp never makes a row pending.
+    """
+    return sa.or_(version.is_(None), *(version < change for change in changes))
+
+
 class ModelAccessor:
     """Model classes by name over one store, plus the queries engines need."""
 
@@ -124,11 +132,7 @@ class ModelAccessor:
                 t.c.deleted == sa.false(),
                 t.c.lazy_blocked == sa.false(),
                 t.c.no_sync == sa.false(),
-                sa.or_(
-                    t.c.enacted.is_(None),
-                    t.c.enacted < t.c.updated,
-                    t.c.enacted < t.c.changed_by_policy,
-                ),
+                _older(t.c.enacted, t.c.updated, t.c.changed_by_policy),
             ]
 
         return self._pending(model_names, dirty)
@@ -142,21 +146,14 @@ class ModelAccessor:
         if deleted:
             return self._pending(
                 model_names,
-                lambda t: [
-                    t.c.deleted == sa.true(),
-                    sa.or_(t.c.policed.is_(None), t.c.policed < t.c.updated),
-                ],
+                lambda t: [t.c.deleted == sa.true(), _older(t.c.policed, t.c.updated)],
             )
         return self._pending(
             model_names,
             lambda t: [
                 t.c.deleted == sa.false(),
                 t.c.no_policy == sa.false(),
-                sa.or_(
-                    t.c.policed.is_(None),
-                    t.c.policed < t.c.updated,
-                    t.c.policed < t.c.changed_by_step,
-                ),
+                _older(t.c.policed, t.c.updated, t.c.changed_by_step),
             ],
         )
 
