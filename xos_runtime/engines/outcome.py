@@ -6,6 +6,8 @@ from typing import Literal
 
 import attrs
 
+from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
+
 OutcomeKind = Literal[
     "success", "deferred", "innocuous", "permanent", "error", "timeout", "blocked"
 ]
@@ -46,3 +48,35 @@ class Outcome:
     def failed(self) -> bool:
         """Whether dependents must be held back (everything but success)."""
         return self.kind != "success"
+
+
+def classify(
+    error: BaseException | None,
+    timed_out: bool,
+    duration: float,
+    deleted: bool,
+    timeout: float | None,
+    call: str | None = None,
+) -> Outcome:
+    """Turn what a call raised (or its timeout) into an `Outcome` (contract section 5).
+
+    `call` names the method in the timeout message (`sync_record`, `handle_create`...).
+    """
+    delay: float | None = None
+    if timed_out:
+        kind: OutcomeKind = "timeout"
+        call = call or ("delete_record" if deleted else "sync_record")
+        message = f"{call} timed out after {timeout:g}s"
+    elif error is None:
+        kind, message = "success", "OK"
+    else:
+        message = str(error) or type(error).__name__
+        if isinstance(error, DeferredException):
+            kind, delay = "deferred", error.delay
+        elif isinstance(error, InnocuousException):
+            kind = "innocuous"
+        elif isinstance(error, PermanentException):
+            kind = "permanent"
+        else:
+            kind = "error"
+    return Outcome(kind, message, BACKEND_CODES[kind], duration, deleted, retry_at=delay)

@@ -27,7 +27,6 @@ from typing import Any
 
 import attrs
 import networkx as nx
-import sqlalchemy as sa
 from loguru import logger
 
 from xos_runtime.config import BackoffSettings
@@ -40,9 +39,9 @@ from xos_runtime.engines.backoff import (
     success_register,
 )
 from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
-from xos_runtime.engines.outcome import BACKEND_CODES, Outcome, OutcomeKind
+from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.pool import Completion, WorkerPool
-from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
+from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
 from xos_runtime.store import ModelAccessor, ModelObject, acting_as
 
@@ -112,33 +111,6 @@ class _Item:
     @property
     def step(self) -> type[SyncStep]:
         return self.steps[0]
-
-
-def classify(
-    error: BaseException | None,
-    timed_out: bool,
-    duration: float,
-    deleted: bool,
-    timeout: float | None,
-) -> Outcome:
-    """Turn what a call raised (or its timeout) into an `Outcome` (contract section 5)."""
-    delay: float | None = None
-    if timed_out:
-        kind: OutcomeKind = "timeout"
-        message = f"{'delete_record' if deleted else 'sync_record'} timed out after {timeout:g}s"
-    elif error is None:
-        kind, message = "success", "OK"
-    else:
-        message = str(error) or type(error).__name__
-        if isinstance(error, DeferredException):
-            kind, delay = "deferred", error.delay
-        elif isinstance(error, InnocuousException):
-            kind = "innocuous"
-        elif isinstance(error, PermanentException):
-            kind = "permanent"
-        else:
-            kind = "error"
-    return Outcome(kind, message, BACKEND_CODES[kind], duration, deleted, retry_at=delay)
 
 
 class SyncEngine:
@@ -298,7 +270,7 @@ class _Dispatch:
         self.parked: dict[type[SyncStep], deque[Key]] = {}
         self.in_flight: Counter[type[SyncStep]] = Counter()
         self.running = 0
-        self.writes = _OutcomeWriter(engine.accessor)
+        self.writes = OutcomeWriter(engine.accessor)
         self.after_save: list[_Item] = []
 
     def run(self) -> None:
@@ -482,53 +454,3 @@ class _Dispatch:
                         self.engine._log.bind(step=step_cls.__name__, id=item.key[1]).exception(
                             "after_sync_save failed"
                         )
-
-
-class _OutcomeWriter:
-    """Collects bookkeeping writes and purges, and stores them in few transactions."""
-
-    def __init__(self, accessor: ModelAccessor):
-        self.accessor = accessor
-        self.updates: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
-        self.purges: list[ModelObject] = []
-        self.size = 0
-
-    def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
-        root = self.accessor.models.root(obj._meta.name)
-        columns = tuple(sorted(values))
-        self.updates.setdefault((root, columns), []).append(
-            {"b_id": obj.id, **{f"b_{c}": v for c, v in values.items()}}
-        )
-        obj.__dict__.update(values)
-        if obj._orig is not None:
-            obj._orig.update(values)
-        self.size += 1
-
-    def purge(self, obj: ModelObject) -> None:
-        self.purges.append(obj)
-        self.size += 1
-
-    def flush(self) -> None:
-        if not self.size:
-            return
-        store = self.accessor.store
-        touched: set[str] = set()
-        with store.write(touched) as conn:
-            for (root, columns), params in self.updates.items():
-                table = store.table(root)
-                stmt = (
-                    sa.update(table)
-                    .where(table.c.id == sa.bindparam("b_id"))
-                    .values({c: sa.bindparam(f"b_{c}") for c in columns})
-                )
-                conn.execute(stmt, params)
-            by_leaf: dict[str, list[int]] = {}
-            for obj in self.purges:
-                leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
-                by_leaf.setdefault(leaf, []).append(int(obj.id))  # type: ignore[arg-type]
-            for leaf, ids in by_leaf.items():
-                store.purge(leaf, ids, conn)
-                touched.update(store.touched_names([leaf]))
-        self.updates.clear()
-        self.purges.clear()
-        self.size = 0
