@@ -51,6 +51,7 @@ def make_runtime(
             "name": "engine-test",
             "accessor": {"endpoint": store_url or f"sqlite:///{tmp_path}/store.db"},
             "sync": {"workers": 4, "backoff": {"initial": 1, "factor": 2, "max": 60, "jitter": 0}},
+            "policies": {"backoff": {"initial": 1, "factor": 2, "max": 60, "jitter": 0}},
         }
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -36,8 +36,18 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
         a.set_defaults(handler=handle)
 
 
-def _values(acc: ModelAccessor, model: str, pairs: list[str]) -> dict[str, Any]:
-    """Parse `field=value` words by the field's type; `link=<id>` sets a link by id."""
+#: Bookkeeping fields an operator may set: the flags that steer the engines. The rest is the
+#: runtime's to write (`deleted` through `objects delete`, which cascades).
+SETTABLE_FLAGS = frozenset({"write_protect", "lazy_blocked", "no_sync", "no_policy"})
+
+
+def _values(
+    acc: ModelAccessor, model: str, pairs: list[str], *, writing: bool = True
+) -> dict[str, Any]:
+    """Parse `field=value` words by the field's type; `link=<id>` sets a link by id.
+
+    `writing` refuses the bookkeeping fields the runtime owns; filters may name any field.
+    """
     cls = acc.get_model_class(model)
     meta = cls._meta
     values: dict[str, Any] = {}
@@ -57,9 +67,14 @@ def _values(acc: ModelAccessor, model: str, pairs: list[str]) -> dict[str, Any]:
                     f"{model}.{link.name}: expected a {link.target} id, got {text!r}"
                 ) from None
             continue
-        if name not in meta.fields or name in ("id", "leaf_model_name"):
+        if name not in meta.fields:
             raise ObjectValidationError(
                 f"{model} has no field {name!r}; fields: {', '.join(meta.public_names())}"
+            )
+        if writing and name not in meta.data_fields and name not in SETTABLE_FLAGS:
+            hint = "; use `objects delete`" if name == "deleted" else ""
+            raise ObjectValidationError(
+                f"{model}.{name} is kept by the runtime and cannot be set here{hint}"
             )
         values[name] = parse_text(model, meta.fields[name], text)
     return values
@@ -100,7 +115,7 @@ def handle(args: argparse.Namespace) -> int:
         acc = runtime.accessor
         cls = acc.get_model_class(args.model)
         if args.action == "list":
-            filters = _values(acc, args.model, args.fields)
+            filters = _values(acc, args.model, args.fields, writing=False)
             rows = list(cls.objects.filter(**filters))
             if args.json:
                 print_json([as_json(o) for o in rows])

@@ -1,7 +1,7 @@
 """The built-in engines, registered as a plugin of the same hook contract as any other.
 
 The host registers this module first; `xos_runtime_engines` builds the engines the loaded
-plugins need (no sync steps, no sync engine).
+plugins need, in the order a pass runs them: pull, policies, sync (then delete).
 """
 
 from __future__ import annotations
@@ -9,31 +9,86 @@ from __future__ import annotations
 from typing import Any
 
 from xos_runtime.engines.outcome import Outcome
+from xos_runtime.engines.policy import PolicyEngine, PolicyOptions
+from xos_runtime.engines.pull import PullEngine
 from xos_runtime.engines.sync import SyncEngine, SyncOptions
 from xos_runtime.hookspecs import hookimpl
 
 
+def _observed_leaves(runtime: Any, names: Any) -> set[str]:
+    """The models named and all their sub-models."""
+    out: set[str] = set()
+    for name in names:
+        if name in runtime.models:
+            out.update(runtime.models.descendants(name))
+    return out
+
+
 @hookimpl
 def xos_runtime_engines(runtime: Any) -> list[Any]:
-    """The sync engine over the discovered sync steps (when there are any)."""
+    """The pull, policy and sync engines over the discovered plugins (those that have any)."""
     engines: list[Any] = []
-    steps = runtime.plugins.sync_steps
-    if steps:
-        s = runtime.settings.sync
-        options = SyncOptions(
-            workers=s.workers, timeout=s.timeout, poll_interval=s.poll_interval, backoff=s.backoff
+    plugins, settings, hook = runtime.plugins, runtime.settings, runtime.hook
+    synced = _observed_leaves(
+        runtime, [m for step in plugins.sync_steps for m in step.observed_model_names()]
+    )
+    policed = _observed_leaves(runtime, [p.model_name for p in plugins.model_policies])
+
+    if plugins.pull_steps:
+
+        def pull_outcome(step: Any, outcome: Outcome) -> None:
+            hook.xos_runtime_pull_outcome(step=step, outcome=outcome)
+
+        engines.append(
+            PullEngine(
+                runtime.accessor,
+                plugins.pull_steps,
+                on_outcome=pull_outcome,
+                clock=runtime.clock,
+            )
+        )
+    if plugins.model_policies:
+        p = settings.policies
+        options = PolicyOptions(
+            workers=p.workers,
+            timeout=p.timeout,
+            poll_interval=settings.sync.poll_interval,
+            backoff=p.backoff,
         )
 
-        def report(step: Any, obj: Any, outcome: Outcome) -> None:
-            runtime.hook.xos_runtime_sync_outcome(step=step, obj=obj, outcome=outcome)
+        def policy_outcome(policy: Any, obj: Any, action: str, outcome: Outcome) -> None:
+            hook.xos_runtime_policy_outcome(policy=policy, obj=obj, action=action, outcome=outcome)
+
+        engines.append(
+            PolicyEngine(
+                runtime.accessor,
+                plugins.model_policies,
+                options,
+                synced_models=synced,
+                on_outcome=policy_outcome,
+                clock=runtime.clock,
+            )
+        )
+    if plugins.sync_steps:
+        s = settings.sync
+        sync_options = SyncOptions(
+            workers=s.workers,
+            timeout=s.timeout,
+            poll_interval=s.poll_interval,
+            backoff=s.backoff,
+        )
+
+        def sync_outcome(step: Any, obj: Any, outcome: Outcome) -> None:
+            hook.xos_runtime_sync_outcome(step=step, obj=obj, outcome=outcome)
 
         engines.append(
             SyncEngine(
                 runtime.accessor,
-                steps,
+                plugins.sync_steps,
                 runtime.graph,
-                options,
-                on_outcome=report,
+                sync_options,
+                held_for_policies=policed,
+                on_outcome=sync_outcome,
                 clock=runtime.clock,
             )
         )

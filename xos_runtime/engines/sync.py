@@ -18,16 +18,15 @@ expires, or the fallback poll interval passes.
 from __future__ import annotations
 
 import json
+import queue
 import random
-import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
 import networkx as nx
-from loguru import logger
 
 from xos_runtime.config import BackoffSettings
 from xos_runtime.engines.backoff import (
@@ -38,9 +37,11 @@ from xos_runtime.engines.backoff import (
     read_register,
     success_register,
 )
+from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.pool import Completion, WorkerPool
+from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
 from xos_runtime.store import ModelAccessor, ModelObject, acting_as
@@ -64,34 +65,6 @@ class SyncOptions:
     batch_size: int = 500
 
 
-@attrs.define
-class PassReport:
-    """What one pass (or phase) did; `--until-idle` and `status` read it."""
-
-    fetched: int = 0
-    attempted: int = 0
-    succeeded: int = 0
-    failed: set[Key] = attrs.field(factory=set)
-    blocked: set[Key] = attrs.field(factory=set)
-    waiting: int = 0
-    next_run: float | None = None
-    outcomes: Counter[str] = attrs.field(factory=Counter)
-
-    def merge(self, other: PassReport) -> PassReport:
-        self.fetched += other.fetched
-        self.attempted += other.attempted
-        self.succeeded += other.succeeded
-        self.failed |= other.failed
-        self.blocked |= other.blocked
-        self.waiting += other.waiting
-        if other.next_run is not None:
-            self.next_run = (
-                other.next_run if self.next_run is None else min(self.next_run, other.next_run)
-            )
-        self.outcomes.update(other.outcomes)
-        return self
-
-
 @attrs.define(eq=False)
 class _Item:
     key: Key
@@ -113,8 +86,12 @@ class _Item:
         return self.steps[0]
 
 
-class SyncEngine:
-    """Runs sync steps over the pending objects of a store (see the module docstring)."""
+class SyncEngine(LoopEngine):
+    """Runs sync steps over the pending objects of a store (see the module docstring).
+
+    `held_for_policies` names the models whose deleted objects must first get their
+    `handle_delete` from the policy engine: their `delete_record` and purge wait for it.
+    """
 
     name = "sync"
 
@@ -125,63 +102,31 @@ class SyncEngine:
         graph: nx.DiGraph,
         options: SyncOptions | None = None,
         *,
+        held_for_policies: Collection[str] = (),
         on_outcome: OutcomeHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
-        self.accessor = accessor
-        self.steps = list(steps)
         self.options = options or SyncOptions()
+        super().__init__(
+            accessor,
+            workers=self.options.workers,
+            poll_interval=self.options.poll_interval,
+            clock=clock,
+        )
+        self.steps = list(steps)
         self.plan = LinkPlan(accessor.models, graph)
+        self.held_for_policies = frozenset(held_for_policies)
         self.on_outcome = on_outcome
-        self.clock = clock
         self.rand = rand
-        self._pool: WorkerPool | None = None
-        self._stopping = threading.Event()
-        self._sub = accessor.subscribe()
-        self._log = logger.bind(engine="sync")
-
-    # -- public ---------------------------------------------------------------------------
-
-    @property
-    def pool(self) -> WorkerPool:
-        if self._pool is None:
-            self._pool = WorkerPool(self.options.workers, name="xos-runtime-sync")
-        return self._pool
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         """One sync phase and one deletion phase. Objects in `exclude` are not attempted."""
         skip = set(exclude)
         report = self.run_phase(deleted=False, exclude=skip)
-        if not self._stopping.is_set():
+        if not self.stopping:
             report.merge(self.run_phase(deleted=True, exclude=skip))
         return report
-
-    def serve(self) -> None:
-        """Run passes until `stop()`, sleeping until a change, a backoff expiry or the poll."""
-        while not self._stopping.is_set():
-            try:
-                report = self.run_pass()
-            except Exception:
-                self._log.exception("sync pass failed; retrying after the poll interval")
-                report = PassReport()
-            if self._stopping.is_set():
-                break
-            wait = self.options.poll_interval
-            if report.next_run is not None:
-                wait = min(wait, max(0.0, report.next_run - self.clock()))
-            self._sub.wait(wait)
-
-    def stop(self) -> None:
-        """Stop taking new work; running calls finish (the host bounds the wait)."""
-        self._stopping.set()
-        self._sub.post(())
-
-    def close(self) -> None:
-        self.stop()
-        self._sub.close()
-        if self._pool is not None:
-            self._pool.shutdown()
 
     # -- one phase --------------------------------------------------------------------------
 
@@ -215,6 +160,10 @@ class SyncEngine:
         now = self.clock()
         exclude = exclude or set()
         for item in items.values():
+            if deleted and self._awaits_policy(item.obj):
+                item.state = "policy"
+                report.waiting += 1
+                continue
             register = read_register(item.obj.backend_register)
             if item.key in exclude or not is_ready(register, item.version, now):
                 item.state = "waiting"
@@ -235,6 +184,13 @@ class SyncEngine:
                 items[t].dependents.append(key)
         _Dispatch(self, items, deleted, report).run()
         return report
+
+    def _awaits_policy(self, obj: ModelObject) -> bool:
+        """A deleted object whose policies have not yet handled the deletion."""
+        leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
+        if leaf not in self.held_for_policies:
+            return False
+        return obj.policed is None or (obj.updated is not None and obj.policed < obj.updated)
 
     # -- calls and writes ---------------------------------------------------------------------
 
@@ -277,6 +233,8 @@ class _Dispatch:
         for item in self.items.values():
             if item.state == "waiting":
                 self._hold_dependents(item, self._waiting_outcome(item))
+            elif item.state == "policy":
+                self._hold_dependents(item, None)
         for key, item in self.items.items():
             if item.state == "pending" and item.deps_left == 0:
                 self.ready.append(key)
@@ -302,7 +260,7 @@ class _Dispatch:
 
     def _start_ready(self) -> None:
         engine = self.engine
-        while self.ready and not engine._stopping.is_set():
+        while self.ready and not engine.stopping:
             key = self.ready.popleft()
             item = self.items[key]
             if item.state != "pending":
@@ -326,7 +284,7 @@ class _Dispatch:
         wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             done: Completion = pool.completions.get(timeout=wait)
-        except Exception:  # queue.Empty: a deadline passed or nothing yet
+        except queue.Empty:  # a deadline passed, or nothing finished yet
             pool.expire()
             return
         item = self.items.get(done.key)  # type: ignore[call-overload]
@@ -413,16 +371,24 @@ class _Dispatch:
             "error", item.obj.backend_status or "waiting to retry", code, 0.0, self.deleted
         )
 
-    def _hold_dependents(self, failed: _Item, outcome: Outcome) -> None:
+    def _hold_dependents(self, failed: _Item, outcome: Outcome | None) -> None:
+        """Hold back everything that waits on `failed`, transitively.
+
+        With an outcome the held objects are stamped `Failed due to error in model ...`;
+        without one (a deletion waiting for its policies) they just wait, unstamped.
+        """
         leaf = failed.obj.__dict__.get("leaf_model_name") or failed.obj._meta.name
-        text = f"Failed due to error in model {leaf} id {failed.key[1]}: {outcome.message}"
-        code = outcome.code
         todo = list(failed.dependents)
         while todo:
             item = self.items[todo.pop()]
             if item.state not in ("pending",):
                 continue
             item.state = "blocked"
+            todo.extend(item.dependents)
+            if outcome is None:
+                continue
+            text = f"Failed due to error in model {leaf} id {failed.key[1]}: {outcome.message}"
+            code = outcome.code
             self.report.blocked.add(item.key)
             self.report.outcomes["blocked"] += 1
             if item.obj.backend_status != text or item.obj.backend_code != code:
@@ -431,7 +397,6 @@ class _Dispatch:
             item.outcome = blocked
             if self.engine.on_outcome is not None:
                 self.engine.on_outcome(item.step, item.obj, blocked)
-            todo.extend(item.dependents)
 
     def _flush(self) -> None:
         self.writes.flush()

@@ -1,0 +1,81 @@
+"""What the built-in engines share: the wake-up loop, the worker pool and stopping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from loguru import logger
+
+from xos_runtime.engines.dag import Key
+from xos_runtime.engines.pool import WorkerPool
+from xos_runtime.engines.report import PassReport
+from xos_runtime.store import ModelAccessor
+
+
+class LoopEngine:
+    """An engine that runs passes until stopped, sleeping between them until woken.
+
+    A pass is `run_pass()`. Between passes the engine sleeps until the store publishes a
+    change, the earliest retry time the pass reported (`PassReport.next_run`), or
+    `poll_interval` seconds, whichever comes first; `stop()` wakes it at once.
+    """
+
+    name = "engine"
+
+    def __init__(
+        self,
+        accessor: ModelAccessor,
+        *,
+        workers: int,
+        poll_interval: float,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.accessor = accessor
+        self.workers = workers
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self._pool: WorkerPool | None = None
+        self._stopping = threading.Event()
+        self._sub = accessor.subscribe()
+        self._log = logger.bind(engine=self.name)
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            self._pool = WorkerPool(self.workers, name=f"xos-runtime-{self.name}")
+        return self._pool
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
+        raise NotImplementedError
+
+    def serve(self) -> None:
+        """Run passes until `stop()`."""
+        while not self._stopping.is_set():
+            try:
+                report = self.run_pass()
+            except Exception:
+                self._log.exception("{} pass failed; retrying after the poll interval", self.name)
+                report = PassReport()
+            if self._stopping.is_set():
+                break
+            wait = self.poll_interval
+            if report.next_run is not None:
+                wait = min(wait, max(0.0, report.next_run - self.clock()))
+            self._sub.wait(wait)
+
+    def stop(self) -> None:
+        """Stop taking new work; running calls finish (the host bounds the wait)."""
+        self._stopping.set()
+        self._sub.post(())
+
+    def close(self) -> None:
+        self.stop()
+        self._sub.close()
+        if self._pool is not None:
+            self._pool.shutdown()

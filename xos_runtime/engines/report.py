@@ -1,0 +1,37 @@
+"""Pass reports: what one pass of an engine did, for `--until-idle`, `--once` and logs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import attrs
+
+from xos_runtime.engines.dag import Key
+
+
+@attrs.define
+class PassReport:
+    """What one pass (or phase) did; `--until-idle` and `status` read it."""
+
+    fetched: int = 0
+    attempted: int = 0
+    succeeded: int = 0
+    failed: set[Key] = attrs.field(factory=set)
+    blocked: set[Key] = attrs.field(factory=set)
+    waiting: int = 0
+    next_run: float | None = None
+    outcomes: Counter[str] = attrs.field(factory=Counter)
+
+    def merge(self, other: PassReport) -> PassReport:
+        self.fetched += other.fetched
+        self.attempted += other.attempted
+        self.succeeded += other.succeeded
+        self.failed |= other.failed
+        self.blocked |= other.blocked
+        self.waiting += other.waiting
+        if other.next_run is not None:
+            self.next_run = (
+                other.next_run if self.next_run is None else min(self.next_run, other.next_run)
+            )
+        self.outcomes.update(other.outcomes)
+        return self
