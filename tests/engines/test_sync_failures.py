@@ -229,3 +229,22 @@ def test_a_broken_fetch_pending_does_not_stop_other_steps(make_runtime, engine_s
     assert report.succeeded == 1 and fresh(site).backend_code == 1
     engine_steps.BROKEN_FETCH.clear()
     assert sync_pass(rt).succeeded == 1  # the node, once its step can fetch again
+
+
+def test_stop_during_a_pass_leaves_unstarted_objects_pending(make_runtime, engine_steps):
+    rt = make_runtime()
+    acc = rt.accessor
+    site = acc.Site.objects.create(name="s", behaviour="hang")
+    sl = acc.Slice.objects.create(name="sl", site=site)
+    eng = rt.engines()[0]
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (eng.run_pass(), done.set()))
+    t.start()
+    assert engine_steps.STARTED.wait(10)
+    eng.stop()  # no new work from now on; the running call may finish
+    engine_steps.RELEASE.set()
+    assert done.wait(10)
+    assert fresh(site).backend_code == 1  # the running call finished and was recorded
+    row = fresh(sl)
+    assert row.backend_code == 0 and row.backend_status == "Provisioning in progress"
+    assert [o.id for o in acc.fetch_pending(["Slice"])] == [sl.id]

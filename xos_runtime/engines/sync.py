@@ -247,6 +247,8 @@ class _Dispatch:
             if self.writes.size >= self.engine.options.batch_size or not self.running:
                 self._flush()
         self._flush()
+        if self.engine.stopping:
+            return  # what did not start stays pending for the next run
         for item in self.items.values():
             if item.state == "pending":
                 # Still waiting on dependencies: a cycle among the pending objects.
