@@ -226,7 +226,10 @@ def test_check_fails_on_unreadable_dependency_graph_json(cli: Cli, project: Proj
 def test_graph_text(cli: Cli, project: Project) -> None:
     result = cli("graph", "-C", project.config)
     assert result.code == 0, result.err
-    assert result.out == "Service\nSite\nUser -> Site (site/users)\nVSG\n"
+    assert result.out == (
+        "Service\nSite\nUser -> Site (site/users)\nVSG\n\n"
+        "sync order (deletion runs it backwards): Service -> Site -> User -> VSG\n"
+    )
 
 
 def test_graph_text_is_the_default_format(cli: Cli, project: Project) -> None:

@@ -174,3 +174,12 @@ def test_broken_plugin_stops_startup_with_exit_2(cli, installed_dists) -> None:
     )
     assert out.returncode == 2
     assert "xrt-broken" in out.stderr and "failed to load" in out.stderr
+
+
+def test_graph_shows_the_step_order(cli) -> None:
+    out = cli["run"]("graph", "-C", str(cli["config"]))
+    assert out.returncode == 0, out.stderr
+    assert (
+        "sync order (deletion runs it backwards): Node -> Site -> Slice -> Instance" in out.stdout
+    )
+    assert "  Site: SyncSite\n  Slice: SyncSlice\n  Instance: SyncInstance" in out.stdout

@@ -108,6 +108,17 @@ def graph(args: argparse.Namespace) -> int:
     runtime = load_runtime(args)
     try:
         print(format_graph(runtime.graph, args.format).rstrip("\n"))
+        if args.format == "text":
+            order = sync_order(runtime.graph)
+            print(f"\nsync order (deletion runs it backwards): {' -> '.join(order)}")
+            by_model: dict[str, list[str]] = {}
+            for step in runtime.plugins.sync_steps:
+                for model in step.observed_model_names():
+                    by_model.setdefault(model, []).append(step.__name__)
+            if by_model:
+                print("sync steps:")
+                for model in [m for m in order if m in by_model]:
+                    print(f"  {model}: {', '.join(by_model[model])}")
         return 0
     finally:
         runtime.close()
