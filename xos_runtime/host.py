@@ -30,6 +30,7 @@ from xos_runtime.engines.dag import Key
 from xos_runtime.engines.sync import PassReport
 from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.observe import MetricsServer, OutcomeCounters
 from xos_runtime.plugins import DiscoveredPlugins, discover
 from xos_runtime.store import ModelAccessor, open_store
 
@@ -104,6 +105,10 @@ class Runtime:
         self.accessor = accessor
         self.clock = clock
         self._engines: list[Engine] | None = None
+        #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
+        self.counters = OutcomeCounters()
+        plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
+        self.metrics_port: int | None = None
 
     @property
     def hook(self) -> Any:
@@ -204,10 +209,13 @@ class Runtime:
             t.start()
             threads.append(t)
         logger.info("xos-runtime {} running {} engine(s)", self.settings.name, len(threads))
+        metrics = self._start_metrics(lambda: all(t.is_alive() for t in threads))
         if ready is not None:
             ready.set()
         while not self._stop.wait(0.5):
             pass
+        if metrics is not None:
+            metrics.stop()
         logger.info("stopping: no new work; waiting for running calls to finish")
         for engine in self.engines():
             engine.stop()
@@ -219,6 +227,18 @@ class Runtime:
             logger.warning("grace period over; abandoning {}", ", ".join(left))
         logger.info("stopped")
         return 0
+
+    def _start_metrics(self, engines_alive: Callable[[], bool]) -> MetricsServer | None:
+        m = self.settings.metrics
+        if not m.enabled:
+            return None
+        server = MetricsServer(
+            m.host, m.port, self.counters, self.accessor, healthy=engines_alive, clock=self.clock
+        )
+        server.start()
+        self.metrics_port = server.port
+        logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, server.port)
+        return server
 
     def request_stop(self) -> None:
         stop = getattr(self, "_stop", None)

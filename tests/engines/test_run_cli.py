@@ -27,7 +27,7 @@ def cli(tmp_path, installed_dists):
     }
     config = tmp_path / "config.yaml"
 
-    def write(**sync: object) -> Path:
+    def write(metrics: dict | None = None, **sync: object) -> Path:
         config.write_text(
             yaml.safe_dump(
                 {
@@ -35,6 +35,7 @@ def cli(tmp_path, installed_dists):
                     "accessor": {"endpoint": "sqlite:///store.db"},
                     "sync": {"workers": 2, "poll_interval": 0.5, **sync},
                     "plugins": {"disabled": ["xos-runtime-demo"]},
+                    "metrics": metrics or {"enabled": False},
                 }
             )
         )
@@ -183,3 +184,50 @@ def test_graph_shows_the_step_order(cli) -> None:
         "sync order (deletion runs it backwards): Node -> Site -> Slice -> Instance" in out.stdout
     )
     assert "  Site: SyncSite\n  Slice: SyncSlice\n  Instance: SyncInstance" in out.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_metrics_and_health_endpoints(cli) -> None:  # noqa: ANN001
+    import requests
+
+    port = _free_port()
+    cli["write"](metrics={"enabled": True, "port": port})
+    proc = cli["spawn"]("run", "-C", str(cli["config"]))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = requests.get(f"{base}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert health is not None and health.status_code == 200 and health.text == "ok\n"
+        create(cli, "Site", "name=ok")
+        create(cli, "Site", "name=bad", "behaviour=fail")
+        _wait_for_line(cli["log"], lambda e: e["event"] == "end" and e["name"] == "bad",
+                       deadline)
+        text = ""
+        while time.monotonic() < deadline:
+            text = requests.get(f"{base}/metrics", timeout=2).text
+            if 'outcome="error"} 1' in text:
+                break
+            time.sleep(0.05)
+        assert 'xos_runtime_outcomes_total{engine="sync",outcome="success"} 1' in text
+        assert 'xos_runtime_outcomes_total{engine="sync",outcome="error"} 1' in text
+        assert 'xos_runtime_objects{model="Site",state="error"} 1' in text
+        assert 'xos_runtime_objects{model="Site",state="ok"} 1' in text
+        assert requests.get(f"{base}/nope", timeout=2).status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -37,6 +37,7 @@ __all__ = [
     "BackoffSettings",
     "EventBusSettings",
     "LoggingSettings",
+    "MetricsSettings",
     "PluginSettings",
     "PolicySettings",
     "Settings",
@@ -349,6 +350,20 @@ class PluginSettings:
     Default: [] (load all)."""
 
 
+@attrs.frozen(kw_only=True)
+class MetricsSettings:
+    """The HTTP endpoint of `xos-runtime run` for metrics (Prometheus text) and health."""
+
+    enabled: bool = False
+    """True: serve `/metrics` and `/healthz` while `run` runs. Default: False."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on. Default: 127.0.0.1 (this machine only)."""
+
+    port: int = attrs.field(default=9464, validator=_bounded(ge=0, le=65535))
+    """Port to listen on (0 picks a free one, logged at start-up). Default: 9464."""
+
+
 def _cwd() -> str:
     return os.getcwd()
 
@@ -416,6 +431,9 @@ class Settings:
 
     plugins: PluginSettings = attrs.Factory(PluginSettings)
     """Plugin discovery. Default: `PluginSettings()`."""
+
+    metrics: MetricsSettings = attrs.Factory(MetricsSettings)
+    """Metrics and health endpoint. Default: `MetricsSettings()` (off)."""
 
     legacy: dict[str, Any] = attrs.field(factory=dict, metadata={"key": False})
     """The legacy XOS keys found in the file (see `LEGACY_KEYS`), kept as read and otherwise
