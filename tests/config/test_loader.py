@@ -757,6 +757,7 @@ def test_from_dict_errors_name_the_source_if_any() -> None:
                 "sync",
                 "policies",
                 "plugins",
+                "metrics",
             ]
         )
         + ")"

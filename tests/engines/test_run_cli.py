@@ -194,7 +194,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_metrics_and_health_endpoints(cli) -> None:  # noqa: ANN001
+def test_metrics_and_health_endpoints(cli) -> None:
     import requests
 
     port = _free_port()
@@ -213,8 +213,7 @@ def test_metrics_and_health_endpoints(cli) -> None:  # noqa: ANN001
         assert health is not None and health.status_code == 200 and health.text == "ok\n"
         create(cli, "Site", "name=ok")
         create(cli, "Site", "name=bad", "behaviour=fail")
-        _wait_for_line(cli["log"], lambda e: e["event"] == "end" and e["name"] == "bad",
-                       deadline)
+        _wait_for_line(cli["log"], lambda e: e["event"] == "end" and e["name"] == "bad", deadline)
         text = ""
         while time.monotonic() < deadline:
             text = requests.get(f"{base}/metrics", timeout=2).text
