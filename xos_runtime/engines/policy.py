@@ -18,7 +18,6 @@ handled the deletion; otherwise the sync engine purges it after `delete_record`.
 
 from __future__ import annotations
 
-import queue
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -148,14 +147,8 @@ class PolicyEngine(LoopEngine):
             self.pool.submit(key, self._caller(obj, action), self.options.timeout)
         pool = self.pool
         while running:
-            deadline = pool.next_deadline()
-            wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                done = pool.completions.get(timeout=wait)
-            except queue.Empty:
-                pool.expire()
-                continue
-            if done.key not in running:
+            done = pool.next_completion()
+            if done is None or done.key not in running:
                 continue  # a late result of a call that already timed out
             obj, action, version = running.pop(done.key)
             outcome = classify(

@@ -126,6 +126,22 @@ class WorkerPool:
                 self._spawn()
         return len(expired)
 
+    def next_completion(self, max_wait: float = 0.2) -> Completion | None:
+        """The next finished (or timed-out) call, or None after `max_wait` seconds.
+
+        Waits no longer than the earliest running call's deadline, and reports calls past
+        their timeout on the way, so a caller looping on this sees timeouts on time.
+        """
+        deadline = self.next_deadline()
+        wait = (
+            max_wait if deadline is None else min(max_wait, max(0.0, deadline - time.monotonic()))
+        )
+        try:
+            return self.completions.get(timeout=wait)
+        except queue.Empty:
+            self.expire()
+            return None
+
     def shutdown(self) -> None:
         """Stop taking work; idle workers exit, running calls finish (or are abandoned)."""
         if self._closed:

@@ -9,7 +9,6 @@ re-triggered unless it saves with `always_update_timestamp=True`). Pull passes n
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -58,12 +57,8 @@ class PullEngine(LoopEngine):
                 running[index] = step_cls
                 self.pool.submit(index, self._caller(step_cls), self.timeout)
         while running:
-            deadline = self.pool.next_deadline()
-            wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                done = self.pool.completions.get(timeout=wait)
-            except queue.Empty:
-                self.pool.expire()
+            done = self.pool.next_completion()
+            if done is None:
                 continue
             step_cls = running.pop(done.key, None)  # type: ignore[call-overload]
             if step_cls is None:

@@ -18,7 +18,6 @@ expires, or the fallback poll interval passes.
 from __future__ import annotations
 
 import json
-import queue
 import random
 import time
 from collections import Counter, deque
@@ -40,7 +39,7 @@ from xos_runtime.engines.backoff import (
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.outcome import Outcome, classify
-from xos_runtime.engines.pool import Completion, WorkerPool
+from xos_runtime.engines.pool import WorkerPool
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
@@ -282,12 +281,8 @@ class _Dispatch:
         return lambda: engine.call(item, deleted)
 
     def _take(self, pool: WorkerPool) -> None:
-        deadline = pool.next_deadline()
-        wait = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            done: Completion = pool.completions.get(timeout=wait)
-        except queue.Empty:  # a deadline passed, or nothing finished yet
-            pool.expire()
+        done = pool.next_completion()
+        if done is None:
             return
         item = self.items.get(done.key)  # type: ignore[call-overload]
         if item is None or item.state != "running":
