@@ -26,6 +26,7 @@ from loguru import logger
 
 from xos_runtime.config import Settings, load_config
 from xos_runtime.engines import builtin
+from xos_runtime.engines.bus import EventBus, open_event_bus
 from xos_runtime.engines.dag import Key
 from xos_runtime.engines.sync import PassReport
 from xos_runtime.models import build_model_graph, load_models
@@ -105,6 +106,7 @@ class Runtime:
         self.accessor = accessor
         self.clock = clock
         self._engines: list[Engine] | None = None
+        self._event_bus: EventBus | None = None
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
@@ -113,6 +115,21 @@ class Runtime:
     @property
     def hook(self) -> Any:
         return self.plugins.hook
+
+    @property
+    def event_bus(self) -> EventBus:
+        """The bus of the config's `event_bus` (made on first use); `publish(topic, key,
+        value, headers=())` sends a message to the event steps. Assign before `engines()`
+        to use another bus."""
+        if self._event_bus is None:
+            self._event_bus = open_event_bus(
+                self.settings.event_bus, client_id=f"xos-runtime-{self.settings.name}"
+            )
+        return self._event_bus
+
+    @event_bus.setter
+    def event_bus(self, bus: EventBus) -> None:
+        self._event_bus = bus
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -148,6 +165,8 @@ class Runtime:
         if self._engines is not None:
             for engine in self._engines:
                 engine.close()
+        if self._event_bus is not None:
+            self._event_bus.close()
         self.accessor.close()
 
     # -- running ---------------------------------------------------------------------------

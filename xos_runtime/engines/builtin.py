@@ -1,13 +1,14 @@
 """The built-in engines, registered as a plugin of the same hook contract as any other.
 
 The host registers this module first; `xos_runtime_engines` builds the engines the loaded
-plugins need, in the order a pass runs them: pull, policies, sync (then delete).
+plugins need, in the order a pass runs them: pull, events, policies, sync (then delete).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from xos_runtime.engines.events import EventEngine
 from xos_runtime.engines.outcome import Outcome
 from xos_runtime.engines.policy import PolicyEngine, PolicyOptions
 from xos_runtime.engines.pull import PullEngine
@@ -24,9 +25,20 @@ def _observed_leaves(runtime: Any, names: Any) -> set[str]:
     return out
 
 
+def _event_step_names(plugins: Any) -> list[tuple[str, Any]]:
+    """`(name, class)` of each event step; the name (the entry point's, or the class name for
+    a module of `event_steps_dir`) makes its consumer group, `module:Class` when two share it."""
+    infos = plugins.table.of_kind("event_step")
+    names = [info.name for info in infos]
+    return [
+        (info.name if names.count(info.name) == 1 else info.target, info.cls_or_module)
+        for info in infos
+    ]
+
+
 @hookimpl
 def xos_runtime_engines(runtime: Any) -> list[Any]:
-    """The pull, policy and sync engines over the discovered plugins (those that have any)."""
+    """The pull, event, policy and sync engines over the discovered plugins that need them."""
     engines: list[Any] = []
     plugins, settings, hook = runtime.plugins, runtime.settings, runtime.hook
     synced = _observed_leaves(
@@ -44,6 +56,23 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 runtime.accessor,
                 plugins.pull_steps,
                 on_outcome=pull_outcome,
+                clock=runtime.clock,
+            )
+        )
+    event_steps = _event_step_names(plugins)
+    if event_steps:
+
+        def event_outcome(step: Any, event: Any, outcome: Outcome) -> None:
+            hook.xos_runtime_event_outcome(step=step, event=event, outcome=outcome)
+
+        engines.append(
+            EventEngine(
+                runtime.accessor,
+                event_steps,
+                runtime.event_bus,
+                group_prefix=settings.name,
+                backoff=settings.sync.backoff,
+                on_outcome=event_outcome,
                 clock=runtime.clock,
             )
         )

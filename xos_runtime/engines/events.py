@@ -1,0 +1,371 @@
+"""The event engine: hands each message of the event bus to the event steps that subscribe to it.
+
+Differences from the original (reference 4.2 and 8.C4/C5):
+
+* every event step has a consumer group of its own, ``<config name>.<entry point name>``
+  (the class name for a step of `event_steps_dir`), so two steps on one topic both see every
+  message; a group with no committed offset starts at the earliest message;
+* delivery is at least once: offsets are committed only after `process_event` returned, or
+  after its failure was dealt with, never automatically;
+* a handler that raises is logged, reported through `xos_runtime_event_outcome`, and retried
+  with the backoff of `sync.backoff`, at most `MAX_ATTEMPTS` times in all; then the message is
+  skipped (committed) so that one poison message cannot block its partition for ever.
+  `PermanentException` skips it at once; `DeferredException` retries the same message after
+  its `delay` (or the first backoff step) without using up an attempt. While a message
+  waits, its partition is paused: later messages of that partition wait behind it (order is
+  kept), other partitions go on;
+* bus errors (a broker that is away) never end the engine: they are logged and the consumer
+  polls (or is created) again after a short pause.
+
+Handlers run as the "event" caller (`acting_as("event")`): a save of an existing object moves
+no timestamp unless it passes `always_update_timestamp=True`, so it does not make the object
+pending for sync steps; objects it creates are pending like any other new object.
+
+`serve()` runs one consumer thread per step. A pass (`--once`, `--until-idle`) polls what is
+available now, handles it and commits; it reports the messages it handled as `attempted`, so
+`--until-idle` goes on while messages arrive. Retry counts live in memory: after a restart a
+message that was never committed is tried `MAX_ATTEMPTS` times again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from xos_runtime.config import BackoffSettings
+from xos_runtime.engines.backoff import Backoff
+from xos_runtime.engines.base import LoopEngine
+from xos_runtime.engines.bus import Consumer, EventBus, Subscription, TopicPartition
+from xos_runtime.engines.dag import Key
+from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.report import PassReport
+from xos_runtime.steps import Event, EventStep
+from xos_runtime.store import ModelAccessor, acting_as
+
+__all__ = ["MAX_ATTEMPTS", "EventEngine", "EventHook", "group_id"]
+
+EventHook = Callable[[EventStep, Event, Outcome], None]
+
+#: Calls of `process_event` for one message before it is skipped (deferrals do not count).
+MAX_ATTEMPTS = 3
+#: Seconds to wait before creating a consumer again or polling again after a bus error.
+RECONNECT_DELAY = 1.0
+
+
+def group_id(config_name: str, step_name: str) -> str:
+    """The consumer group of an event step."""
+    return f"{config_name}.{step_name}"
+
+
+@attrs.define
+class _Held:
+    """A message that failed and waits for its retry; its partition is paused meanwhile."""
+
+    offset: int
+    attempts: int
+    next_run: float
+    key: Key
+
+
+@attrs.define(eq=False)
+class _StepState:
+    """One event step: its group, its consumer (created on first use) and its held messages."""
+
+    name: str
+    cls: type[EventStep]
+    group: str
+    subscription: Subscription
+    consumer: Consumer | None = None
+    held: dict[TopicPartition, _Held] = attrs.field(factory=dict)
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+
+class EventEngine(LoopEngine):
+    """Runs `EventStep.process_event` for the messages of the bus (module docstring).
+
+    `steps` are `(name, class)` pairs; `name` (the entry point's name) makes the step's
+    consumer group with `group_prefix` (the config's `name`).
+    """
+
+    name = "events"
+
+    def __init__(
+        self,
+        accessor: ModelAccessor,
+        steps: Sequence[tuple[str, type[EventStep]]],
+        bus: EventBus,
+        *,
+        group_prefix: str,
+        backoff: Backoff | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        serve_poll: float = 1.0,
+        on_outcome: EventHook | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ):
+        super().__init__(
+            accessor, workers=max(1, len(steps)), poll_interval=serve_poll, clock=clock
+        )
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.bus = bus
+        self.backoff: Backoff = backoff or BackoffSettings()
+        self.max_attempts = max_attempts
+        self.on_outcome = on_outcome
+        self.rand = rand
+        self.states = [
+            _StepState(
+                name,
+                cls,
+                group_id(group_prefix, name),
+                Subscription.of(cls.topics, cls.pattern),
+            )
+            for name, cls in steps
+        ]
+
+    # -- consumers ------------------------------------------------------------------------------
+
+    def _consumer(self, state: _StepState) -> Consumer | None:
+        if state.consumer is None:
+            try:
+                state.consumer = self.bus.consumer(state.group, state.subscription)
+            except Exception as exc:
+                self._log.bind(step=state.name).warning(
+                    "cannot open a consumer for group {} ({}): {}; retrying",
+                    state.group,
+                    state.subscription,
+                    exc,
+                )
+                return None
+            self._log.bind(step=state.name).debug(
+                "consumer group {} subscribed to {}", state.group, state.subscription
+            )
+        return state.consumer
+
+    def _close_consumer(self, state: _StepState) -> None:
+        consumer, state.consumer = state.consumer, None
+        if consumer is None:
+            return
+        try:
+            consumer.close()
+        except Exception as exc:
+            self._log.bind(step=state.name).warning("closing the consumer failed: {}", exc)
+
+    # -- one poll of one step -------------------------------------------------------------------
+
+    def _resume_due(
+        self, state: _StepState, consumer: Consumer, skip: set[Key], report: PassReport
+    ) -> None:
+        now = self.clock()
+        for tp, held in state.held.items():
+            if held.key in skip:
+                continue  # failed earlier in this --until-idle run: stays paused
+            if held.next_run <= now:
+                consumer.resume(tp)
+            else:
+                _earliest(report, held.next_run)
+
+    def _poll_once(
+        self, state: _StepState, timeout: float, skip: set[Key], report: PassReport
+    ) -> bool:
+        """Poll `state`'s consumer once, handle and commit; False after a bus error."""
+        consumer = self._consumer(state)
+        if consumer is None:
+            return False
+        self._resume_due(state, consumer, skip, report)
+        if report.next_run is not None:  # wake for the earliest retry
+            timeout = min(timeout, max(0.0, report.next_run - self.clock()))
+        try:
+            events = consumer.poll(timeout)
+        except Exception as exc:
+            self._log.bind(step=state.name).warning("polling {} failed: {}", state.group, exc)
+            return False
+        if events and not self.stopping:
+            # Messages polled after stop() are left uncommitted: they are delivered again.
+            self._handle(state, consumer, events, report)
+        return True
+
+    def _handle(
+        self, state: _StepState, consumer: Consumer, events: list[Event], report: PassReport
+    ) -> None:
+        commits: dict[TopicPartition, int] = {}
+        blocked: set[TopicPartition] = set()
+        for event in events:
+            assert event.partition is not None and event.offset is not None
+            tp = (event.topic, event.partition)
+            if tp in blocked:
+                continue  # behind a message that waits for its retry
+            step, outcome = self._call(state, event)
+            report.attempted += 1
+            report.outcomes[outcome.kind] += 1
+            held = state.held.get(tp)
+            if held is not None and held.offset != event.offset:
+                held = None
+            if outcome.ok:
+                report.succeeded += 1
+                state.held.pop(tp, None)
+                commits[tp] = event.offset + 1
+            else:
+                key: Key = (f"{state.group}:{event.topic}:{event.partition}", event.offset)
+                report.failed.add(key)
+                attempts = held.attempts if held is not None else 0
+                log = self._log.bind(step=state.name, topic=event.topic, partition=event.partition)
+                if outcome.kind == "deferred":
+                    delay = outcome.retry_at
+                    if delay is None:
+                        delay = self.backoff.delay(1, self.rand())
+                else:
+                    attempts += 1
+                    delay = self.backoff.delay(attempts, self.rand())
+                if outcome.kind == "permanent" or attempts >= self.max_attempts:
+                    log.error(
+                        "{}: skipping the message at offset {} after {} attempt(s): {}",
+                        state.name,
+                        event.offset,
+                        max(attempts, 1),
+                        outcome.message,
+                    )
+                    state.held.pop(tp, None)
+                    commits[tp] = event.offset + 1
+                else:
+                    next_run = self.clock() + max(delay, 1e-3)
+                    state.held[tp] = _Held(event.offset, attempts, next_run, key)
+                    consumer.seek(tp, event.offset)
+                    consumer.pause(tp)
+                    blocked.add(tp)
+                    _earliest(report, next_run)
+                    what = (
+                        "deferred"
+                        if outcome.kind == "deferred"
+                        else f"failed (attempt {attempts} of {self.max_attempts})"
+                    )
+                    log.warning(
+                        "{}: message at offset {} {}: {}; retrying in {:.3g}s",
+                        state.name,
+                        event.offset,
+                        what,
+                        outcome.message,
+                        delay,
+                    )
+            self._report(step, event, outcome)
+        if commits:
+            try:
+                consumer.commit(commits)
+            except Exception as exc:  # the messages will be delivered again: at least once
+                self._log.bind(step=state.name).warning(
+                    "committing offsets of {} failed: {}", state.group, exc
+                )
+
+    def _call(self, state: _StepState, event: Event) -> tuple[EventStep, Outcome]:
+        log = self._log.bind(
+            step=state.name, topic=event.topic, partition=event.partition, offset=event.offset
+        )
+        step = state.cls(model_accessor=self.accessor, log=log)
+        error: BaseException | None = None
+        start = time.monotonic()
+        try:
+            with acting_as("event"):
+                step.process_event(event)
+        except Exception as exc:
+            error = exc
+            log.opt(exception=exc).warning("process_event raised {}", type(exc).__name__)
+        outcome = classify(
+            error, False, time.monotonic() - start, False, None, call="process_event"
+        )
+        return step, outcome
+
+    def _report(self, step: EventStep, event: Event, outcome: Outcome) -> None:
+        if self.on_outcome is None:
+            return
+        try:
+            self.on_outcome(step, event, outcome)
+        except Exception:
+            self._log.exception("an xos_runtime_event_outcome hook raised; ignored")
+
+    # -- passes and serving ---------------------------------------------------------------------
+
+    def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
+        """Handle what each step's consumer has now (waiting at most the bus's `pass_timeout`).
+
+        The steps poll side by side, one worker each, as when serving: a Kafka consumer's
+        first poll waits for its group to form, and groups form in parallel.
+        """
+        report = PassReport()
+        if self.stopping:
+            return report
+        skip = frozenset(exclude)
+        for index, state in enumerate(self.states):
+            self.pool.submit(index, self._pass_caller(state, skip))
+        for _ in self.states:
+            done = self.pool.completions.get()
+            if done.error is not None:
+                self._log.opt(exception=done.error).error("an event pass failed")
+            elif done.result is not None:
+                report.merge(done.result)
+        return report
+
+    def _pass_caller(self, state: _StepState, skip: frozenset[Key]) -> Callable[[], PassReport]:
+        def call() -> PassReport:
+            report = PassReport()
+            with state.lock:
+                self._poll_once(state, self.bus.pass_timeout, set(skip), report)
+            return report
+
+        return call
+
+    def serve(self) -> None:
+        """One consumer thread per step until `stop()`; each closes its consumer on the way out."""
+        threads = [
+            threading.Thread(
+                target=self._serve_step,
+                args=(state,),
+                name=f"xos-runtime-events-{state.name}",
+                daemon=True,
+            )
+            for state in self.states
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _serve_step(self, state: _StepState) -> None:
+        with state.lock:
+            try:
+                while not self.stopping:
+                    try:
+                        ok = self._poll_once(state, self.poll_interval, set(), PassReport())
+                    except Exception:  # a bug of ours: log it loudly, never die silently
+                        self._log.bind(step=state.name).exception("event consumer failed")
+                        ok = False
+                    if not ok:
+                        self._stopping.wait(RECONNECT_DELAY)
+            finally:
+                self._close_consumer(state)
+
+    def stop(self) -> None:
+        super().stop()
+        for state in self.states:
+            consumer = state.consumer
+            if consumer is not None:
+                consumer.wakeup()
+
+    def close(self) -> None:
+        self.stop()
+        for state in self.states:
+            # A serving thread closes its own consumer; one stuck in a handler past the
+            # host's grace period keeps it (it is a daemon thread).
+            if state.lock.acquire(timeout=1.0):
+                try:
+                    self._close_consumer(state)
+                finally:
+                    state.lock.release()
+        super().close()
+
+
+def _earliest(report: PassReport, when: float) -> None:
+    report.next_run = when if report.next_run is None else min(report.next_run, when)

@@ -1,0 +1,204 @@
+"""`KafkaBus`: the event bus over a Kafka cluster (`event_bus.kind: kafka`), with kafka-python.
+
+Consumers never auto-commit (the event engine commits after handling), start at the earliest
+offset when their group has committed nothing, and reconnect within about a second when the
+broker comes back (`reconnect_backoff_max_ms`). kafka-python does not raise from `poll()`
+while the broker is away; it logs and retries, and so does the engine around it. The producer
+behind `publish` is not idempotent: an idempotent producer stays broken after a broker that
+lost its state (a restarted in-memory broker, say) comes back.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as _KafkaTP
+from loguru import logger
+
+from xos_runtime.engines.bus import Consumer, Subscription, TopicPartition, to_bytes
+from xos_runtime.steps import Event
+
+__all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaBus"]
+
+#: kafka-python consumer settings the runtime chooses (any can be overridden per bus). The
+#: session timeout also bounds how long a group join takes: the broker may hold the join
+#: reply for half of it.
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "session_timeout_ms": 6_000,  # the smallest a Kafka broker accepts by default
+    "heartbeat_interval_ms": 1_000,
+    "fetch_max_wait_ms": 100,
+    "reconnect_backoff_max_ms": 1_000,
+    "metadata_max_age_ms": 30_000,  # how soon a pattern subscription sees a new topic
+    "bootstrap_timeout_ms": 2_000,
+}
+
+#: kafka-python producer settings for `KafkaBus.publish`.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable_idempotence": False,
+    "reconnect_backoff_max_ms": 1_000,
+    "linger_ms": 0,
+}
+
+#: Seconds the first poll of a consumer waits for messages once its group has formed.
+FIRST_FETCH = 1.0
+#: Seconds one `commit` may block (a broker that is away fails it instead of hanging).
+COMMIT_TIMEOUT = 5.0
+
+
+class KafkaBus:
+    """Consumers and a producer on the Kafka cluster at `servers` (`host:port` strings).
+
+    `join_timeout`: how long the first `poll` of a new consumer waits for its group to
+    assign it partitions, so that a `--once` pass does not come back empty only because the
+    group was still forming.
+    """
+
+    #: How long a pass (`--once`, `--until-idle`) waits for messages that are on their way.
+    pass_timeout = 0.2
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        client_id: str = "xos-runtime",
+        consumer_options: Mapping[str, Any] | None = None,
+        producer_options: Mapping[str, Any] | None = None,
+        join_timeout: float = 10.0,
+    ):
+        if not servers:
+            raise ValueError("a Kafka bus needs at least one bootstrap server")
+        self.servers = list(servers)
+        self.client_id = client_id
+        self.consumer_options = {**CONSUMER_DEFAULTS, **(consumer_options or {})}
+        self.producer_options = {**PRODUCER_DEFAULTS, **(producer_options or {})}
+        self.join_timeout = join_timeout
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def consumer(self, group: str, subscription: Subscription) -> Consumer:
+        return _KafkaConsumer(self, group, subscription)
+
+    def publish(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | str | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timeout: float = 10.0,
+    ) -> None:
+        """Send one message and wait until the broker acknowledged it."""
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.servers,
+                    client_id=self.client_id,
+                    **self.producer_options,
+                )
+            producer = self._producer
+        future = producer.send(
+            topic, key=to_bytes(key), value=to_bytes(value), headers=list(headers) or None
+        )
+        future.get(timeout=timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=2)
+
+
+def _event(record: Any) -> Event:
+    timestamp = record.timestamp
+    return Event(
+        topic=record.topic,
+        key=record.key,
+        value=record.value,
+        # Kafka gives milliseconds; -1 (or None) means the broker does not say
+        timestamp=timestamp / 1000.0 if timestamp is not None and timestamp >= 0 else None,
+        partition=record.partition,
+        offset=record.offset,
+        headers=tuple(record.headers or ()),
+    )
+
+
+class _KafkaConsumer:
+    """A `Consumer` over one kafka-python `KafkaConsumer` (a member of `group`)."""
+
+    def __init__(self, bus: KafkaBus, group: str, subscription: Subscription):
+        self.bus = bus
+        self.group = group
+        self._log = logger.bind(group=group)
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bus.servers,
+            client_id=bus.client_id,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **bus.consumer_options,
+        )
+        if subscription.pattern is not None:
+            # kafka-python matches a pattern at the start of a topic name only (`re.match`);
+            # the runtime's patterns match the whole name, as in the Java client.
+            whole = re.compile(rf"(?:{subscription.pattern.pattern})\Z")
+            self._consumer.subscribe(pattern=whole)
+        else:
+            self._consumer.subscribe(topics=list(subscription.topics))
+        self._joined = False
+        self._woken = False
+
+    def poll(self, timeout: float) -> list[Event]:
+        self._woken = False
+        timeout = max(0.0, timeout)
+        deadline = time.monotonic() + timeout
+        join_deadline = time.monotonic() + self.bus.join_timeout
+        while True:
+            limit = deadline if self._joined else max(deadline, join_deadline)
+            left = max(0.0, limit - time.monotonic())
+            step = left if self._joined else min(left, 0.2)
+            batches = self._consumer.poll(timeout_ms=int(step * 1000))
+            if not self._joined and self._consumer.assignment():
+                # the group has formed: give the first fetch (offset look-ups first) a moment
+                self._joined = True
+                deadline = max(deadline, time.monotonic() + max(timeout, FIRST_FETCH))
+            events = [_event(r) for records in batches.values() for r in records]
+            limit = deadline if self._joined else max(deadline, join_deadline)
+            if events or self._woken or time.monotonic() >= limit:
+                self._joined = True  # wait for the group on the first poll only
+                return events
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self._consumer.commit(
+            {
+                _KafkaTP(topic, partition): OffsetAndMetadata(offset, "", -1)
+                for (topic, partition), offset in offsets.items()
+            },
+            timeout_ms=int(COMMIT_TIMEOUT * 1000),
+        )
+
+    def _on_partition(self, what: str, tp: TopicPartition, *args: Any) -> None:
+        try:
+            getattr(self._consumer, what)(_KafkaTP(*tp), *args)
+        except Exception as exc:  # not assigned any more (a rebalance): nothing to do
+            self._log.debug("{} {}: {}", what, tp, exc)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._on_partition("seek", tp, offset)
+
+    def pause(self, tp: TopicPartition) -> None:
+        self._on_partition("pause", tp)
+
+    def resume(self, tp: TopicPartition) -> None:
+        self._on_partition("resume", tp)
+
+    def wakeup(self) -> None:
+        # kafka-python has no wakeup(): a poll returns within its (short) timeout anyway
+        self._woken = True
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False, timeout_ms=2_000)
