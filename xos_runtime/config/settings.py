@@ -318,6 +318,15 @@ class SyncSettings:
     backoff: BackoffSettings = attrs.Factory(BackoffSettings)
     """Retry waits of failed objects. Default: `BackoffSettings()`."""
 
+    claims: bool | None = None
+    """Claim objects before syncing them, so that several runtime processes can share one
+    store without syncing an object twice (a process that dies loses its claims after
+    `claim_ttl`). Default: None, on for PostgreSQL and off for the embedded SQLite store."""
+
+    claim_ttl: float = attrs.field(default=60.0, validator=_bounded(gt=0))
+    """Seconds a claim lives unless its process renews it (it does, every third of this,
+    while it works). Default: 60.0."""
+
     grace_period: float = attrs.field(default=30.0, validator=_bounded(ge=0))
     """Seconds running calls get to finish after SIGTERM/SIGINT before `run` exits anyway
     (>= 0); calls still running then are abandoned. Default: 30.0."""

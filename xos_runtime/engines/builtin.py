@@ -100,11 +100,16 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
         )
     if plugins.sync_steps:
         s = settings.sync
+        claims = s.claims
+        if claims is None:  # auto: shared stores share work; the embedded one has one user
+            claims = runtime.accessor.store.dialect != "sqlite"
         sync_options = SyncOptions(
             workers=s.workers,
             timeout=s.timeout,
             poll_interval=s.poll_interval,
             backoff=s.backoff,
+            claims=claims,
+            claim_ttl=s.claim_ttl,
         )
 
         def sync_outcome(step: Any, obj: Any, outcome: Outcome) -> None:

@@ -43,7 +43,7 @@ from xos_runtime.engines.pool import WorkerPool
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
-from xos_runtime.store import ModelAccessor, ModelObject, acting_as
+from xos_runtime.store import Claims, ModelAccessor, ModelObject, acting_as
 
 OutcomeHook = Callable[[Any, Any, Outcome], None]
 
@@ -62,6 +62,10 @@ class SyncOptions:
     backoff: Backoff = attrs.field(factory=BackoffSettings)
     #: Outcomes written per transaction at most.
     batch_size: int = 500
+    #: Claim objects before syncing them (several processes on one store); see `Claims`.
+    claims: bool = False
+    #: Seconds a claim lives unless renewed.
+    claim_ttl: float = 60.0
 
 
 @attrs.define(eq=False)
@@ -118,6 +122,11 @@ class SyncEngine(LoopEngine):
         self.held_for_policies = frozenset(held_for_policies)
         self.on_outcome = on_outcome
         self.rand = rand
+        self.claims = (
+            Claims(accessor.store, "sync", ttl=self.options.claim_ttl)
+            if self.options.claims
+            else None
+        )
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         """One sync phase and one deletion phase. Objects in `exclude` are not attempted."""
@@ -173,6 +182,47 @@ class SyncEngine(LoopEngine):
                         report.next_run = (
                             next_run if report.next_run is None else min(report.next_run, next_run)
                         )
+        if self.claims is not None:
+            self._claim(items, deleted, now)
+        try:
+            self._dispatch(items, deleted, report)
+        finally:
+            if self.claims is not None:
+                self.claims.release()
+        return report
+
+    def _claim(self, items: dict[Key, _Item], deleted: bool, now: float) -> None:
+        """Keep only the objects this process holds and that are still to do.
+
+        Objects another process holds wait (and hold their dependents back, unstamped).
+        What we hold is read again: another process may have finished it between our fetch
+        and our claim, and then it is dropped (its dependents may go on).
+        """
+        assert self.claims is not None
+        candidates = [k for k, item in items.items() if item.state == "pending"]
+        held = self.claims.claim(candidates, now)
+        by_root: dict[str, list[int]] = {}
+        for key in candidates:
+            if key in held:
+                by_root.setdefault(key[0], []).append(key[1])
+            else:
+                items[key].state = "claimed"
+        for root, ids in by_root.items():
+            rows = self.accessor.load_rows(root, ids)
+            for oid in ids:
+                row = rows.get(oid)
+                item = items[(root, oid)]
+                if row is None or bool(row["deleted"]) != deleted:
+                    del items[(root, oid)]  # purged, or deleted or undeleted meanwhile
+                    continue
+                enacted = row["enacted"]
+                register = read_register(row["backend_register"])
+                if (not deleted and enacted is not None and enacted >= item.version) or not (
+                    is_ready(register, item.version, now)
+                ):
+                    del items[(root, oid)]  # done (or failed) elsewhere since we read it
+
+    def _dispatch(self, items: dict[Key, _Item], deleted: bool, report: PassReport) -> None:
         rows = {k: item.obj._row for k, item in items.items()}
         deps = dependencies(rows, self.plan, self.accessor.load_rows)
         if deleted:
@@ -182,7 +232,6 @@ class SyncEngine(LoopEngine):
             for t in targets:
                 items[t].dependents.append(key)
         _Dispatch(self, items, deleted, report).run()
-        return report
 
     def _awaits_policy(self, obj: ModelObject) -> bool:
         """A deleted object whose policies have not yet handled the deletion."""
@@ -227,12 +276,13 @@ class _Dispatch:
         self.running = 0
         self.writes = OutcomeWriter(engine.accessor)
         self.after_save: list[_Item] = []
+        self.renewed = time.monotonic()
 
     def run(self) -> None:
         for item in self.items.values():
             if item.state == "waiting":
                 self._hold_dependents(item, self._waiting_outcome(item))
-            elif item.state == "policy":
+            elif item.state in ("policy", "claimed"):
                 self._hold_dependents(item, None)
         for key, item in self.items.items():
             if item.state == "pending" and item.deps_left == 0:
@@ -281,6 +331,10 @@ class _Dispatch:
         return lambda: engine.call(item, deleted)
 
     def _take(self, pool: WorkerPool) -> None:
+        claims = self.engine.claims
+        if claims is not None and time.monotonic() - self.renewed > claims.ttl / 3:
+            claims.renew(self.engine.clock())  # still working: keep our claims alive
+            self.renewed = time.monotonic()
         done = pool.next_completion()
         if done is None:
             return

@@ -5,6 +5,7 @@ their work with `acting_as(...)` so that saves move the right timestamps.
 """
 
 from xos_runtime.store.accessor import ModelAccessor, open_store
+from xos_runtime.store.claims import ClaimKey, Claims, new_owner
 from xos_runtime.store.notify import ChangeHub, Subscription
 from xos_runtime.store.objects import ModelObject
 from xos_runtime.store.query import Manager, QuerySet
@@ -15,6 +16,8 @@ from xos_runtime.store.values import parse_text
 __all__ = [
     "CallerKind",
     "ChangeHub",
+    "ClaimKey",
+    "Claims",
     "Manager",
     "ModelAccessor",
     "ModelObject",
@@ -24,6 +27,7 @@ __all__ = [
     "Subscription",
     "acting_as",
     "current_caller",
+    "new_owner",
     "normalise_url",
     "open_store",
     "parse_text",

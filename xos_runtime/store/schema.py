@@ -21,6 +21,7 @@ from xos_runtime.exceptions import SchemaChangeRefused
 from xos_runtime.models.definitions import Field, ModelSet
 
 META_TABLE = "xos_runtime_meta"
+CLAIMS_TABLE = "xos_runtime_claims"
 
 
 class UInt64(sa.types.TypeDecorator[int]):
@@ -69,6 +70,16 @@ class Schema:
             self.metadata,
             sa.Column("key", sa.String(200), primary_key=True),
             sa.Column("value", sa.Text, nullable=False),
+        )
+        # Leases that share work between runtime processes on one store (`claims.py`).
+        self.claims = sa.Table(
+            CLAIMS_TABLE,
+            self.metadata,
+            sa.Column("kind", sa.String(40), primary_key=True),
+            sa.Column("root", sa.String(200), primary_key=True),
+            sa.Column("obj_id", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("owner", sa.String(200), nullable=False, index=True),
+            sa.Column("expires", sa.Float(precision=53), nullable=False, index=True),
         )
         self.tables: dict[str, sa.Table] = {}
         self._table_of: dict[str, sa.Table] = {}

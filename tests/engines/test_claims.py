@@ -1,0 +1,119 @@
+"""Several runtimes on one store: each object is synced once; a dead runtime's work is taken
+over after its claims expire."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xos_runtime import connect
+from xos_runtime.store import Claims
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _sites(rt, n: int, behaviour: str = "sleep:20") -> list:
+    return [rt.accessor.Site.objects.create(name=f"s{i}", behaviour=behaviour) for i in range(n)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_runtimes_sync_each_object_once(make_runtime, engine_steps, request, backend):
+    url = request.getfixturevalue("pg_store_url") if backend == "postgresql" else None
+    claims = {"claims": True} if backend == "sqlite" else {}  # automatic on PostgreSQL
+    first = make_runtime(store_url=url, sync={"workers": 3, **claims})
+    second = make_runtime(
+        store_url=url or first.settings.accessor.endpoint, sync={"workers": 3, **claims}
+    )
+    sites = _sites(first, 24)
+    for i in range(6):
+        first.accessor.Slice.objects.create(name=f"sl{i}", site=sites[i])
+    engines = [first.engines()[0], second.engines()[0]]
+    assert all(e.claims is not None for e in engines)
+    reports: list = []
+    threads = [threading.Thread(target=lambda e=e: reports.append(e.run_pass())) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for e in engines:  # what one held back (claimed by the other) the next pass finishes
+        reports.append(e.run_pass())
+    synced = Counter(c["name"] for c in engine_steps.CALLS)
+    assert set(synced) == {f"s{i}" for i in range(24)} | {f"sl{i}" for i in range(6)}
+    assert max(synced.values()) == 1  # never twice, whoever claimed it
+    assert sum(r.attempted for r in reports) == 30
+    assert first.accessor.fetch_pending(["Site", "Slice"]) == []
+
+
+def test_a_dead_runtimes_claims_expire(make_runtime, engine_steps, clock):
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 30})
+    site = rt.accessor.Site.objects.create(name="s")
+    sl = rt.accessor.Slice.objects.create(name="sl", site=site)
+    dead = Claims(rt.accessor.store, "sync", owner="dead-runtime", ttl=30)
+    assert dead.claim([("Site", site.id)], clock.now) == {("Site", site.id)}
+    report = rt.engines()[0].run_pass()
+    assert report.attempted == 0  # the site is someone else's; its slice waits, unstamped
+    assert rt.accessor.Slice.objects.get(id=sl.id).backend_status == "Provisioning in progress"
+    clock.advance(31)  # the dead runtime never renewed
+    assert rt.engines()[0].run_pass().succeeded == 2
+    table = rt.accessor.store.schema.claims
+    with rt.accessor.store.read() as conn:  # our claims were released after the pass
+        owners = {r.owner for r in conn.execute(table.select())}
+    assert owners == {"dead-runtime"} or owners == set()
+
+
+def test_two_processes_on_postgresql(pg_store_url, installed_dists, tmp_path):
+    log = tmp_path / "calls.jsonl"
+    env = {
+        **os.environ,
+        "XRT_ENGINE_LOG": str(log),
+        "PYTHONPATH": os.pathsep.join([str(installed_dists["xrt-engine"]), str(REPO)]),
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "shared",
+                "accessor": {"endpoint": pg_store_url},
+                "sync": {"workers": 2, "poll_interval": 0.3},
+                "plugins": {"disabled": ["xos-runtime-demo"]},
+            }
+        )
+    )
+    cmd = [sys.executable, "-m", "xos_runtime", "run", "-C", str(config)]
+    # create the schema first, then start both processes
+    subprocess.run([*cmd[:3], "check", "-C", str(config)], env=env, check=True, capture_output=True)
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        acc = connect(pg_store_url)
+        for i in range(30):
+            acc.Site.objects.create(name=f"p{i}", behaviour="sleep:30")
+        deadline = time.monotonic() + 60
+        done: list[dict] = []
+        while time.monotonic() < deadline:
+            if log.exists():
+                done = [json.loads(x) for x in log.read_text().splitlines()]
+                done = [d for d in done if d["event"] == "end"]
+                if len({d["name"] for d in done}) == 30:
+                    break
+            time.sleep(0.1)
+        counts = Counter(d["name"] for d in done)
+        assert len(counts) == 30 and max(counts.values()) == 1
+        assert acc.fetch_pending(["Site"]) == []
+        acc.close()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
