@@ -67,3 +67,14 @@ def make_runtime(
     yield make
     for runtime in made:
         runtime.close()
+
+
+@pytest.fixture
+def policies(engine_steps: Any, use_dists: Any) -> Any:
+    use_dists("xrt-policy")
+    import xrt_policy.policies as module
+    import xrt_policy.pull as pull
+
+    module.reset()
+    pull.reset()
+    return module

@@ -117,3 +117,36 @@ def test_two_processes_on_postgresql(pg_store_url, installed_dists, tmp_path):
             p.terminate()
         for p in procs:
             p.wait(30)
+
+
+def test_two_runtimes_run_each_policy_once(make_runtime, policies, pg_store_url):
+    first = make_runtime(store_url=pg_store_url)
+    second = make_runtime(store_url=pg_store_url)
+    for i in range(10):
+        first.accessor.Site.objects.create(name=f"p{i}", behaviour="policy-child")
+    engines = [{e.name: e for e in rt.engines()}["policies"] for rt in (first, second)]
+    assert all(e.claims is not None for e in engines)
+    threads = [threading.Thread(target=e.run_pass) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for e in engines:
+        e.run_pass()
+    creates = Counter(c[4] for c in policies.CALLS if c[1] == "create")
+    assert set(creates) == {f"p{i}" for i in range(10)} and max(creates.values()) == 1
+    assert first.accessor.Slice.objects.count() == 10  # one child each, never two
+
+
+def test_one_runtime_runs_a_pull_step_per_interval(make_runtime, policies, pg_store_url, clock):
+    import xrt_policy.pull as pull
+
+    runtimes = [make_runtime(store_url=pg_store_url) for _ in range(2)]
+    engines = [{e.name: e for e in rt.engines()}["pull"] for rt in runtimes]
+    for e in engines:
+        e.run_pass()
+    assert len(pull.CALLS) == 1  # the second runtime found the step claimed
+    clock.advance(60)
+    for e in engines:
+        e.run_pass()
+    assert len(pull.CALLS) == 2

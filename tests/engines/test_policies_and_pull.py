@@ -9,17 +9,6 @@ import pytest
 from xos_runtime.host import Runtime
 
 
-@pytest.fixture
-def policies(engine_steps: Any, use_dists: Any) -> Any:
-    use_dists("xrt-policy")
-    import xrt_policy.policies as module
-    import xrt_policy.pull as pull
-
-    module.reset()
-    pull.reset()
-    return module
-
-
 def engine(rt: Runtime, name: str) -> Any:
     return {e.name: e for e in rt.engines()}[name]
 

@@ -46,6 +46,9 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
     )
     policed = _observed_leaves(runtime, [p.model_name for p in plugins.model_policies])
 
+    claims = settings.sync.claims
+    if claims is None:  # auto: shared stores share work; the embedded one has one user
+        claims = runtime.accessor.store.dialect != "sqlite"
     if plugins.pull_steps:
 
         def pull_outcome(step: Any, outcome: Outcome) -> None:
@@ -55,6 +58,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             PullEngine(
                 runtime.accessor,
                 plugins.pull_steps,
+                claims=claims,
                 on_outcome=pull_outcome,
                 clock=runtime.clock,
             )
@@ -94,15 +98,14 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 plugins.model_policies,
                 options,
                 synced_models=synced,
+                claims=claims,
+                claim_ttl=settings.sync.claim_ttl,
                 on_outcome=policy_outcome,
                 clock=runtime.clock,
             )
         )
     if plugins.sync_steps:
         s = settings.sync
-        claims = s.claims
-        if claims is None:  # auto: shared stores share work; the embedded one has one user
-            claims = runtime.accessor.store.dialect != "sqlite"
         sync_options = SyncOptions(
             workers=s.workers,
             timeout=s.timeout,

@@ -33,7 +33,7 @@ from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
-from xos_runtime.store import ModelAccessor, ModelObject, acting_as
+from xos_runtime.store import Claims, ModelAccessor, ModelObject, acting_as
 
 PolicyHook = Callable[[Any, Any, str, Outcome], None]
 
@@ -76,6 +76,8 @@ class PolicyEngine(LoopEngine):
         options: PolicyOptions | None = None,
         *,
         synced_models: Collection[str] = (),
+        claims: bool = False,
+        claim_ttl: float = 60.0,
         on_outcome: PolicyHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -94,6 +96,8 @@ class PolicyEngine(LoopEngine):
         self.on_outcome = on_outcome
         self.rand = rand
         self._retries: dict[Key, _Retry] = {}
+        #: Leases shared with other runtime processes on the same store (see `Claims`).
+        self.claims = Claims(accessor.store, "policy", ttl=claim_ttl) if claims else None
 
     def policies_for(self, leaf: str) -> list[type[ModelPolicy]]:
         """Policies of the model and of every base model, base model first."""
@@ -122,7 +126,7 @@ class PolicyEngine(LoopEngine):
         skip = set(exclude)
         now = self.clock()
         writes = OutcomeWriter(self.accessor)
-        running: dict[Key, tuple[ModelObject, str, float]] = {}
+        ready: dict[Key, tuple[ModelObject, str, float]] = {}
         for obj, action in self._pending():
             report.fetched += 1
             key = (self.accessor.models.root(obj._meta.name), int(obj.id))  # type: ignore[arg-type]
@@ -140,6 +144,49 @@ class PolicyEngine(LoopEngine):
                         else min(report.next_run, retry.next_run)
                     )
                 continue
+            ready[key] = (obj, action, version)
+        if self.claims is not None:
+            self._claim(ready, now, report)
+        try:
+            self._run(ready, writes, report)
+        finally:
+            if self.claims is not None:
+                self.claims.release()
+        return report
+
+    def _claim(
+        self, ready: dict[Key, tuple[ModelObject, str, float]], now: float, report: PassReport
+    ) -> None:
+        """Keep what this process holds and what no other process policed meanwhile."""
+        assert self.claims is not None
+        held = self.claims.claim(ready, now)
+        for key in [k for k in ready if k not in held]:
+            del ready[key]
+            report.waiting += 1
+        by_root: dict[str, list[int]] = {}
+        for root, oid in ready:
+            by_root.setdefault(root, []).append(oid)
+        for root, ids in by_root.items():
+            rows = self.accessor.load_rows(root, ids)
+            for oid in ids:
+                row = rows.get(oid)
+                _obj, action, version = ready[(root, oid)]
+                policed = row["policed"] if row is not None else None
+                if (
+                    row is None
+                    or bool(row["deleted"]) != (action == "delete")
+                    or (policed is not None and policed >= version)
+                ):
+                    del ready[(root, oid)]
+
+    def _run(
+        self,
+        ready: dict[Key, tuple[ModelObject, str, float]],
+        writes: OutcomeWriter,
+        report: PassReport,
+    ) -> None:
+        running: dict[Key, tuple[ModelObject, str, float]] = {}
+        for key, (obj, action, version) in ready.items():
             if self.stopping:
                 break
             running[key] = (obj, action, version)
@@ -161,7 +208,6 @@ class PolicyEngine(LoopEngine):
             )
             self._record(done.key, obj, action, version, outcome, writes, report)
         writes.flush()
-        return report
 
     def _caller(self, obj: ModelObject, action: str) -> Callable[[], None]:
         return lambda: self.call(obj, action)
