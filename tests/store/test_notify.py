@@ -50,3 +50,24 @@ def test_write_in_another_process_wakes_subscriber(tmp_path) -> None:
         assert changed == {"Site"}
     assert acc.Site.objects.get(name="remote")
     acc.close()
+
+
+def test_postgresql_listen_notify_across_processes(pg_store_url: str) -> None:
+    acc = open_store(pg_store_url, demo_models())
+    code = textwrap.dedent(
+        f"""
+        from xos_runtime.store import open_store
+        open_store({pg_store_url!r}).Site.objects.create(name="remote")
+        """
+    )
+    with acc.subscribe() as sub:
+        acc.Site.objects.create(name="local")
+        assert sub.wait(5) == {"Site"}
+        assert sub.wait(0.5) is None  # our own NOTIFY is not delivered a second time
+        subprocess.run([sys.executable, "-c", code], check=True)
+        deadline = time.monotonic() + 10
+        changed = None
+        while changed is None and time.monotonic() < deadline:
+            changed = sub.wait(0.5)
+        assert changed == {"Site"}
+    acc.close()

@@ -19,7 +19,8 @@ import os
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 _counter = itertools.count()
 
@@ -120,8 +121,16 @@ class ChangeHub:
     backend with a notification channel of its own).
     """
 
-    def __init__(self, channel_dir: str | None = None):
+    def __init__(
+        self,
+        channel_dir: str | None = None,
+        listener: Callable[[Callable[[set[str]], None]], Any] | None = None,
+    ):
         self.channel_dir = channel_dir
+        # Builds a listener for changes made elsewhere (PostgreSQL LISTEN), started with the
+        # first subscription: `listener(deliver)` returns an object with `start()`, `stop()`.
+        self._listener_factory = listener
+        self._listener: Any = None
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
         self._own_prefix = f"{os.getpid()}-"
@@ -129,9 +138,21 @@ class ChangeHub:
 
     def subscribe(self) -> Subscription:
         sub = Subscription(self)
+        started = None
         with self._lock:
             self._subs.append(sub)
+            if self._listener_factory is not None and self._listener is None:
+                started = self._listener = self._listener_factory(self.deliver)
+        if started is not None:
+            started.start()
         return sub
+
+    def deliver(self, models: set[str]) -> None:
+        """Wake the local subscribers for a change made by another process."""
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.post(models)
 
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
@@ -182,8 +203,11 @@ class ChangeHub:
     def close(self) -> None:
         with self._lock:
             subs = list(self._subs)
+            listener, self._listener = self._listener, None
         for sub in subs:
             sub.close()
+        if listener is not None:
+            listener.stop()
         if self._out is not None:
             self._out.close()
             self._out = None

@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.store.notify import ChangeHub, channel_dir_for
+from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
 from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
 from xos_runtime.store.tracking import MonotonicClock
 
@@ -69,7 +70,7 @@ class SqlStore:
         self.dialect = self.url.get_backend_name()
         self._lock: threading.RLock | None = None
         self.engine = self._create_engine()
-        self.hub = ChangeHub(self._channel_dir())
+        self.hub = self._make_hub()
         try:
             self.models = self._reconcile(models)
         except Exception:
@@ -113,11 +114,27 @@ class SqlStore:
 
         return engine
 
-    def _channel_dir(self) -> str | None:
+    def _make_hub(self) -> ChangeHub:
+        """Local sockets for a SQLite file (one machine); LISTEN/NOTIFY for PostgreSQL."""
         if self.dialect == "sqlite":
             db = self.url.database
-            return channel_dir_for(db) if db and db != ":memory:" else None
-        return channel_dir_for(self.url.render_as_string(hide_password=True))
+            return ChangeHub(channel_dir_for(db) if db and db != ":memory:" else None)
+        if self.dialect != "postgresql":
+            return ChangeHub(None)
+        self.pg_channel = channel_for(self.url.render_as_string(hide_password=True))
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+        def connect() -> object:
+            import psycopg
+
+            return psycopg.connect(dsn, autocommit=True)
+
+        self.pg_token = new_token()
+
+        def listener(deliver: Callable[[set[str]], None]) -> PgListener:
+            return PgListener(connect, self.pg_channel, deliver, self.pg_token)
+
+        return ChangeHub(None, listener=listener)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -133,6 +150,10 @@ class SqlStore:
             try:
                 with conn.begin():
                     yield conn
+                    if touched and self.dialect == "postgresql":
+                        # delivered by PostgreSQL on commit, to other processes' listeners
+                        note = payload(self.pg_token, touched)
+                        conn.execute(sa.select(sa.func.pg_notify(self.pg_channel, note)))
             finally:
                 conn.info.pop("xrt_write", None)
         if touched:
