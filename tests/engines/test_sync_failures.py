@@ -248,3 +248,48 @@ def test_stop_during_a_pass_leaves_unstarted_objects_pending(make_runtime, engin
     row = fresh(sl)
     assert row.backend_code == 0 and row.backend_status == "Provisioning in progress"
     assert [o.id for o in acc.fetch_pending(["Slice"])] == [sl.id]
+
+
+@pytest.mark.parametrize("behaviour", ["permanent", "fail"])
+def test_deleting_a_failed_object_deletes_it_at_once(make_runtime, engine_steps, behaviour):
+    rt = make_runtime(sync={"backoff": {"initial": 100, "jitter": 0}})
+    site = rt.accessor.Site.objects.create(name="s", behaviour=behaviour)
+    assert sync_pass(rt).failed == {("Site", site.id)}
+    fresh(site).delete()  # a change: no waiting out the backoff, permanent or not
+    report = sync_pass(rt)
+    assert report.succeeded == 1
+    assert [c["phase"] for c in engine_steps.CALLS] == ["sync", "delete"]
+    assert rt.accessor.Site.deleted_objects.count() == 0
+
+
+def test_a_raising_outcome_hook_does_not_lose_outcomes(make_runtime, engine_steps):
+    from xos_runtime import hookimpl
+
+    class Broken:
+        @hookimpl
+        def xos_runtime_sync_outcome(self, step, obj, outcome):
+            raise ValueError("observer bug")
+
+    rt = make_runtime()
+    rt.plugins.plugin_manager.register(Broken(), name="broken-observer")
+    sites = [rt.accessor.Site.objects.create(name=f"s{i}") for i in range(3)]
+    report = sync_pass(rt)
+    assert report.succeeded == 3
+    assert all(fresh(s).enacted is not None and fresh(s).backend_code == 1 for s in sites)
+    assert sync_pass(rt).attempted == 0
+
+
+def test_a_deferral_after_errors_does_not_grow_the_backoff(make_runtime, engine_steps, clock):
+    rt = make_runtime()
+    site = rt.accessor.Site.objects.create(name="s", behaviour="fail")
+    for _ in range(3):  # 1, 2, 4 s of backoff
+        sync_pass(rt)
+        clock.advance(register(site)["next_run"] - clock.now)
+    obj = fresh(site)
+    obj.behaviour = "defer"
+    obj.save()
+    sync_pass(rt)
+    reg = register(site)
+    assert fresh(site).backend_code == 0
+    assert reg["next_run"] - clock.now == pytest.approx(1)  # the first step, not 8 s
+    assert reg["exponent"] == 3

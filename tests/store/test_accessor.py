@@ -158,3 +158,17 @@ def test_changed_fields_and_diff(acc: ModelAccessor) -> None:
     assert s.get_field_diff("name") == ("a", "b")
     assert s.diff == {"name": ("a", "b")}
     assert s.to_dict()["name"] == "b"
+
+
+def test_exclude_and_ne_keep_rows_whose_field_is_null(acc: ModelAccessor) -> None:
+    site = acc.Site.objects.create(name="s")
+    acc.User.objects.create(email="none", site=site)
+    acc.User.objects.create(email="x", site=site, score=1.0)
+    acc.User.objects.create(email="y", site=site, score=2.0)
+    assert sorted(u.email for u in acc.User.objects.exclude(score=1.0)) == ["none", "y"]
+    assert sorted(u.email for u in acc.User.objects.exclude(email="none", score=1.0)) == [
+        "none",
+        "x",
+        "y",
+    ]
+    assert sorted(u.email for u in acc.User.objects.filter(score__ne=1.0)) == ["none", "y"]

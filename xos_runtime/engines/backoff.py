@@ -76,7 +76,10 @@ def failure_register(
     exponent = int(register.get("exponent") or 0)
     if kind != "deferred":
         exponent += 1
-    wait = delay if delay is not None else backoff.delay(max(1, exponent), rand())
+    if delay is not None:
+        wait = delay
+    else:  # a deferral waits the first step, whatever errors came before it
+        wait = backoff.delay(1 if kind == "deferred" else max(1, exponent), rand())
     out = {
         "failures": int(register.get("failures") or 0) + 1,
         "exponent": exponent,

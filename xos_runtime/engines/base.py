@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from loguru import logger
 
@@ -53,6 +54,15 @@ class LoopEngine:
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         raise NotImplementedError
+
+    def report(self, hook: Callable[..., None] | None, *args: Any) -> None:
+        """Call an outcome hook; an observer's bug is logged, never the engine's end."""
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:
+            self._log.exception("an outcome hook of the {} engine raised; ignored", self.name)
 
     def serve(self) -> None:
         """Run passes until `stop()`."""

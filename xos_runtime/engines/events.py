@@ -279,12 +279,7 @@ class EventEngine(LoopEngine):
         return step, outcome
 
     def _report(self, step: EventStep, event: Event, outcome: Outcome) -> None:
-        if self.on_outcome is None:
-            return
-        try:
-            self.on_outcome(step, event, outcome)
-        except Exception:
-            self._log.exception("an xos_runtime_event_outcome hook raised; ignored")
+        self.report(self.on_outcome, step, event, outcome)
 
     # -- passes and serving ---------------------------------------------------------------------
 
@@ -298,10 +293,15 @@ class EventEngine(LoopEngine):
         if self.stopping:
             return report
         skip = frozenset(exclude)
+        self.pool.new_epoch()
         for index, state in enumerate(self.states):
             self.pool.submit(index, self._pass_caller(state, skip))
-        for _ in self.states:
+        remaining = len(self.states)
+        while remaining:
             done = self.pool.completions.get()
+            if done.epoch != self.pool.epoch:
+                continue  # left over from a pass that was interrupted
+            remaining -= 1
             if done.error is not None:
                 self._log.opt(exception=done.error).error("an event pass failed")
             elif done.result is not None:

@@ -186,6 +186,7 @@ class PolicyEngine(LoopEngine):
         report: PassReport,
     ) -> None:
         running: dict[Key, tuple[ModelObject, str, float]] = {}
+        self.pool.new_epoch()
         for key, (obj, action, version) in ready.items():
             if self.stopping:
                 break
@@ -247,10 +248,13 @@ class PolicyEngine(LoopEngine):
         else:
             report.failed.add(key)
             previous = self._retries.get(key)
-            failures = (previous.failures if previous else 0) + 1
-            if outcome.kind == "deferred" and outcome.retry_at is not None:
+            failures = previous.failures if previous else 0
+            if outcome.kind == "deferred":  # no backoff growth: its delay, or the first step
                 delay = outcome.retry_at
+                if delay is None:
+                    delay = self.options.backoff.delay(1, self.rand())
             else:
+                failures += 1
                 delay = self.options.backoff.delay(failures, self.rand())
             next_run = self.clock() + max(delay, 1e-3)
             if outcome.kind != "permanent":
@@ -264,9 +268,8 @@ class PolicyEngine(LoopEngine):
             self._log.bind(model=leaf, id=obj.id).warning(
                 "policy handle_{} failed: {}", action, outcome.message
             )
-        if self.on_outcome is not None:
-            for policy_cls in self.policies_for(leaf):
-                self.on_outcome(policy_cls, obj, action, outcome)
+        for policy_cls in self.policies_for(leaf):
+            self.report(self.on_outcome, policy_cls, obj, action, outcome)
 
     def _after_save(self, obj: ModelObject) -> None:
         for policy_cls in self.policies_for(obj._meta.name):

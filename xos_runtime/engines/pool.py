@@ -24,6 +24,7 @@ class _Task:
     key: Hashable
     fn: Callable[[], Any]
     timeout: float | None
+    epoch: int = 0
     started: float | None = None
     abandoned: bool = False
 
@@ -37,6 +38,7 @@ class Completion:
     error: BaseException | None = None
     duration: float = 0.0
     timed_out: bool = False
+    epoch: int = 0
 
 
 class WorkerPool:
@@ -54,6 +56,9 @@ class WorkerPool:
         self._ids = itertools.count()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        #: Calls submitted since the last `new_epoch()`; older completions are dropped, so a
+        #: pass never mistakes a call of an earlier (aborted) pass for one of its own.
+        self.epoch = 0
         for _ in range(size):
             self._spawn()
 
@@ -84,12 +89,12 @@ class WorkerPool:
                 abandoned = task.abandoned
             if abandoned:
                 return  # a replacement worker already took this thread's place
-            self.completions.put(Completion(task.key, result, error, duration))
+            self.completions.put(Completion(task.key, result, error, duration, epoch=task.epoch))
 
     def submit(self, key: Hashable, fn: Callable[[], Any], timeout: float | None = None) -> None:
         if self._closed:
             raise RuntimeError("the worker pool is shut down")
-        self._tasks.put(_Task(key, fn, timeout))
+        self._tasks.put(_Task(key, fn, timeout, self.epoch))
 
     def busy(self) -> int:
         with self._lock:
@@ -121,10 +126,16 @@ class WorkerPool:
                     expired.append(task)
         for task in expired:
             assert task.started is not None
-            self.completions.put(Completion(task.key, duration=now - task.started, timed_out=True))
+            self.completions.put(
+                Completion(task.key, duration=now - task.started, timed_out=True, epoch=task.epoch)
+            )
             if not self._closed:
                 self._spawn()
         return len(expired)
+
+    def new_epoch(self) -> None:
+        """Start a new batch of calls (a pass): completions of earlier calls are ignored."""
+        self.epoch += 1
 
     def next_completion(self, max_wait: float = 0.2) -> Completion | None:
         """The next finished (or timed-out) call, or None after `max_wait` seconds.
@@ -137,10 +148,11 @@ class WorkerPool:
             max_wait if deadline is None else min(max_wait, max(0.0, deadline - time.monotonic()))
         )
         try:
-            return self.completions.get(timeout=wait)
+            done = self.completions.get(timeout=wait)
         except queue.Empty:
             self.expire()
             return None
+        return done if done.epoch == self.epoch else None
 
     def shutdown(self) -> None:
         """Stop taking work; idle workers exit, running calls finish (or are abandoned)."""

@@ -63,6 +63,7 @@ class PullEngine(LoopEngine):
         report = PassReport()
         now = self.clock()
         running: dict[int, type[PullStep]] = {}
+        self.pool.new_epoch()
         for index, step_cls in enumerate(self.steps):
             if self._due[step_cls] <= now and not self.stopping:
                 claim = self._claims.get(step_cls)
@@ -95,8 +96,7 @@ class PullEngine(LoopEngine):
                     "pull_records failed: {}", outcome.message
                 )
             self._due[step_cls] = self.clock() + float(step_cls.interval)
-            if self.on_outcome is not None:
-                self.on_outcome(step_cls, outcome)
+            self.report(self.on_outcome, step_cls, outcome)
         if self._due:
             report.next_run = min(self._due.values())
         return report

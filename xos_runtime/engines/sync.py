@@ -288,6 +288,7 @@ class _Dispatch:
             if item.state == "pending" and item.deps_left == 0:
                 self.ready.append(key)
         pool = self.engine.pool
+        pool.new_epoch()
         while self.ready or self.running:
             self._start_ready()
             if not self.running:
@@ -412,8 +413,7 @@ class _Dispatch:
                 },
             )
             self._hold_dependents(item, outcome)
-        if engine.on_outcome is not None:
-            engine.on_outcome(item.step, item.obj, outcome)
+        engine.report(engine.on_outcome, item.step, item.obj, outcome)
 
     def _waiting_outcome(self, item: _Item) -> Outcome:
         """What a backing-off object stands for when it holds its dependents back."""
@@ -446,8 +446,7 @@ class _Dispatch:
                 self.writes.update(item.obj, {"backend_status": text, "backend_code": code})
             blocked = Outcome("blocked", text, code, 0.0, self.deleted)
             item.outcome = blocked
-            if self.engine.on_outcome is not None:
-                self.engine.on_outcome(item.step, item.obj, blocked)
+            self.engine.report(self.engine.on_outcome, item.step, item.obj, blocked)
 
     def _flush(self) -> None:
         self.writes.flush()

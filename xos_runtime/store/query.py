@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 _LOOKUPS: dict[str, Callable[[sa.ColumnElement[Any], Any], sa.ColumnElement[bool]]] = {
     "exact": lambda c, v: c.is_(None) if v is None else c == v,
-    "ne": lambda c, v: c.is_not(None) if v is None else c != v,
+    "ne": lambda c, v: c.is_distinct_from(v),  # NULL differs from every value
     "in": lambda c, v: c.in_(list(v)),
     "gt": lambda c, v: c > v,
     "gte": lambda c, v: c >= v,
@@ -94,7 +94,10 @@ class QuerySet(Sequence["ModelObject"]):
         conds = self._conditions(kwargs)
         if not conds:
             return self._clone()
-        return self._clone(where=(*self._where, sa.not_(sa.and_(*conds))))
+        # Django semantics: a row whose field is NULL does not match `field=value`, so it is
+        # kept; plain NOT(...) would drop it (SQL's NOT NULL is NULL).
+        matched = sa.func.coalesce(sa.and_(*conds), sa.false())
+        return self._clone(where=(*self._where, sa.not_(matched)))
 
     def order_by(self, *names: str) -> QuerySet:
         meta = self._cls._meta

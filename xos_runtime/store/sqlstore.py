@@ -296,15 +296,7 @@ class SqlStore:
         table = self.table(model)
         stmt = sa.update(table).where(table.c.id == object_id).values(**values)
         if bump_updated is not None:
-            # `updated` only ever grows, even if this process's clock is behind the writer
-            # of the previous version: pending-ness compares it with `enacted`.
-            step = MonotonicClock.STEP
-            stmt = stmt.values(
-                updated=sa.case(
-                    (table.c.updated >= bump_updated, table.c.updated + step),
-                    else_=bump_updated,
-                )
-            ).returning(table.c.updated)
+            stmt = stmt.values(updated=self._later(table, bump_updated)).returning(table.c.updated)
             new = conn.execute(stmt).scalar_one_or_none()
             if new is None:
                 raise StoreError(f"{model} id {object_id} no longer exists in the store")
@@ -314,13 +306,26 @@ class SqlStore:
             raise StoreError(f"{model} id {object_id} no longer exists in the store")
         return None
 
+    @staticmethod
+    def _later(table: sa.Table, now: float) -> sa.ColumnElement[Any]:
+        """`now`, or just after the row's `updated` if that is not older.
+
+        `updated` only ever grows, even if this process's clock is behind the writer of the
+        previous version: pending-ness compares it with `enacted` and `policed`.
+        """
+        return sa.case((table.c.updated >= now, table.c.updated + MonotonicClock.STEP), else_=now)
+
     def soft_delete(self, model: str, object_id: int, conn: Connection) -> set[str]:
         """Mark one object and, transitively, the objects whose required links reach it.
 
         A write-protected object is left alone (XOS: its delete is a silent no-op); objects
         reached through the cascade are deleted even when write-protected, as in XOS. Returns
         the leaf model names that were marked.
+
+        The deletion is a change: `updated` moves forward, so an object that was failing or
+        backing off gets its `delete_record` (and `handle_delete`) at once.
         """
+        now = self.clock()
         touched: set[str] = set()
         pending: list[tuple[str, int, bool]] = [(model, object_id, True)]
         while pending:
@@ -332,7 +337,7 @@ class SqlStore:
             leaf = conn.execute(
                 sa.update(table)
                 .where(*where)
-                .values(deleted=True, enacted=None, policed=None)
+                .values(deleted=True, enacted=None, policed=None, updated=self._later(table, now))
                 .returning(table.c.leaf_model_name)
             ).scalar_one_or_none()
             if leaf is None:
