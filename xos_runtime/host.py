@@ -29,10 +29,11 @@ from xos_runtime.engines import builtin
 from xos_runtime.engines.bus import EventBus, open_event_bus
 from xos_runtime.engines.dag import Key
 from xos_runtime.engines.sync import PassReport
+from xos_runtime.exceptions import ConfigError
 from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.observe import MetricsServer, OutcomeCounters
-from xos_runtime.plugins import DiscoveredPlugins, discover
+from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
 from xos_runtime.store import ModelAccessor, open_store
 
 
@@ -142,7 +143,7 @@ class Runtime:
     ) -> Runtime:
         settings = config if isinstance(config, Settings) else load_config(config)
         plugins = discover_plugins(settings)
-        plugins.hook.xos_runtime_configure(config=settings)
+        call_hook(plugins, "xos_runtime_configure", config=settings)
         models, graph = load_model_definitions(settings, plugins)
         plugins.validate(models.names() if len(models) else None)
         accessor = open_store(
@@ -157,7 +158,7 @@ class Runtime:
     def engines(self) -> list[Engine]:
         """Every engine the plugins provide (the built-in ones register like any plugin)."""
         if self._engines is None:
-            found = _flatten(self.hook.xos_runtime_engines(runtime=self))
+            found = _flatten(call_hook(self.plugins, "xos_runtime_engines", runtime=self))
             self._engines = list(found)
         return self._engines
 
@@ -172,10 +173,10 @@ class Runtime:
     # -- running ---------------------------------------------------------------------------
 
     def startup(self) -> None:
-        self.hook.xos_runtime_startup(runtime=self)
+        call_hook(self.plugins, "xos_runtime_startup", runtime=self)
 
     def shutdown(self) -> None:
-        self.hook.xos_runtime_shutdown(runtime=self)
+        call_hook(self.plugins, "xos_runtime_shutdown", runtime=self)
 
     def run_once(self) -> RunSummary:
         """One pass of each engine, in the order they were registered."""
@@ -192,27 +193,45 @@ class Runtime:
         """Passes until nothing is ready that has not already failed or been deferred.
 
         Objects that failed or were deferred in this run, objects backing off, and pull
-        intervals do not keep it running; a timed-out call never delays the exit.
+        intervals do not keep it running. With `timeout`, the run ends when it expires, even
+        in the middle of a pass: calls still running are abandoned (they never delay the
+        exit) and what did not finish stays pending.
         """
         summary = RunSummary()
         excluded: dict[str, set[Key]] = {}
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            attempted = 0
-            for engine in self.engines():
-                skip = excluded.setdefault(engine.name, set())
-                report = engine.run_pass(exclude=skip)
-                skip |= report.failed
-                attempted += report.attempted
-                summary.attempted += report.attempted
-                summary.succeeded += report.succeeded
-                summary.failed += len(report.failed)
-            summary.passes += 1
-            if attempted == 0:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                summary.timed_out = True
-                break
+        expired = threading.Event()
+        timer: threading.Timer | None = None
+        if timeout is not None:
+
+            def expire() -> None:
+                expired.set()
+                for engine in self.engines():
+                    abandon = getattr(engine, "abandon", None)
+                    (abandon or engine.stop)()
+
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            while True:
+                attempted = 0
+                for engine in self.engines():
+                    skip = excluded.setdefault(engine.name, set())
+                    report = engine.run_pass(exclude=skip)
+                    skip |= report.failed
+                    attempted += report.attempted
+                    summary.attempted += report.attempted
+                    summary.succeeded += report.succeeded
+                    summary.failed += len(report.failed)
+                summary.passes += 1
+                if expired.is_set():
+                    summary.timed_out = True
+                    break
+                if attempted == 0:
+                    break
+        finally:
+            if timer is not None:
+                timer.cancel()
         summary.in_error = self.count_in_error()
         return summary
 
@@ -222,13 +241,14 @@ class Runtime:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stop.set())
-        threads = []
+        threads: list[threading.Thread] = []
+        # before any engine starts, so that a port in use stops start-up with no work begun
+        metrics = self._start_metrics(lambda: all(t.is_alive() for t in threads))
         for engine in self.engines():
             t = threading.Thread(target=engine.serve, name=f"engine-{engine.name}", daemon=True)
             t.start()
             threads.append(t)
         logger.info("xos-runtime {} running {} engine(s)", self.settings.name, len(threads))
-        metrics = self._start_metrics(lambda: all(t.is_alive() for t in threads))
         if ready is not None:
             ready.set()
         while not self._stop.wait(0.5):
@@ -251,9 +271,21 @@ class Runtime:
         m = self.settings.metrics
         if not m.enabled:
             return None
-        server = MetricsServer(
-            m.host, m.port, self.counters, self.accessor, healthy=engines_alive, clock=self.clock
-        )
+        try:
+            server = MetricsServer(
+                m.host,
+                m.port,
+                self.counters,
+                self.accessor,
+                healthy=engines_alive,
+                clock=self.clock,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {m.host}:{m.port}: {exc.strerror or exc}",
+                file=self.settings.source,
+                key="metrics.port",
+            ) from exc
         server.start()
         self.metrics_port = server.port
         logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, server.port)
@@ -297,8 +329,9 @@ def load_model_definitions(
     settings: Settings, plugins: DiscoveredPlugins
 ) -> tuple[ModelSet, nx.DiGraph]:
     """Models from `models_dir` and the plugins, and the dependency graph over them."""
-    sources: list[Any] = [*settings.models_dir, *_flatten(plugins.hook.xos_runtime_models())]
+    contributed = _flatten(call_hook(plugins, "xos_runtime_models"))
+    sources: list[Any] = [*settings.models_dir, *contributed]
     models = load_models(sources) if sources else ModelSet({})
-    deps = _merge_deps(plugins.hook.xos_runtime_model_deps())
+    deps = _merge_deps(call_hook(plugins, "xos_runtime_model_deps"))
     graph = build_model_graph(models, settings.dependency_graph, deps=deps or None)
     return models, graph

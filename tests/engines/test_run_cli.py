@@ -230,3 +230,67 @@ def test_metrics_and_health_endpoints(cli) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("hook", ["configure", "models", "startup"])
+def test_a_failing_plugin_hook_stops_startup_with_one_line(cli, installed_dists, hook) -> None:
+    env_path = os.pathsep.join(
+        [str(installed_dists["xrt-hookfail"]), str(installed_dists["xrt-engine"]), str(REPO)]
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "xos_runtime", "run", "-C", str(cli["config"]), "--once"],
+        env={**os.environ, "PYTHONPATH": env_path, "XRT_HOOKFAIL": hook},
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert (
+        f"xos-runtime: error: plugin 'xrt-hookfail 0.1' entry point xos_runtime:hookfail = "
+        f"xrt_hookfail.hooks failed in xos_runtime_{hook}: RuntimeError: {hook} hook broke"
+    ) in out.stderr
+
+
+def test_until_idle_timeout_bounds_a_long_call(cli) -> None:
+    create(cli, "Site", "name=slow", "behaviour=sleep:5000")  # no per-call timeout set
+    started = time.monotonic()
+    out = cli["run"]("run", "-C", str(cli["config"]), "--until-idle", "--timeout", "1")
+    assert out.returncode == 1 and "timed out" in out.stderr
+    assert time.monotonic() - started < 4.5  # did not wait for the 5 s call
+
+
+def test_until_idle_that_finishes_in_time_exits_0(cli) -> None:
+    create(cli, "Site", "name=quick", "behaviour=sleep:200")
+    out = cli["run"]("run", "-C", str(cli["config"]), "--until-idle", "--timeout", "30")
+    assert out.returncode == 0, out.stderr
+    assert "timed out" not in out.stderr
+
+
+def test_run_usage_errors_exit_2(cli) -> None:
+    for args in (
+        ["--timeout", "5"],
+        ["--until-idle", "--timeout", "-1"],
+        ["--until-idle", "--timeout", "nan"],
+    ):
+        out = cli["run"]("run", "-C", str(cli["config"]), *args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr
+
+
+def test_unusable_log_file_and_metrics_port_are_config_errors(cli) -> None:
+    import socket
+
+    text = cli["config"].read_text()
+    cli["config"].write_text(text + "logging: {file: /proc/nope/x.log}\n")
+    out = cli["run"]("run", "-C", str(cli["config"]), "--once")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "logging.file: cannot write the log file '/proc/nope/x.log'" in out.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cli["write"](metrics={"enabled": True, "port": port})
+        out = cli["run"]("run", "-C", str(cli["config"]), timeout=30)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert f"metrics.port: cannot listen on 127.0.0.1:{port}" in out.stderr

@@ -126,3 +126,12 @@ def test_connect_from_a_second_process(tmp_path) -> None:
     b = open_store(url)
     assert b.User.objects.get(email="from-second").site == site
     b.close()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["sqlite:////nonexistent-dir/x.db", "postgresql://nobody@127.0.0.1:1/none"],
+)
+def test_a_store_that_cannot_be_opened_is_named(endpoint: str) -> None:
+    with pytest.raises(StoreError, match=r"accessor\.endpoint .*: cannot open the store: "):
+        open_store(endpoint, demo_models())

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from xos_runtime.config import Settings, configure_logging, load_config
+from xos_runtime.exceptions import ConfigError
 from xos_runtime.host import Runtime
 
 ConfigOption = Callable[..., None]
@@ -23,7 +24,10 @@ def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
     log = settings.logging
     if quiet and log.dict_config is None and log.level not in _QUIET_LEVELS:
         log = attrs.evolve(log, level="WARNING")
-    configure_logging(log)
+    try:
+        configure_logging(log)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=settings.source, key=exc.key) from exc
     return settings
 
 

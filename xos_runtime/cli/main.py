@@ -11,10 +11,15 @@ import os
 import sys
 from collections.abc import Sequence
 
+from loguru import logger
+
 from xos_runtime import __version__
 from xos_runtime.cli import inspect, objects, run
 from xos_runtime.config import CONFIG_ENV_VAR
 from xos_runtime.exceptions import XosRuntimeError
+
+#: Exit code of an unexpected exception (contract codes are 0, 1 and 2).
+INTERNAL_ERROR = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(args, "error_exit", 2))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Not a diagnosis of bad input: a bug, or something the runtime does not handle yet.
+        # Exit 3 keeps it apart from 1 (objects in error) and 2 (bad input or start-up).
+        logger.opt(exception=exc).debug("internal error")
+        print(
+            f"xos-runtime: internal error: {type(exc).__name__}: {exc} "
+            "(logging.level DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

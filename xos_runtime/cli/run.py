@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 
 from loguru import logger
 
@@ -19,16 +21,27 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         metavar="S",
         help="with --until-idle: give up after S seconds (exit 1)",
     )
     p.set_defaults(handler=handle)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def handle(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.until_idle:
-        raise SystemExit("xos-runtime run: error: --timeout goes with --until-idle")
+        print("xos-runtime run: error: --timeout goes with --until-idle", file=sys.stderr)
+        return 2
     runtime = load_runtime(args, quiet=False)
     try:
         runtime.startup()

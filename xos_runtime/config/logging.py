@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from xos_runtime.exceptions import ConfigError
+
 from .settings import LOG_LEVELS, LoggingSettings
 
 if TYPE_CHECKING:
@@ -89,16 +91,22 @@ def _install(settings: LoggingSettings, level: str, stream: TextIO | None) -> No
         diagnose=False,
     )
     if settings.file is not None:
-        logger.add(
-            settings.file,
-            level=level,
-            format=fmt,
-            colorize=False,
-            rotation=settings.rotation,
-            encoding="utf-8",
-            backtrace=False,
-            diagnose=False,
-        )
+        try:
+            logger.add(
+                settings.file,
+                level=level,
+                format=fmt,
+                colorize=False,
+                rotation=settings.rotation,
+                encoding="utf-8",
+                backtrace=False,
+                diagnose=False,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the log file {settings.file!r}: {exc.strerror or exc}",
+                key="logging.file",
+            ) from exc
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -39,6 +39,7 @@ class LoopEngine:
         self.clock = clock
         self._pool: WorkerPool | None = None
         self._stopping = threading.Event()
+        self._abandoned = threading.Event()
         self._sub = accessor.subscribe()
         self._log = logger.bind(engine=self.name)
 
@@ -83,6 +84,19 @@ class LoopEngine:
         """Stop taking new work; running calls finish (the host bounds the wait)."""
         self._stopping.set()
         self._sub.post(())
+
+    def abandon(self) -> None:
+        """Stop at once: a pass under way stops waiting for its running calls.
+
+        For `--until-idle --timeout`: the calls go on in their (daemon) threads, their
+        outcomes are not written, and the objects stay pending for the next run.
+        """
+        self._abandoned.set()
+        self.stop()
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned.is_set()
 
     def close(self) -> None:
         self.stop()

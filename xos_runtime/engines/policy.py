@@ -194,7 +194,7 @@ class PolicyEngine(LoopEngine):
             report.attempted += 1
             self.pool.submit(key, self._caller(obj, action), self.options.timeout)
         pool = self.pool
-        while running:
+        while running and not self.abandoned:
             done = pool.next_completion()
             if done is None or done.key not in running:
                 continue  # a late result of a call that already timed out

@@ -73,7 +73,7 @@ class PullEngine(LoopEngine):
                     continue
                 running[index] = step_cls
                 self.pool.submit(index, self._caller(step_cls), self.timeout)
-        while running:
+        while running and not self.abandoned:
             done = self.pool.next_completion()
             if done is None:
                 continue

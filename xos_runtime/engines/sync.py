@@ -290,6 +290,8 @@ class _Dispatch:
         pool = self.engine.pool
         pool.new_epoch()
         while self.ready or self.running:
+            if self.engine.abandoned:
+                break
             self._start_ready()
             if not self.running:
                 break

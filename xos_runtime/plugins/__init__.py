@@ -7,6 +7,7 @@ those are known. A broken plugin raises `xos_runtime.exceptions.PluginError` wit
 naming it and the cause, or, with `skip_broken`, is logged and left out.
 """
 
+from xos_runtime.plugins.calls import call_hook
 from xos_runtime.plugins.directories import DirectoryLoader, package_name_for, plugin_files
 from xos_runtime.plugins.entrypoints import load_entry_points
 from xos_runtime.plugins.manager import DiscoveredPlugins, discover, new_plugin_manager
@@ -38,6 +39,7 @@ __all__ = [
     "PluginTable",
     "StepKind",
     "ValidationResult",
+    "call_hook",
     "discover",
     "kind_error",
     "kind_of",

@@ -73,8 +73,15 @@ class SqlStore:
         self.hub = self._make_hub()
         try:
             self.models = self._reconcile(models)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            self.close()
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(
+                f"accessor.endpoint {self.url.render_as_string(hide_password=True)}: "
+                f"cannot open the store: {str(reason).strip().splitlines()[0]}"
+            ) from exc
         except Exception:
-            self.engine.dispose()
+            self.close()
             raise
         self.schema = Schema(self.models)
 
