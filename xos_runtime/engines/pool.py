@@ -63,6 +63,7 @@ class WorkerPool:
             self._spawn()
 
     def _spawn(self) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]  # forget finished ones
         t = threading.Thread(target=self._work, name=f"{self.name}-{next(self._ids)}", daemon=True)
         self._threads.append(t)
         t.start()

@@ -216,11 +216,10 @@ class SyncEngine(LoopEngine):
                     del items[(root, oid)]  # purged, or deleted or undeleted meanwhile
                     continue
                 enacted = row["enacted"]
-                register = read_register(row["backend_register"])
-                if (not deleted and enacted is not None and enacted >= item.version) or not (
-                    is_ready(register, item.version, now)
-                ):
-                    del items[(root, oid)]  # done (or failed) elsewhere since we read it
+                if not deleted and enacted is not None and enacted >= item.version:
+                    del items[(root, oid)]  # done elsewhere since we read it: dependents go on
+                elif not is_ready(read_register(row["backend_register"]), item.version, now):
+                    item.state = "claimed"  # failed elsewhere meanwhile: it holds its dependents
 
     def _dispatch(self, items: dict[Key, _Item], deleted: bool, report: PassReport) -> None:
         rows = {k: item.obj._row for k, item in items.items()}
