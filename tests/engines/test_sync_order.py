@@ -149,3 +149,19 @@ def test_the_engine_on_postgresql(make_runtime, engine_steps, pg_store_url):
     rt.engines()[0].run_pass()
     assert rt.accessor.Instance.deleted_objects.count() == 0
     assert rt.accessor.Instance.objects.count() == 0
+
+
+def test_concurrency_of_any_step_of_an_object_is_respected(make_runtime, engine_steps, tmp_path):
+    steps_dir = tmp_path / "steps"
+    steps_dir.mkdir()
+    (steps_dir / "audit.py").write_text(
+        "from xos_runtime import SyncStep\n\n"
+        "class AuditSite(SyncStep):\n"
+        "    observes = 'Site'\n"
+        "    concurrency = 1\n"
+    )
+    rt = make_runtime(steps_dir=str(steps_dir), sync={"workers": 4})
+    for i in range(4):
+        rt.accessor.Site.objects.create(name=f"s{i}", behaviour="sleep:30")
+    assert rt.engines()[0].run_pass().succeeded == 4
+    assert engine_steps.MAX_RUNNING[0] == 1  # AuditSite's limit holds the whole object

@@ -318,12 +318,20 @@ class _Dispatch:
             item = self.items[key]
             if item.state != "pending":
                 continue
-            limit = item.step.concurrency
-            if limit is not None and self.in_flight[item.step] >= limit:
-                self.parked.setdefault(item.step, deque()).append(key)
+            full = next(
+                (
+                    s
+                    for s in item.steps
+                    if s.concurrency is not None and self.in_flight[s] >= s.concurrency
+                ),
+                None,
+            )
+            if full is not None:  # every step of the object must have room
+                self.parked.setdefault(full, deque()).append(key)
                 continue
             item.state = "running"
-            self.in_flight[item.step] += 1
+            for step_cls in item.steps:
+                self.in_flight[step_cls] += 1
             self.running += 1
             self.report.attempted += 1
             engine.pool.submit(key, self._caller(item), engine.timeout_for(item))
@@ -344,10 +352,11 @@ class _Dispatch:
         if item is None or item.state != "running":
             return  # a late result of a call that already timed out
         self.running -= 1
-        self.in_flight[item.step] -= 1
-        parked = self.parked.get(item.step)
-        if parked:
-            self.ready.appendleft(parked.popleft())
+        for step_cls in item.steps:
+            self.in_flight[step_cls] -= 1
+            parked = self.parked.get(step_cls)
+            if parked:
+                self.ready.appendleft(parked.popleft())
         outcome = classify(
             done.error, done.timed_out, done.duration, self.deleted, self.engine.timeout_for(item)
         )
