@@ -756,6 +756,7 @@ def test_from_dict_errors_name_the_source_if_any() -> None:
                 "logging",
                 "sync",
                 "policies",
+                "events",
                 "plugins",
                 "metrics",
             ]

@@ -52,6 +52,7 @@ def make_runtime(
             "accessor": {"endpoint": store_url or f"sqlite:///{tmp_path}/store.db"},
             "sync": {"workers": 4, "backoff": {"initial": 1, "factor": 2, "max": 60, "jitter": 0}},
             "policies": {"backoff": {"initial": 1, "factor": 2, "max": 60, "jitter": 0}},
+            "events": {"backoff": {"initial": 1, "factor": 2, "max": 60, "jitter": 0}},
         }
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -174,7 +174,7 @@ def test_a_failing_message_is_retried_with_backoff_then_skipped(
     rt.event_bus.publish("xrt.sites", None, site_message("behind"))
     report = eng.run_pass()
     assert report.outcomes["error"] == 1 and len(report.failed) == 1
-    assert report.next_run == pytest.approx(clock.now + 1)  # sync.backoff: initial 1, factor 2
+    assert report.next_run == pytest.approx(clock.now + 1)  # events.backoff: initial 1, factor 2
     assert site_names(rt) == []  # the next message of the partition waits behind it
     assert eng.run_pass().attempted == 0  # not due yet
     clock.advance(1)
@@ -189,6 +189,17 @@ def test_a_failing_message_is_retried_with_backoff_then_skipped(
     assert rt.event_bus.committed("engine-test.site_events") == {("xrt.sites", 0): 2}
     clock.advance(100)
     assert eng.run_pass().attempted == 0
+
+
+def test_max_attempts_comes_from_the_config(make_runtime, events) -> None:
+    rt = make_runtime(events={"max_attempts": 1})
+    eng = engine(rt, "events")
+    rt.event_bus.publish("xrt.sites", None, site_message("poison", fail=True))
+    rt.event_bus.publish("xrt.sites", None, site_message("behind"))
+    report = eng.run_pass()  # the only attempt fails: skipped at once, the partition goes on
+    assert report.outcomes["error"] == 1
+    assert site_names(rt) == ["behind"]
+    assert eng.run_pass().attempted == 0  # nothing left to retry
 
 
 def test_a_message_that_fails_once_is_handled_on_retry(make_runtime, events, clock) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "AccessorSettings",
     "BackoffSettings",
     "EventBusSettings",
+    "EventSettings",
     "LoggingSettings",
     "MetricsSettings",
     "PluginSettings",
@@ -347,6 +348,18 @@ class PolicySettings:
 
 
 @attrs.frozen(kw_only=True)
+class EventSettings:
+    """The event engine (event steps)."""
+
+    max_attempts: int = attrs.field(default=3, validator=_bounded(ge=1))
+    """Calls of `process_event` for one message before it is skipped (committed) so that it
+    cannot block its partition; deferrals do not count (>= 1). Default: 3."""
+
+    backoff: BackoffSettings = attrs.Factory(BackoffSettings)
+    """Waits between the attempts of a failing message. Default: `BackoffSettings()`."""
+
+
+@attrs.frozen(kw_only=True)
 class PluginSettings:
     """Plugin discovery."""
 
@@ -437,6 +450,9 @@ class Settings:
 
     policies: PolicySettings = attrs.Factory(PolicySettings)
     """The model policy engine. Default: `PolicySettings()`."""
+
+    events: EventSettings = attrs.Factory(EventSettings)
+    """The event engine. Default: `EventSettings()`."""
 
     plugins: PluginSettings = attrs.Factory(PluginSettings)
     """Plugin discovery. Default: `PluginSettings()`."""

@@ -75,7 +75,8 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 event_steps,
                 runtime.event_bus,
                 group_prefix=settings.name,
-                backoff=settings.sync.backoff,
+                backoff=settings.events.backoff,
+                max_attempts=settings.events.max_attempts,
                 on_outcome=event_outcome,
                 clock=runtime.clock,
             )

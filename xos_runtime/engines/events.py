@@ -8,7 +8,8 @@ Differences from the original (reference 4.2 and 8.C4/C5):
 * delivery is at least once: offsets are committed only after `process_event` returned, or
   after its failure was dealt with, never automatically;
 * a handler that raises is logged, reported through `xos_runtime_event_outcome`, and retried
-  with the backoff of `sync.backoff`, at most `MAX_ATTEMPTS` times in all; then the message is
+  with the backoff of `events.backoff`, at most `events.max_attempts` times in all (default
+  `MAX_ATTEMPTS`); then the message is
   skipped (committed) so that one poison message cannot block its partition for ever.
   `PermanentException` skips it at once; `DeferredException` retries the same message after
   its `delay` (or the first backoff step) without using up an attempt. While a message
@@ -24,7 +25,7 @@ pending for sync steps; objects it creates are pending like any other new object
 `serve()` runs one consumer thread per step. A pass (`--once`, `--until-idle`) polls what is
 available now, handles it and commits; it reports the messages it handled as `attempted`, so
 `--until-idle` goes on while messages arrive. Retry counts live in memory: after a restart a
-message that was never committed is tried `MAX_ATTEMPTS` times again.
+message that was never committed is tried `events.max_attempts` times again.
 """
 
 from __future__ import annotations
