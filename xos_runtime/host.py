@@ -140,14 +140,20 @@ class Runtime:
         config: Settings | str | os.PathLike[str] | None,
         *,
         clock: Callable[[], float] | None = None,
+        dry_run: bool = False,
     ) -> Runtime:
+        """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
+        it only checks that the models fit what is stored."""
         settings = config if isinstance(config, Settings) else load_config(config)
         plugins = discover_plugins(settings)
         call_hook(plugins, "xos_runtime_configure", config=settings)
         models, graph = load_model_definitions(settings, plugins)
         plugins.validate(models.names() if len(models) else None)
         accessor = open_store(
-            settings.accessor.endpoint, models if len(models) else None, clock=clock
+            settings.accessor.endpoint,
+            models if len(models) else None,
+            clock=clock,
+            dry_run=dry_run,
         )
         if not len(models):
             models = accessor.models

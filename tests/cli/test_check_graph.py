@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT, Cli, Project, config_text, run_process, store_snapshot
+from .conftest import REPO_ROOT, XPROTO, Cli, Project, config_text, run_process, store_snapshot
 
 CYCLE_XPROTO = """\
 message Alpha (XOSBase) {
@@ -340,3 +340,32 @@ def test_console_script_entry_point_check_passes(project: Project) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "check passed"
     assert "sync order: Service -> Site -> User -> VSG" in proc.stdout.splitlines()
+
+
+# --- check changes nothing in the store ---------------------------------------------------------
+
+
+def test_check_does_not_create_the_store(cli: Cli, project: Project) -> None:
+    assert cli("check", "-C", project.config).code == 0
+    assert not project.store.exists()
+
+
+def test_check_does_not_evolve_the_store_but_refuses_what_run_would(
+    cli: Cli, project: Project
+) -> None:
+    import sqlite3
+
+    assert cli("objects", "create", "-C", project.config, "Site", "name=s1").code == 0
+    grown = XPROTO.replace(
+        "optional int32 quota = 3;", "optional int32 quota = 3;\n    optional string region = 4;"
+    )
+    project.write_xproto(grown)
+    result = cli("check", "-C", project.config)
+    assert result.code == 0, result.err
+    with sqlite3.connect(project.store) as db:
+        columns = {row[1] for row in db.execute('PRAGMA table_info("Site")')}
+    assert "quota" in columns and "region" not in columns  # checked, not applied
+    project.write_xproto(XPROTO.replace("    optional int32 quota = 3;\n", ""))
+    result = cli("check", "-C", project.config)
+    assert result.code == 1
+    assert "field Site.quota was removed while the store holds 1 Site objects" in result.err

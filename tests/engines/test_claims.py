@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from xos_runtime import connect
+from xos_runtime.exceptions import StoreError
 from xos_runtime.store import Claims
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,17 +90,22 @@ def test_two_processes_on_postgresql(pg_store_url, installed_dists, tmp_path):
         )
     )
     cmd = [sys.executable, "-m", "xos_runtime", "run", "-C", str(config)]
-    # create the schema first, then start both processes
-    subprocess.run([*cmd[:3], "check", "-C", str(config)], env=env, check=True, capture_output=True)
+    # both start on an empty store: creating the schema together must not fail either
     procs = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     try:
-        acc = connect(pg_store_url)
+        deadline = time.monotonic() + 60
+        while True:  # until one of them has created the schema
+            try:
+                acc = connect(pg_store_url)
+                break
+            except StoreError:
+                assert time.monotonic() < deadline, "no schema after 60 s"
+                time.sleep(0.1)
         for i in range(30):
             acc.Site.objects.create(name=f"p{i}", behaviour="sleep:30")
-        deadline = time.monotonic() + 60
         done: list[dict] = []
         while time.monotonic() < deadline:
             if log.exists():
@@ -115,8 +121,9 @@ def test_two_processes_on_postgresql(pg_store_url, installed_dists, tmp_path):
     finally:
         for p in procs:
             p.terminate()
-        for p in procs:
-            p.wait(30)
+        codes = [p.wait(30) for p in procs]
+    # both were alive until the end (neither died creating the schema) and drained cleanly
+    assert codes == [0, 0], [p.stderr.read() if p.stderr else "" for p in procs]
 
 
 def test_two_runtimes_run_each_policy_once(make_runtime, policies, pg_store_url):

@@ -31,8 +31,8 @@ def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
     return settings
 
 
-def load_runtime(args: argparse.Namespace, *, quiet: bool = True) -> Runtime:
-    return Runtime.load(settings_for(args, quiet=quiet))
+def load_runtime(args: argparse.Namespace, *, quiet: bool = True, dry_run: bool = False) -> Runtime:
+    return Runtime.load(settings_for(args, quiet=quiet), dry_run=dry_run)
 
 
 def print_json(value: Any) -> None:

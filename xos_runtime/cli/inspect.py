@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
 
 def check(args: argparse.Namespace) -> int:
     try:
-        runtime = load_runtime(args)
+        runtime = load_runtime(args, dry_run=True)  # a check changes nothing in the store
     except XosRuntimeError as exc:
         print(f"check failed: {exc}", file=sys.stderr)
         return 1

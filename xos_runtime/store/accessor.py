@@ -178,7 +178,14 @@ class ModelAccessor:
 
 
 def open_store(
-    endpoint: str, models: ModelSet | None = None, *, clock: Callable[[], float] | None = None
+    endpoint: str,
+    models: ModelSet | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+    dry_run: bool = False,
 ) -> ModelAccessor:
-    """Open (creating or evolving) the store at `endpoint` and return its accessor."""
-    return ModelAccessor(SqlStore(endpoint, models, clock=clock))
+    """Open (creating or evolving) the store at `endpoint` and return its accessor.
+
+    `dry_run` only checks that the models fit what is stored (see `SqlStore`).
+    """
+    return ModelAccessor(SqlStore(endpoint, models, clock=clock, dry_run=dry_run))

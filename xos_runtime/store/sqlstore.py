@@ -9,6 +9,7 @@ touched on the store's `ChangeHub`.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,6 +28,9 @@ from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
 from xos_runtime.store.tracking import MonotonicClock
 
 Row = dict[str, Any]
+
+#: PostgreSQL advisory lock held while a process creates or evolves the schema.
+_SCHEMA_LOCK = 0x58_52_54_53  # "XRTS"
 
 
 def normalise_url(endpoint: str) -> str:
@@ -60,8 +64,13 @@ class SqlStore:
         models: ModelSet | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        dry_run: bool = False,
     ):
+        """`dry_run` checks that `models` fit the stored data without changing anything:
+        no file, table, column or remembered definition is created (for `xos-runtime check`).
+        """
         self.endpoint = endpoint
+        self.dry_run = dry_run
         self.url = make_url(normalise_url(endpoint))
         # Timestamps must never repeat: wrap whatever clock is given (tests pass fake ones).
         self.clock: Callable[[], float] = (
@@ -182,7 +191,12 @@ class SqlStore:
             sa.Column("key", sa.String(200), primary_key=True),
             sa.Column("value", sa.Text, nullable=False),
         )
+        if self.dry_run:
+            return self._plan(meta, models)
         with self.write() as conn:
+            if self.dialect == "postgresql":
+                # Processes starting together must not create the same tables at once.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
             meta.create(conn, checkfirst=True)
             stored_text = conn.execute(
                 sa.select(meta.c.value).where(meta.c.key == "models")
@@ -204,6 +218,38 @@ class SqlStore:
             if stored_text != models.to_json():
                 conn.execute(sa.delete(meta).where(meta.c.key == "models"))
                 conn.execute(sa.insert(meta).values(key="models", value=models.to_json()))
+        return models
+
+    def _plan(self, meta: sa.Table, models: ModelSet | None) -> ModelSet:
+        """What `_reconcile` would do, refusing what it would refuse, changing nothing."""
+        database = self.url.database
+        missing_file = (
+            self.dialect == "sqlite"
+            and bool(database)
+            and database != ":memory:"
+            and not os.path.exists(str(database))
+        )
+        stored: ModelSet | None = None
+        if not missing_file:
+            with self.read() as conn:
+                if sa.inspect(conn).has_table(META_TABLE):
+                    text = conn.execute(
+                        sa.select(meta.c.value).where(meta.c.key == "models")
+                    ).scalar_one_or_none()
+                    stored = ModelSet.from_json(text) if text else None
+                if (
+                    models is not None
+                    and stored is not None
+                    and stored.to_json() != models.to_json()
+                ):
+                    check_evolution(stored, models, self._row_counts(conn, stored))
+        if models is None:
+            if stored is None:
+                raise StoreError(
+                    f"store {self.endpoint}: it holds no model definitions yet; open it once "
+                    "with models (a config with models_dir or plugins that define models)"
+                )
+            return stored
         return models
 
     def _row_counts(self, conn: Connection, models: ModelSet) -> dict[str, int]:
