@@ -134,7 +134,8 @@ def xos_runtime_startup(runtime: Any) -> None:
 def xos_runtime_sync_outcome(step: Any, obj: Any, outcome: Any) -> None:
     """Called after `sync_record` or `delete_record` ran (or was skipped) for one object.
 
-    :param step: the `SyncStep` instance that handled the object.
+    :param step: the `SyncStep` class that handled the object (each call has a fresh
+        instance, so observers get the class).
     :param obj: the object, as saved with its new status.
     :param outcome: the engines' frozen outcome record: what happened (ok, deferred,
         innocuous, permanent, error, timeout, blocked), whether it was a deletion, the
@@ -146,7 +147,7 @@ def xos_runtime_sync_outcome(step: Any, obj: Any, outcome: Any) -> None:
 def xos_runtime_policy_outcome(policy: Any, obj: Any, action: str, outcome: Any) -> None:
     """Called after the model policies of one object ran.
 
-    :param policy: the `ModelPolicy` instance whose handler ran.
+    :param policy: the `ModelPolicy` class whose handler ran.
     :param obj: the object, as saved with its new policy status.
     :param action: `"create"`, `"update"` or `"delete"`.
     :param outcome: the engines' frozen outcome record (see `xos_runtime_sync_outcome`).
@@ -157,7 +158,7 @@ def xos_runtime_policy_outcome(policy: Any, obj: Any, action: str, outcome: Any)
 def xos_runtime_event_outcome(step: Any, event: Any, outcome: Any) -> None:
     """Called after `process_event` handled (or failed to handle) one message.
 
-    :param step: the `EventStep` instance.
+    :param step: the `EventStep` class.
     :param event: the `xos_runtime.steps.Event`.
     :param outcome: the engines' frozen outcome record (see `xos_runtime_sync_outcome`).
     """
@@ -167,7 +168,7 @@ def xos_runtime_event_outcome(step: Any, event: Any, outcome: Any) -> None:
 def xos_runtime_pull_outcome(step: Any, outcome: Any) -> None:
     """Called after one `pull_records` call returned or failed.
 
-    :param step: the `PullStep` instance.
+    :param step: the `PullStep` class.
     :param outcome: the engines' frozen outcome record (see `xos_runtime_sync_outcome`).
     """
 

@@ -74,7 +74,8 @@ class OutcomeRecorder:
 
     @hookimpl
     def xos_runtime_event_outcome(self, step: Any, event: Any, outcome: Any) -> None:
-        self.calls.append((type(step).__name__, event, outcome))
+        assert isinstance(step, type)  # the class, as from every engine
+        self.calls.append((step.__name__, event, outcome))
 
     def kinds(self, step: str) -> list[str]:
         return [o.kind for name, _, o in self.calls if name == step]

@@ -49,7 +49,7 @@ from xos_runtime.store import ModelAccessor, acting_as
 
 __all__ = ["MAX_ATTEMPTS", "EventEngine", "EventHook", "group_id"]
 
-EventHook = Callable[[EventStep, Event, Outcome], None]
+EventHook = Callable[[type[EventStep], Event, Outcome], None]
 
 #: Calls of `process_event` for one message before it is skipped (deferrals do not count).
 MAX_ATTEMPTS = 3
@@ -280,7 +280,8 @@ class EventEngine(LoopEngine):
         return step, outcome
 
     def _report(self, step: EventStep, event: Event, outcome: Outcome) -> None:
-        self.report(self.on_outcome, step, event, outcome)
+        # Observers get the class, as from every engine (an instance lives for one call).
+        self.report(self.on_outcome, type(step), event, outcome)
 
     # -- passes and serving ---------------------------------------------------------------------
 
