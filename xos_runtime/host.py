@@ -111,7 +111,6 @@ class Runtime:
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
-        self.metrics_port: int | None = None
 
     @property
     def hook(self) -> Any:
@@ -293,7 +292,6 @@ class Runtime:
                 key="metrics.port",
             ) from exc
         server.start()
-        self.metrics_port = server.port
         logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, server.port)
         return server
 

@@ -97,10 +97,6 @@ class WorkerPool:
             raise RuntimeError("the worker pool is shut down")
         self._tasks.put(_Task(key, fn, timeout, self.epoch))
 
-    def busy(self) -> int:
-        with self._lock:
-            return len(self._running)
-
     def next_deadline(self) -> float | None:
         """The monotonic time at which the earliest running call times out, if any."""
         with self._lock:

@@ -76,7 +76,6 @@ class _Item:
     deps_left: int = 0
     dependents: list[Key] = attrs.field(factory=list)
     state: str = "pending"  # pending | waiting | running | done | failed | blocked
-    outcome: Outcome | None = None
     #: The data version when fetched: what a success enacts. Read before the step runs, so
     #: an edit that lands during the call (even the step's own save) leaves it pending.
     version: float = attrs.field(init=False)
@@ -370,7 +369,6 @@ class _Dispatch:
 
     def _finish(self, item: _Item, outcome: Outcome) -> None:
         engine = self.engine
-        item.outcome = outcome
         now = engine.clock()
         self.report.outcomes[outcome.kind] += 1
         if outcome.ok:
@@ -455,7 +453,6 @@ class _Dispatch:
             if item.obj.backend_status != text or item.obj.backend_code != code:
                 self.writes.update(item.obj, {"backend_status": text, "backend_code": code})
             blocked = Outcome("blocked", text, code, 0.0, self.deleted)
-            item.outcome = blocked
             self.engine.report(self.engine.on_outcome, item.step, item.obj, blocked)
 
     def _flush(self) -> None:

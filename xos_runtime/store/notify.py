@@ -170,11 +170,6 @@ class ChangeHub:
         if self.channel_dir is not None:
             self._send_remote(",".join(sorted(names)).encode())
 
-    def publish_remote_only(self, models: Iterable[str]) -> None:
-        """Tell other processes only (for changes this process already delivered locally)."""
-        if self.channel_dir is not None:
-            self._send_remote(",".join(sorted(set(models))).encode())
-
     def _send_remote(self, payload: bytes) -> None:
         assert self.channel_dir is not None
         try:

@@ -83,13 +83,11 @@ class Schema:
         )
         self.tables: dict[str, sa.Table] = {}
         self._table_of: dict[str, sa.Table] = {}
-        self.field_names: dict[str, tuple[str, ...]] = {}
         for model in models:
             if model.parent is None or model.parent not in models:
                 self._build_table(model.name)
         for model in models:
             self._table_of[model.name] = self.tables[models.root(model.name)]
-            self.field_names[model.name] = tuple(f.name for f in models.all_fields(model.name))
 
     def _build_table(self, root: str) -> None:
         columns: dict[str, sa.Column[object]] = {
