@@ -23,7 +23,7 @@ import networkx as nx
 from xos_runtime.models.definitions import ModelSet
 
 Key = tuple[str, int]  # (root model, id): identity of a row across sub-models
-RowLoader = Callable[[str, Iterable[int]], Mapping[int, Mapping[str, Any]]]
+RowLoader = Callable[[Iterable[Key]], Mapping[Key, Mapping[str, Any]]]
 
 
 class LinkPlan:
@@ -97,17 +97,13 @@ def dependencies(
     others: dict[Key, list[Key]] = {}
     frontier = {t for ts in direct_of.values() for t in ts if t not in rows}
     while frontier:
-        by_root: dict[str, list[int]] = defaultdict(list)
-        for root, oid in frontier:
-            by_root[root].append(oid)
+        loaded = load(frontier)
         next_frontier: set[Key] = set()
-        for root, ids in by_root.items():
-            loaded = load(root, ids)
-            for oid in ids:
-                found = loaded.get(oid)
-                targets = direct((root, oid), found) if found is not None else []
-                others[(root, oid)] = targets
-                next_frontier.update(t for t in targets if t not in rows and t not in others)
+        for key in frontier:
+            found = loaded.get(key)
+            targets = direct(key, found) if found is not None else []
+            others[key] = targets
+            next_frontier.update(t for t in targets if t not in rows and t not in others)
         frontier = next_frontier - set(others)
 
     memo: dict[Key, frozenset[Key]] = {}

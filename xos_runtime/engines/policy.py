@@ -163,21 +163,17 @@ class PolicyEngine(LoopEngine):
         for key in [k for k in ready if k not in held]:
             del ready[key]
             report.waiting += 1
-        by_root: dict[str, list[int]] = {}
-        for root, oid in ready:
-            by_root.setdefault(root, []).append(oid)
-        for root, ids in by_root.items():
-            rows = self.accessor.load_rows(root, ids)
-            for oid in ids:
-                row = rows.get(oid)
-                _obj, action, version = ready[(root, oid)]
-                policed = row["policed"] if row is not None else None
-                if (
-                    row is None
-                    or bool(row["deleted"]) != (action == "delete")
-                    or (policed is not None and policed >= version)
-                ):
-                    del ready[(root, oid)]
+        rows = self.accessor.load_rows(ready)
+        for key in list(ready):
+            row = rows.get(key)
+            _obj, action, version = ready[key]
+            policed = row["policed"] if row is not None else None
+            if (
+                row is None
+                or bool(row["deleted"]) != (action == "delete")
+                or (policed is not None and policed >= version)
+            ):
+                del ready[key]
 
     def _run(
         self,

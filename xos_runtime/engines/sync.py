@@ -200,25 +200,21 @@ class SyncEngine(LoopEngine):
         assert self.claims is not None
         candidates = [k for k, item in items.items() if item.state == "pending"]
         held = self.claims.claim(candidates, now)
-        by_root: dict[str, list[int]] = {}
         for key in candidates:
-            if key in held:
-                by_root.setdefault(key[0], []).append(key[1])
-            else:
+            if key not in held:
                 items[key].state = "claimed"
-        for root, ids in by_root.items():
-            rows = self.accessor.load_rows(root, ids)
-            for oid in ids:
-                row = rows.get(oid)
-                item = items[(root, oid)]
-                if row is None or bool(row["deleted"]) != deleted:
-                    del items[(root, oid)]  # purged, or deleted or undeleted meanwhile
-                    continue
-                enacted = row["enacted"]
-                if not deleted and enacted is not None and enacted >= item.version:
-                    del items[(root, oid)]  # done elsewhere since we read it: dependents go on
-                elif not is_ready(read_register(row["backend_register"]), item.version, now):
-                    item.state = "claimed"  # failed elsewhere meanwhile: it holds its dependents
+        rows = self.accessor.load_rows(held)
+        for key in held:
+            row = rows.get(key)
+            item = items[key]
+            if row is None or bool(row["deleted"]) != deleted:
+                del items[key]  # purged, or deleted or undeleted meanwhile
+                continue
+            enacted = row["enacted"]
+            if not deleted and enacted is not None and enacted >= item.version:
+                del items[key]  # done elsewhere since we read it: dependents go on
+            elif not is_ready(read_register(row["backend_register"]), item.version, now):
+                item.state = "claimed"  # failed elsewhere meanwhile: it holds its dependents
 
     def _dispatch(self, items: dict[Key, _Item], deleted: bool, report: PassReport) -> None:
         rows = {k: item.obj._row for k, item in items.items()}

@@ -157,11 +157,20 @@ class ModelAccessor:
             ],
         )
 
-    def load_rows(self, root: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Rows of a hierarchy table by id, live or deleted (engines walking links)."""
-        table = self.store.table(root)
-        rows = self.store.select(root, [table.c.id.in_(list(ids))])
-        return {int(r["id"]): r for r in rows}
+    def load_rows(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+        """Rows by `(root model, id)`, live or deleted, one query per hierarchy table.
+
+        For engines that walk links or re-read what they claimed; missing rows are absent.
+        """
+        by_root: dict[str, list[int]] = {}
+        for root, oid in keys:
+            by_root.setdefault(root, []).append(oid)
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for root, ids in by_root.items():
+            table = self.store.table(root)
+            for row in self.store.select(root, [table.c.id.in_(ids)]):
+                found[(root, int(row["id"]))] = row
+        return found
 
     def purge(self, obj: ModelObject) -> None:
         """Remove a soft-deleted object for good (after its `delete_record` succeeded)."""
