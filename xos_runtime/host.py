@@ -34,7 +34,7 @@ from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.observe import MetricsServer, OutcomeCounters
 from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
-from xos_runtime.store import ModelAccessor, open_store
+from xos_runtime.store import Lease, ModelAccessor, open_store
 
 
 class Engine(Protocol):
@@ -108,6 +108,7 @@ class Runtime:
         self.clock = clock
         self._engines: list[Engine] | None = None
         self._event_bus: EventBus | None = None
+        self._lease: Lease | None = None
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
@@ -130,6 +131,42 @@ class Runtime:
     @event_bus.setter
     def event_bus(self, bus: EventBus) -> None:
         self._event_bus = bus
+
+    # -- sharing the store with other processes -------------------------------------------
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether other processes can open this store (every store but in-memory SQLite)."""
+        store = self.accessor.store
+        database = store.url.database
+        return store.dialect != "sqlite" or bool(database and database != ":memory:")
+
+    @property
+    def shares_work(self) -> bool:
+        """Whether the engines claim their work (`sync.claims`, on unless False)."""
+        return self.shared_store and self.settings.sync.claims is not False
+
+    @property
+    def lease(self) -> Lease | None:
+        """This process's registration on a shared store (None for the in-memory store)."""
+        if self._lease is None and self.shared_store:
+            self._lease = Lease(
+                self.accessor.store,
+                ttl=self.settings.sync.claim_ttl,
+                shares_work=self.shares_work,
+                name=self.settings.name,
+                clock=self.clock,
+            )
+        return self._lease
+
+    def register(self) -> None:
+        """Announce this `run` on the store and keep its lease alive.
+
+        Raises `StoreInUse` when `sync.claims: false` forbids company: this one, or a live
+        `run` already there, wants the store for itself.
+        """
+        if self.lease is not None:
+            self.lease.start_heartbeat()
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -173,6 +210,8 @@ class Runtime:
                 engine.close()
         if self._event_bus is not None:
             self._event_bus.close()
+        if self._lease is not None:
+            self._lease.close()
         self.accessor.close()
 
     # -- running ---------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import yaml
 
 from xos_runtime import connect
 from xos_runtime.exceptions import StoreError
-from xos_runtime.store import Claims
+from xos_runtime.store import Claims, Lease, ProcessIdentity
+from xos_runtime.store.claims import _start_ticks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,21 +55,63 @@ def test_two_runtimes_sync_each_object_once(make_runtime, engine_steps, request,
     assert first.accessor.fetch_pending(["Site", "Slice"]) == []
 
 
-def test_a_dead_runtimes_claims_expire(make_runtime, engine_steps, clock):
+def _other_process(rt, clock, *, host: str, pid: int) -> Claims:
+    """Claims of a `run` that registered with the given host and pid, then stopped renewing."""
+    lease = Lease(rt.accessor.store, ttl=30, clock=clock)
+    here = lease.identity
+    lease.identity = ProcessIdentity(host, here.boot_id, pid, _start_ticks(pid) or "12345")
+    lease.owner = f"{host}:{pid}:test"
+    lease.register()
+    return Claims(lease, "sync")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_claims_of_another_hosts_process_are_taken_over_after_its_lease(
+    make_runtime, engine_steps, clock
+):
     rt = make_runtime(sync={"claims": True, "claim_ttl": 30})
     site = rt.accessor.Site.objects.create(name="s")
     sl = rt.accessor.Slice.objects.create(name="sl", site=site)
-    dead = Claims(rt.accessor.store, "sync", owner="dead-runtime", ttl=30)
-    assert dead.claim([("Site", site.id)], clock.now) == {("Site", site.id)}
+    other = _other_process(rt, clock, host="elsewhere.example", pid=os.getpid())
+    assert other.claim([("Site", site.id)]) == {("Site", site.id)}
     report = rt.engines()[0].run_pass()
     assert report.attempted == 0  # the site is someone else's; its slice waits, unstamped
+    assert report.held_elsewhere == 1
     assert rt.accessor.Slice.objects.get(id=sl.id).backend_status == "Provisioning in progress"
-    clock.advance(31)  # the dead runtime never renewed
+    clock.advance(29)  # its lease still runs
+    assert rt.engines()[0].run_pass().attempted == 0
+    clock.advance(2)  # it never renewed: gone
     assert rt.engines()[0].run_pass().succeeded == 2
     table = rt.accessor.store.schema.claims
-    with rt.accessor.store.read() as conn:  # our claims were released after the pass
-        owners = {r.owner for r in conn.execute(table.select())}
-    assert owners == {"dead-runtime"} or owners == set()
+    with rt.accessor.store.read() as conn:  # its claims were taken over, ours released
+        assert list(conn.execute(table.select())) == []
+
+
+def test_claims_of_a_dead_process_on_this_host_are_taken_over_at_once(
+    make_runtime, engine_steps, clock
+):
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 3600})
+    site = rt.accessor.Site.objects.create(name="s")
+    here = ProcessIdentity.current()
+    other = _other_process(rt, clock, host=here.host, pid=_dead_pid())
+    assert other.claim([("Site", site.id)]) == {("Site", site.id)}
+    assert rt.engines()[0].run_pass().succeeded == 1  # no lease to wait out
+
+
+def test_claims_of_a_live_process_on_this_host_are_respected(make_runtime, engine_steps, clock):
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 3600})
+    site = rt.accessor.Site.objects.create(name="s")
+    here = ProcessIdentity.current()
+    other = _other_process(rt, clock, host=here.host, pid=os.getppid())
+    other.claim([("Site", site.id)])
+    assert rt.engines()[0].run_pass().attempted == 0
+    clock.advance(3601)  # a process on this host that stopped renewing is gone too
+    assert rt.engines()[0].run_pass().attempted == 1
 
 
 def test_two_processes_on_postgresql(pg_store_url, installed_dists, tmp_path):

@@ -174,7 +174,9 @@ def test_timeout_fails_the_call_and_blocks_nothing_else(make_runtime, engine_ste
     report = sync_pass(rt)
     assert time.monotonic() - started < 5
     row = fresh(hung)
-    assert row.backend_code == 2 and row.backend_status == "sync_record timed out after 0.3s"
+    assert row.backend_code == 2 and row.backend_status == (
+        "sync_record timed out after 0.3s; the call has not returned yet"
+    )
     assert report.outcomes["timeout"] == 1
     assert fresh(held).backend_status.startswith(f"Failed due to error in model Site id {hung.id}")
     assert all(fresh(o).backend_code == 1 for o in others)
@@ -183,6 +185,57 @@ def test_timeout_fails_the_call_and_blocks_nothing_else(make_runtime, engine_ste
         acc.Node.objects.create(name=f"n{i}", behaviour="sleep:50")
     sync_pass(rt, exclude={("Site", hung.id)})
     assert engine_steps.MAX_RUNNING[0] == 3
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("claims", [False, True])
+def test_a_timed_out_object_does_not_start_again_while_its_call_runs(
+    make_runtime, engine_steps, clock, claims
+):
+    rt = make_runtime(sync={"timeout": 0.2, "workers": 2, "claims": claims})
+    hung = rt.accessor.Site.objects.create(name="hung", behaviour="hang")
+    assert sync_pass(rt).outcomes["timeout"] == 1
+    for _ in range(3):  # backoff over, change by the user: still not while the call runs
+        clock.advance(3600)
+        hung = fresh(hung)
+        hung.name = hung.name + "!"
+        hung.save()
+        report = sync_pass(rt)
+        assert report.attempted == 0 and report.waiting == 1
+    assert len([c for c in engine_steps.CALLS if c["name"].startswith("hung")]) == 0
+    assert fresh(hung).backend_status.endswith("; the call has not returned yet")
+    engine_steps.RELEASE.set()  # the call returns: the object may run again
+    _wait(lambda: len(engine_steps.CALLS) == 1)
+    engine_steps.RELEASE.clear()
+    hung = fresh(hung)
+    hung.behaviour = ""
+    hung.save()
+    assert sync_pass(rt).succeeded == 1
+    assert fresh(hung).backend_status == "OK"
+
+
+def test_abandoned_calls_are_bounded_and_new_calls_wait(make_runtime, engine_steps):
+    rt = make_runtime(sync={"timeout": 0.2, "workers": 2, "max_abandoned": 1})
+    for i in range(3):
+        rt.accessor.Site.objects.create(name=f"hung{i}", behaviour="hang")
+    engine = rt.engines()[0]
+    report = engine.run_pass()
+    # two calls hang and time out; one replacement worker (the bound) takes the third,
+    # which hangs too: no worker is left, and no thread beyond workers + max_abandoned
+    assert report.outcomes["timeout"] == 3
+    assert engine.pool.threads == 3 and engine.pool.workers == 0
+    ok = rt.accessor.Site.objects.create(name="ok")
+    engine_steps.RELEASE.set()  # the hung calls return; their threads work again
+    _wait(lambda: engine.pool.workers == 2)
+    assert engine.pool.threads == 2
+    assert engine.run_pass().succeeded == 1
+    assert fresh(ok).backend_code == 1
 
 
 def test_failing_delete_keeps_the_row_and_backs_off(make_runtime, engine_steps, clock):

@@ -44,6 +44,11 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     runtime = load_runtime(args, quiet=False)
     try:
+        runtime.register()  # before any plugin starts: a refused run has done nothing
+    except BaseException:
+        runtime.close()
+        raise
+    try:
         runtime.startup()
         if not args.once and not args.until_idle:
             return runtime.serve()

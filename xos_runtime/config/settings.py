@@ -320,13 +320,20 @@ class SyncSettings:
     """Retry waits of failed objects. Default: `BackoffSettings()`."""
 
     claims: bool | None = None
-    """Claim objects before syncing them, so that several runtime processes can share one
-    store without syncing an object twice (a process that dies loses its claims after
-    `claim_ttl`). Default: None, on for PostgreSQL and off for the embedded SQLite store."""
+    """Share the work with other `xos-runtime run` processes on the same store: each object
+    is claimed, in small batches, before it is synced, so no two processes sync it at once.
+    None (automatic) or True: on, for every store more than one process can open (a SQLite
+    file, PostgreSQL); the in-memory store has one process. False: off, and the process
+    wants the store for itself: a second `run` on it is refused. Default: None."""
 
     claim_ttl: float = attrs.field(default=60.0, validator=_bounded(gt=0))
-    """Seconds a claim lives unless its process renews it (it does, every third of this,
-    while it works). Default: 60.0."""
+    """Seconds the lease of a `run` process lives unless renewed (it renews every third of
+    this). Claims of a process that is gone from this host are taken over at once; those
+    of a process on another host when its lease runs out. Default: 60.0."""
+
+    max_abandoned: int | None = attrs.field(default=None, validator=_bounded(ge=0))
+    """Calls abandoned after a timeout that may still be running at once (>= 0); past it,
+    new calls wait for a worker until one returns. Default: None, 2 x `workers`."""
 
     grace_period: float = attrs.field(default=30.0, validator=_bounded(ge=0))
     """Seconds running calls get to finish after SIGTERM/SIGINT before `run` exits anyway

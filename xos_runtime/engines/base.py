@@ -10,9 +10,13 @@ from typing import Any
 from loguru import logger
 
 from xos_runtime.engines.dag import Key
-from xos_runtime.engines.pool import WorkerPool
+from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.report import PassReport
-from xos_runtime.store import ModelAccessor
+from xos_runtime.store import ModelAccessor, transient
+
+#: Longest wait between passes while another process holds objects this one wants: its
+#: outcomes wake nobody, so the engine looks again soon.
+HELD_ELSEWHERE_RECHECK = 0.25
 
 
 class LoopEngine:
@@ -32,9 +36,11 @@ class LoopEngine:
         workers: int,
         poll_interval: float,
         clock: Callable[[], float] = time.time,
+        max_abandoned: int | None = None,
     ):
         self.accessor = accessor
         self.workers = workers
+        self.max_abandoned = max_abandoned
         self.poll_interval = poll_interval
         self.clock = clock
         self._pool: WorkerPool | None = None
@@ -46,8 +52,17 @@ class LoopEngine:
     @property
     def pool(self) -> WorkerPool:
         if self._pool is None:
-            self._pool = WorkerPool(self.workers, name=f"xos-runtime-{self.name}")
+            self._pool = WorkerPool(
+                self.workers,
+                name=f"xos-runtime-{self.name}",
+                max_abandoned=self.max_abandoned,
+                on_return=self.call_returned,
+            )
         return self._pool
+
+    def call_returned(self, done: Completion) -> None:
+        """An abandoned call returned (in its own thread): wake the engine to look again."""
+        self._sub.post(())
 
     @property
     def stopping(self) -> bool:
@@ -70,12 +85,20 @@ class LoopEngine:
         while not self._stopping.is_set():
             try:
                 report = self.run_pass()
-            except Exception:
-                self._log.exception("{} pass failed; retrying after the poll interval", self.name)
-                report = PassReport()
+            except Exception as exc:
+                if transient(exc):  # the store logged the outage once; details at DEBUG
+                    self._log.opt(exception=exc).debug("{} pass failed", self.name)
+                    report = PassReport(next_run=self.clock() + 1.0)
+                else:
+                    self._log.exception(
+                        "{} pass failed; retrying after the poll interval", self.name
+                    )
+                    report = PassReport()
             if self._stopping.is_set():
                 break
             wait = self.poll_interval
+            if report.held_elsewhere:
+                wait = min(wait, HELD_ELSEWHERE_RECHECK)
             if report.next_run is not None:
                 wait = min(wait, max(0.0, report.next_run - self.clock()))
             self._sub.wait(wait)

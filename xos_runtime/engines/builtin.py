@@ -46,9 +46,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
     )
     policed = _observed_leaves(runtime, [p.model_name for p in plugins.model_policies])
 
-    claims = settings.sync.claims
-    if claims is None:  # auto: shared stores share work; the embedded one has one user
-        claims = runtime.accessor.store.dialect != "sqlite"
+    lease = runtime.lease if runtime.shares_work else None
     if plugins.pull_steps:
 
         def pull_outcome(step: Any, outcome: Outcome) -> None:
@@ -58,7 +56,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             PullEngine(
                 runtime.accessor,
                 plugins.pull_steps,
-                claims=claims,
+                shared_by=lease.owner if lease is not None else None,
                 on_outcome=pull_outcome,
                 clock=runtime.clock,
             )
@@ -99,8 +97,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 plugins.model_policies,
                 options,
                 synced_models=synced,
-                claims=claims,
-                claim_ttl=settings.sync.claim_ttl,
+                lease=lease,
                 on_outcome=policy_outcome,
                 clock=runtime.clock,
             )
@@ -112,8 +109,9 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             timeout=s.timeout,
             poll_interval=s.poll_interval,
             backoff=s.backoff,
-            claims=claims,
+            claims=lease is not None,
             claim_ttl=s.claim_ttl,
+            max_abandoned=s.max_abandoned,
         )
 
         def sync_outcome(step: Any, obj: Any, outcome: Outcome) -> None:
@@ -127,6 +125,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 sync_options,
                 held_for_policies=policed,
                 on_outcome=sync_outcome,
+                lease=lease,
                 clock=runtime.clock,
             )
         )

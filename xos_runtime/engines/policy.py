@@ -33,7 +33,7 @@ from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
-from xos_runtime.store import Claims, ModelAccessor, ModelObject, acting_as
+from xos_runtime.store import Claims, Lease, ModelAccessor, ModelObject, acting_as
 
 PolicyHook = Callable[[Any, Any, str, Outcome], None]
 
@@ -76,8 +76,7 @@ class PolicyEngine(LoopEngine):
         options: PolicyOptions | None = None,
         *,
         synced_models: Collection[str] = (),
-        claims: bool = False,
-        claim_ttl: float = 60.0,
+        lease: Lease | None = None,
         on_outcome: PolicyHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -96,8 +95,8 @@ class PolicyEngine(LoopEngine):
         self.on_outcome = on_outcome
         self.rand = rand
         self._retries: dict[Key, _Retry] = {}
-        #: Leases shared with other runtime processes on the same store (see `Claims`).
-        self.claims = Claims(accessor.store, "policy", ttl=claim_ttl) if claims else None
+        #: Claims shared with other runtime processes on the same store (see `Claims`).
+        self.claims = Claims(lease, "policy") if lease is not None else None
 
     def policies_for(self, leaf: str) -> list[type[ModelPolicy]]:
         """Policies of the model and of every base model, base model first."""
@@ -146,12 +145,13 @@ class PolicyEngine(LoopEngine):
                 continue
             ready[key] = (obj, action, version)
         if self.claims is not None:
+            self.claims.lease.reap(["policy"])
             self._claim(ready, now, report)
         try:
             self._run(ready, writes, report)
         finally:
             if self.claims is not None:
-                self.claims.release()
+                self.claims.release_all()
         return report
 
     def _claim(
@@ -159,10 +159,11 @@ class PolicyEngine(LoopEngine):
     ) -> None:
         """Keep what this process holds and what no other process policed meanwhile."""
         assert self.claims is not None
-        held = self.claims.claim(ready, now)
+        held = self.claims.claim(ready)
         for key in [k for k in ready if k not in held]:
             del ready[key]
             report.waiting += 1
+            report.held_elsewhere += 1
         rows = self.accessor.load_rows(ready)
         for key in list(ready):
             row = rows.get(key)

@@ -1,10 +1,16 @@
 """A bounded worker pool whose calls can time out without blocking the pool.
 
 Python cannot kill a thread, so a call that overruns its timeout is *abandoned*: the pool
-reports it as timed out, starts a replacement worker so the pool keeps its size, and the
-stuck thread (a daemon) discards its result and exits whenever the call returns. Completed
-calls arrive on one queue that the engine's dispatcher reads, so all bookkeeping stays in a
-single thread.
+reports it as timed out and lets the stuck thread run on. While fewer than `max_abandoned`
+calls are abandoned, a replacement worker takes its place, so the pool keeps its size; past
+that bound the pool works with fewer workers (new calls wait), so a backend that hangs every
+call cannot grow the process's threads without limit: there are never more than `size +
+max_abandoned` worker threads. When an abandoned call returns, its thread reports it through
+`on_return` (the engine then lets the object run again) and goes back to work if the pool is
+short of a worker, or exits.
+
+Completed calls arrive on one queue that the engine's dispatcher reads, so all bookkeeping
+stays in a single thread.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import attrs
+from loguru import logger
+
+__all__ = ["Completion", "WorkerPool"]
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Task:
     key: Hashable
     fn: Callable[[], Any]
@@ -42,30 +51,49 @@ class Completion:
 
 
 class WorkerPool:
-    """`size` daemon threads running submitted calls; results come out of `completions`."""
+    """`size` daemon threads running submitted calls; results come out of `completions`.
 
-    def __init__(self, size: int, name: str = "xos-runtime-worker"):
+    `on_return(completion)` is called, in the returning thread, when an abandoned call
+    finally returns.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        name: str = "xos-runtime-worker",
+        *,
+        max_abandoned: int | None = None,
+        on_return: Callable[[Completion], None] | None = None,
+    ):
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
         self.name = name
+        self.max_abandoned = 2 * size if max_abandoned is None else max_abandoned
+        self.on_return = on_return
         self.completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._running: dict[int, _Task] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count()
-        self._threads: list[threading.Thread] = []
         self._closed = False
-        #: Calls submitted since the last `new_epoch()`; older completions are dropped, so a
-        #: pass never mistakes a call of an earlier (aborted) pass for one of its own.
+        #: Worker threads that take tasks (abandoned threads are not counted).
+        self._workers = 0
+        #: Threads whose call was abandoned and is still running.
+        self.abandoned = 0
+        self._short_logged = False
+        self._pending_spawns = 0
+        #: Calls submitted since the last `new_epoch()`; calls of earlier epochs that have
+        #: not started yet are dropped, and their completions ignored, so a pass never
+        #: mistakes a call of an earlier (aborted) pass for one of its own.
         self.epoch = 0
         for _ in range(size):
             self._spawn()
 
     def _spawn(self) -> None:
-        self._threads = [t for t in self._threads if t.is_alive()]  # forget finished ones
+        with self._lock:
+            self._workers += 1
         t = threading.Thread(target=self._work, name=f"{self.name}-{next(self._ids)}", daemon=True)
-        self._threads.append(t)
         t.start()
 
     def _work(self) -> None:
@@ -73,7 +101,11 @@ class WorkerPool:
         while True:
             task = self._tasks.get()
             if task is None:
+                with self._lock:
+                    self._workers -= 1
                 return
+            if task.epoch != self.epoch:
+                continue  # submitted by a pass that ended before it started
             start = time.monotonic()
             with self._lock:
                 task.started = start
@@ -85,12 +117,26 @@ class WorkerPool:
             except BaseException as exc:  # reported to the engine, never lost
                 error = exc
             duration = time.monotonic() - start
+            done = Completion(task.key, result, error, duration, epoch=task.epoch)
             with self._lock:
                 self._running.pop(ident, None)
                 abandoned = task.abandoned
-            if abandoned:
-                return  # a replacement worker already took this thread's place
-            self.completions.put(Completion(task.key, result, error, duration, epoch=task.epoch))
+            if not abandoned:
+                self.completions.put(done)
+                continue
+            if self.on_return is not None:
+                try:
+                    self.on_return(done)
+                except Exception:
+                    logger.exception("handling a returned abandoned call failed")
+            with self._lock:
+                self.abandoned -= 1
+                rejoin = not self._closed and self._workers < self.size
+                if rejoin:
+                    self._workers += 1
+                    self._short_logged = False
+            if not rejoin:
+                return
 
     def submit(self, key: Hashable, fn: Callable[[], Any], timeout: float | None = None) -> None:
         if self._closed:
@@ -107,32 +153,82 @@ class WorkerPool:
             ]
         return min(deadlines) if deadlines else None
 
+    def _abandon(self, tasks: list[_Task]) -> None:
+        """Mark `tasks` abandoned (lock held); replace their workers within the bound."""
+        for task in tasks:
+            task.abandoned = True
+            self.abandoned += 1
+            self._workers -= 1
+        replace = 0
+        while (
+            not self._closed
+            and self._workers + replace < self.size
+            and self.abandoned + self._workers + replace < self.size + self.max_abandoned
+        ):
+            replace += 1
+        if replace < len(tasks) and not self._short_logged and not self._closed:
+            self._short_logged = True
+            logger.warning(
+                "{} calls abandoned after timing out are still running (limit {}); new calls "
+                "wait for one of {} worker(s) until they return",
+                self.abandoned,
+                self.max_abandoned,
+                self._workers + replace,
+            )
+        self._pending_spawns = replace
+
     def expire(self, now: float | None = None) -> int:
         """Abandon calls past their timeout, reporting each as a timed-out completion."""
         now = time.monotonic() if now is None else now
-        expired: list[_Task] = []
         with self._lock:
-            for task in self._running.values():
-                if (
-                    not task.abandoned
-                    and task.timeout is not None
-                    and task.started is not None
-                    and now - task.started >= task.timeout
-                ):
-                    task.abandoned = True
-                    expired.append(task)
+            expired = [
+                task
+                for task in self._running.values()
+                if not task.abandoned
+                and task.timeout is not None
+                and task.started is not None
+                and now - task.started >= task.timeout
+            ]
+            self._abandon(expired)
+            spawns = self._pending_spawns if expired else 0
         for task in expired:
             assert task.started is not None
             self.completions.put(
                 Completion(task.key, duration=now - task.started, timed_out=True, epoch=task.epoch)
             )
-            if not self._closed:
-                self._spawn()
+        for _ in range(spawns):
+            self._spawn()
         return len(expired)
 
+    def abandon_running(self) -> list[Hashable]:
+        """Abandon every running call (a pass that must end now); returns their keys.
+
+        Calls submitted but not started are dropped (see `new_epoch`). Each abandoned call
+        still reports its return through `on_return`.
+        """
+        with self._lock:
+            tasks = [t for t in self._running.values() if not t.abandoned]
+            self._abandon(tasks)
+            spawns = self._pending_spawns if tasks else 0
+        for _ in range(spawns):
+            self._spawn()
+        return [t.key for t in tasks]
+
     def new_epoch(self) -> None:
-        """Start a new batch of calls (a pass): completions of earlier calls are ignored."""
+        """Start a new batch of calls (a pass): earlier calls not yet started are dropped."""
         self.epoch += 1
+
+    @property
+    def workers(self) -> int:
+        """Worker threads that take new calls now (abandoned ones excluded)."""
+        with self._lock:
+            return self._workers
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive now, abandoned ones included."""
+        with self._lock:
+            return self._workers + self.abandoned
 
     def next_completion(self, max_wait: float = 0.2) -> Completion | None:
         """The next finished (or timed-out) call, or None after `max_wait` seconds.
@@ -156,5 +252,7 @@ class WorkerPool:
         if self._closed:
             return
         self._closed = True
-        for _ in self._threads:
+        with self._lock:
+            n = self._workers
+        for _ in range(n):
             self._tasks.put(None)

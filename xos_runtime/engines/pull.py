@@ -18,7 +18,7 @@ from xos_runtime.engines.dag import Key
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.steps import PullStep
-from xos_runtime.store import Claims, ModelAccessor, acting_as
+from xos_runtime.store import ModelAccessor, Schedule, acting_as
 
 PullHook = Callable[[Any, Outcome], None]
 
@@ -34,7 +34,7 @@ class PullEngine(LoopEngine):
         steps: Sequence[type[PullStep]],
         *,
         timeout: float | None = None,
-        claims: bool = False,
+        shared_by: str | None = None,
         on_outcome: PullHook | None = None,
         clock: Callable[[], float] = time.time,
     ):
@@ -48,16 +48,9 @@ class PullEngine(LoopEngine):
         self.timeout = timeout
         self.on_outcome = on_outcome
         self._due: dict[type[PullStep], float] = {step: 0.0 for step in self.steps}
-        # With several processes on one store, one of them runs each step per interval: it
-        # claims the step for (most of) an interval and lets the claim expire.
-        self._claims = (
-            {
-                step: Claims(accessor.store, "pull", ttl=0.9 * float(step.interval))
-                for step in self.steps
-            }
-            if claims
-            else {}
-        )
+        # With several processes on one store (`shared_by` names this one), one of them
+        # runs each step per interval: the shared schedule says which.
+        self._schedule = Schedule(accessor.store, shared_by) if shared_by else None
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         report = PassReport()
@@ -66,9 +59,9 @@ class PullEngine(LoopEngine):
         self.pool.new_epoch()
         for index, step_cls in enumerate(self.steps):
             if self._due[step_cls] <= now and not self.stopping:
-                claim = self._claims.get(step_cls)
-                name = f"{step_cls.__module__}.{step_cls.__qualname__}"
-                if claim is not None and not claim.claim([(name, 0)], now):
+                name = f"pull:{step_cls.__module__}.{step_cls.__qualname__}"
+                interval = float(step_cls.interval)
+                if self._schedule is not None and not self._schedule.take(name, now, interval):
                     self._due[step_cls] = now + float(step_cls.interval)  # another one runs it
                     continue
                 running[index] = step_cls

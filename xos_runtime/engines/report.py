@@ -20,6 +20,8 @@ class PassReport:
     blocked: set[Key] = attrs.field(factory=set)
     waiting: int = 0
     next_run: float | None = None
+    #: Objects this pass could not start because another process holds them (claims).
+    held_elsewhere: int = 0
     outcomes: Counter[str] = attrs.field(factory=Counter)
 
     def merge(self, other: PassReport) -> PassReport:
@@ -29,6 +31,7 @@ class PassReport:
         self.failed |= other.failed
         self.blocked |= other.blocked
         self.waiting += other.waiting
+        self.held_elsewhere += other.held_elsewhere
         if other.next_run is not None:
             self.next_run = (
                 other.next_run if self.next_run is None else min(self.next_run, other.next_run)

@@ -2,23 +2,33 @@
 
 One pass = a sync phase then a deletion phase. Each phase:
 
-1. asks every step for its pending objects (`fetch_pending`) and drops those still backing
-   off (their `next_run` is ahead and they have not changed since they failed);
+1. reads, in one snapshot of the store, every step's pending objects (`fetch_pending`) and
+   the rows their links lead to, so that a dependency committed while the pass reads is
+   either seen with its dependent or not at all (the dependent then waits too); drops the
+   objects still backing off (their `next_run` is ahead and they have not changed since);
 2. builds the object DAG from actual links (`dag.py`), dependencies first for syncs and
    dependents first for deletions;
 3. starts every object whose dependencies succeeded on a bounded worker pool (per-step
-   `concurrency` respected), with no barrier between unrelated objects;
-4. writes each outcome back in batches (contract section 5); a failure holds back only the
-   objects that depend on it, transitively.
+   `concurrency` respected), with no barrier between unrelated objects. With claims on
+   (several processes on one store, `claims.py`), it claims ready objects in small batches
+   (about twice its workers) just before starting them, so processes share a pass; an
+   object another process holds waits, with everything that depends on it;
+4. writes the outcomes back (contract section 5) every `sync.workers` outcomes and at least
+   every 100 ms, releasing their claims in the same transaction; a failure holds back only
+   the objects that depend on it, transitively.
+
+A call that overruns its timeout is abandoned (`pool.py`): its object is stored as timed out
+and is not started again, by this or any process (its claim is kept), until the call returns.
 
 Between passes the engine sleeps until the store publishes a change, the earliest backoff
-expires, or the fallback poll interval passes.
+expires, an abandoned call returns, or the fallback poll interval passes.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -26,6 +36,8 @@ from typing import Any
 
 import attrs
 import networkx as nx
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from xos_runtime.config import BackoffSettings
 from xos_runtime.engines.backoff import (
@@ -39,13 +51,16 @@ from xos_runtime.engines.backoff import (
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.outcome import Outcome, classify
-from xos_runtime.engines.pool import WorkerPool
+from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
-from xos_runtime.store import Claims, ModelAccessor, ModelObject, acting_as
+from xos_runtime.store import Claims, Lease, ModelAccessor, ModelObject, acting_as, retrying
 
 OutcomeHook = Callable[[Any, Any, Outcome], None]
+
+#: Appended to the status of an object whose timed-out call is still running.
+STILL_RUNNING = "; the call has not returned yet"
 
 
 @attrs.frozen
@@ -60,12 +75,22 @@ class SyncOptions:
     poll_interval: float = 5.0
     #: Retry delays after failures.
     backoff: Backoff = attrs.field(factory=BackoffSettings)
-    #: Outcomes written per transaction at most.
-    batch_size: int = 500
+    #: Outcomes collected before they are written (None: `workers`, so that a crash loses
+    #: at most about twice the workers' worth of finished work).
+    batch_size: int | None = None
+    #: Longest time a finished outcome waits before it is written.
+    flush_interval: float = 0.1
     #: Claim objects before syncing them (several processes on one store); see `Claims`.
     claims: bool = False
-    #: Seconds a claim lives unless renewed.
+    #: Seconds the lease of this process lives unless renewed (another host's claims are
+    #: taken over after it).
     claim_ttl: float = 60.0
+    #: Calls abandoned after a timeout that may still run (None: 2 x workers).
+    max_abandoned: int | None = None
+
+    @property
+    def flush_size(self) -> int:
+        return self.batch_size or self.workers
 
 
 @attrs.define(eq=False)
@@ -75,7 +100,8 @@ class _Item:
     steps: list[type[SyncStep]]
     deps_left: int = 0
     dependents: list[Key] = attrs.field(factory=list)
-    state: str = "pending"  # pending | waiting | running | done | failed | blocked
+    #: pending | waiting | policy | overdue | claimed | running | done | failed | blocked
+    state: str = "pending"
     #: The data version when fetched: what a success enacts. Read before the step runs, so
     #: an edit that lands during the call (even the step's own save) leaves it pending.
     version: float = attrs.field(init=False)
@@ -88,11 +114,25 @@ class _Item:
         return self.steps[0]
 
 
+@attrs.frozen
+class _Overdue:
+    """A call that timed out and still runs: its object waits until it returns."""
+
+    step: type[SyncStep]
+    message: str
+
+
+def _leaf(obj: ModelObject) -> str:
+    return obj.__dict__.get("leaf_model_name") or obj._meta.name
+
+
 class SyncEngine(LoopEngine):
     """Runs sync steps over the pending objects of a store (see the module docstring).
 
     `held_for_policies` names the models whose deleted objects must first get their
     `handle_delete` from the policy engine: their `delete_record` and purge wait for it.
+    `lease` is this process's registration on the store (shared with the other engines);
+    with claims on and none given, the engine makes its own.
     """
 
     name = "sync"
@@ -106,6 +146,7 @@ class SyncEngine(LoopEngine):
         *,
         held_for_policies: Collection[str] = (),
         on_outcome: OutcomeHook | None = None,
+        lease: Lease | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
@@ -115,25 +156,75 @@ class SyncEngine(LoopEngine):
             workers=self.options.workers,
             poll_interval=self.options.poll_interval,
             clock=clock,
+            max_abandoned=self.options.max_abandoned,
         )
         self.steps = list(steps)
         self.plan = LinkPlan(accessor.models, graph)
         self.held_for_policies = frozenset(held_for_policies)
         self.on_outcome = on_outcome
         self.rand = rand
-        self.claims = (
-            Claims(accessor.store, "sync", ttl=self.options.claim_ttl)
-            if self.options.claims
-            else None
-        )
+        self._own_lease: Lease | None = None
+        self.claims: Claims | None = None
+        if self.options.claims:
+            if lease is None:
+                lease = self._own_lease = Lease(
+                    accessor.store, ttl=self.options.claim_ttl, clock=clock
+                )
+            self.claims = Claims(lease, "sync")
+        #: Calls that timed out and have not returned, by object.
+        self.overdue: dict[Key, _Overdue] = {}
+        self._returned: list[Key] = []
+        self._returned_lock = threading.Lock()
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         """One sync phase and one deletion phase. Objects in `exclude` are not attempted."""
         skip = set(exclude)
+        if self.claims is not None:
+            self.claims.lease.reap(["sync"])  # a gone process's objects are ours to take
         report = self.run_phase(deleted=False, exclude=skip)
         if not self.stopping:
             report.merge(self.run_phase(deleted=True, exclude=skip))
         return report
+
+    def close(self) -> None:
+        super().close()
+        if self._own_lease is not None:
+            self._own_lease.close()
+
+    # -- abandoned calls ----------------------------------------------------------------------
+
+    def call_returned(self, done: Completion) -> None:
+        with self._returned_lock:
+            self._returned.append(done.key)  # type: ignore[arg-type]
+        super().call_returned(done)
+
+    def settle_returned(self) -> None:
+        """Let objects whose abandoned call returned run again (claims, status text)."""
+        with self._returned_lock:
+            keys, self._returned = self._returned, []
+        if not keys:
+            return
+        done = {k: self.overdue.pop(k) for k in keys if k in self.overdue}
+        if not done:
+            return
+
+        def write() -> None:
+            store = self.accessor.store
+            with store.write() as conn:
+                for (root, oid), overdue in sorted(done.items(), key=lambda kv: kv[0]):
+                    table = store.table(root)
+                    conn.execute(
+                        sa.update(table)
+                        .where(
+                            table.c.id == oid,
+                            table.c.backend_status == overdue.message + STILL_RUNNING,
+                        )
+                        .values(backend_status=overdue.message)
+                    )
+                if self.claims is not None:
+                    self.claims.release(done, conn)
+
+        retrying(write, what="releasing returned calls", stopping=lambda: self.stopping)
 
     # -- one phase --------------------------------------------------------------------------
 
@@ -158,9 +249,26 @@ class SyncEngine(LoopEngine):
                     item.steps.append(step_cls)
         return items
 
+    def _read(self, deleted: bool) -> dict[Key, _Item]:
+        """The pending objects and their dependencies, all from one snapshot of the store."""
+        with self.accessor.store.snapshot():
+            items = self._fetch(deleted)
+            if not items:
+                return items
+            rows = {k: item.obj._row for k, item in items.items()}
+            deps = dependencies(rows, self.plan, self.accessor.load_rows)
+        if deleted:
+            deps = reverse_edges(deps)
+        for key, targets in deps.items():
+            items[key].deps_left = len(targets)
+            for t in targets:
+                items[t].dependents.append(key)
+        return items
+
     def run_phase(self, *, deleted: bool, exclude: set[Key] | None = None) -> PassReport:
         report = PassReport()
-        items = self._fetch(deleted)
+        self.settle_returned()
+        items = self._read(deleted)
         report.fetched = len(items)
         if not items:
             return report
@@ -169,6 +277,10 @@ class SyncEngine(LoopEngine):
         for item in items.values():
             if deleted and self._awaits_policy(item.obj):
                 item.state = "policy"
+                report.waiting += 1
+                continue
+            if item.key in self.overdue:
+                item.state = "overdue"
                 report.waiting += 1
                 continue
             register = read_register(item.obj.backend_register)
@@ -181,65 +293,21 @@ class SyncEngine(LoopEngine):
                         report.next_run = (
                             next_run if report.next_run is None else min(report.next_run, next_run)
                         )
-        if self.claims is not None:
-            self._claim(items, deleted, now)
-        try:
-            self._dispatch(items, deleted, report)
-        finally:
-            if self.claims is not None:
-                self.claims.release()
-        return report
-
-    def _claim(self, items: dict[Key, _Item], deleted: bool, now: float) -> None:
-        """Keep only the objects this process holds and that are still to do.
-
-        Objects another process holds wait (and hold their dependents back, unstamped).
-        What we hold is read again: another process may have finished it between our fetch
-        and our claim, and then it is dropped (its dependents may go on).
-        """
-        assert self.claims is not None
-        candidates = [k for k, item in items.items() if item.state == "pending"]
-        held = self.claims.claim(candidates, now)
-        for key in candidates:
-            if key not in held:
-                items[key].state = "claimed"
-        rows = self.accessor.load_rows(held)
-        for key in held:
-            row = rows.get(key)
-            item = items[key]
-            if row is None or bool(row["deleted"]) != deleted:
-                del items[key]  # purged, or deleted or undeleted meanwhile
-                continue
-            enacted = row["enacted"]
-            if not deleted and enacted is not None and enacted >= item.version:
-                del items[key]  # done elsewhere since we read it: dependents go on
-            elif not is_ready(read_register(row["backend_register"]), item.version, now):
-                item.state = "claimed"  # failed elsewhere meanwhile: it holds its dependents
-
-    def _dispatch(self, items: dict[Key, _Item], deleted: bool, report: PassReport) -> None:
-        rows = {k: item.obj._row for k, item in items.items()}
-        deps = dependencies(rows, self.plan, self.accessor.load_rows)
-        if deleted:
-            deps = reverse_edges(deps)
-        for key, targets in deps.items():
-            items[key].deps_left = len(targets)
-            for t in targets:
-                items[t].dependents.append(key)
         _Dispatch(self, items, deleted, report).run()
+        return report
 
     def _awaits_policy(self, obj: ModelObject) -> bool:
         """A deleted object whose policies have not yet handled the deletion."""
-        leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
-        if leaf not in self.held_for_policies:
+        if _leaf(obj) not in self.held_for_policies:
             return False
         return obj.policed is None or (obj.updated is not None and obj.policed < obj.updated)
 
-    # -- calls and writes ---------------------------------------------------------------------
+    # -- calls ---------------------------------------------------------------------------------
 
     def call(self, item: _Item, deleted: bool) -> None:
         """Run the steps of one object (in a worker thread)."""
         obj = item.obj
-        leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
+        leaf = _leaf(obj)
         with acting_as("sync"):
             for step_cls in item.steps:
                 log = self._log.bind(step=step_cls.__name__, model=leaf, id=obj.id)
@@ -261,39 +329,64 @@ class _Dispatch:
         self, engine: SyncEngine, items: dict[Key, _Item], deleted: bool, report: PassReport
     ):
         self.engine = engine
+        self.claims = engine.claims
         self.items = items
         self.deleted = deleted
         self.report = report
+        #: Dependencies met; with claims, not claimed yet.
         self.ready: deque[Key] = deque()
+        #: Ready and (with claims) held by this process: to start as workers free up.
+        self.startable: deque[Key] = deque()
         self.parked: dict[type[SyncStep], deque[Key]] = {}
         self.in_flight: Counter[type[SyncStep]] = Counter()
         self.running = 0
         self.writes = OutcomeWriter(engine.accessor)
         self.after_save: list[_Item] = []
-        self.renewed = time.monotonic()
+        #: Claims this pass took and has not released.
+        self.mine: set[Key] = set()
+        #: Claims to release, and claims of timed-out calls to keep, at the next flush.
+        self.to_release: list[Key] = []
+        self.to_keep: list[Key] = []
+        self.unflushed_since: float | None = None
+        #: Objects in hand (running or claimed to start) that make a claim batch worth it.
+        self.claim_target = 2 * engine.options.workers
 
     def run(self) -> None:
         for item in self.items.values():
-            if item.state == "waiting":
+            if item.state in ("waiting", "overdue"):
                 self._hold_dependents(item, self._waiting_outcome(item))
-            elif item.state in ("policy", "claimed"):
+            elif item.state == "policy":
                 self._hold_dependents(item, None)
-        for key, item in self.items.items():
-            if item.state == "pending" and item.deps_left == 0:
-                self.ready.append(key)
+        first = [k for k, it in self.items.items() if it.state == "pending" and it.deps_left == 0]
+        if self.claims is not None:
+            # Processes that read the same pending set would otherwise all try the same
+            # objects first; in a random order their claims rarely collide.
+            random.shuffle(first)
+        self.ready.extend(first)
         pool = self.engine.pool
         pool.new_epoch()
-        while self.ready or self.running:
-            if self.engine.abandoned:
-                break
-            self._start_ready()
-            if not self.running:
-                break
-            self._take(pool)
-            if self.writes.size >= self.engine.options.batch_size or not self.running:
-                self._flush()
-        self._flush()
-        if self.engine.stopping:
+        try:
+            while not self.engine.abandoned:
+                if self.engine._returned:
+                    self._flush()
+                    self.engine.settle_returned()
+                self._top_up()
+                self._start_ready()
+                if not self.running:
+                    break
+                self._take(pool)
+                self._maybe_flush()
+        except BaseException:
+            # Leaving with calls running (a bug, or an interrupt): they keep their claims and
+            # their objects wait until they return, as after a timeout.
+            for key in pool.abandon_running():
+                item = self.items.get(key)  # type: ignore[call-overload]
+                if item is not None and item.state == "running":
+                    self.engine.overdue[item.key] = _Overdue(item.step, "interrupted")
+            raise
+        finally:
+            self._end()
+        if self.engine.stopping or self.engine.abandoned:
             return  # what did not start stays pending for the next run
         for item in self.items.values():
             if item.state == "pending":
@@ -306,10 +399,86 @@ class _Dispatch:
                 )
         self._flush()
 
+    def _end(self) -> None:
+        """Store what finished; release the claims of whatever did not (it stays pending)."""
+        try:
+            self._flush()
+        finally:
+            if self.claims is not None:
+                running = {k for k, it in self.items.items() if it.state == "running"}
+                left = self.mine - set(self.engine.overdue) - running
+                if left:
+                    self.claims.release(left)
+                self.mine.clear()
+
+    # -- claiming and starting ------------------------------------------------------------------
+
+    def _top_up(self) -> None:
+        """Move ready objects to `startable`; with claims, claim them in small batches."""
+        if self.claims is None:
+            self.startable.extend(self.ready)
+            self.ready.clear()
+            return
+        while self.ready and not self.engine.stopping:
+            in_hand = self.running + len(self.startable)
+            if in_hand > self.engine.options.workers:
+                return  # enough to do: claim when workers free up
+            batch: list[Key] = []
+            while self.ready and len(batch) < self.claim_target - in_hand:
+                key = self.ready.popleft()
+                if self.items[key].state == "pending":
+                    batch.append(key)
+            if batch:
+                self._claim(batch)
+            if in_hand or self.startable:
+                return  # one batch at a time while there is work in hand
+
+    def _claim(self, batch: list[Key]) -> None:
+        assert self.claims is not None
+        held = self.claims.claim(batch)
+        for key in batch:
+            if key not in held:
+                item = self.items[key]
+                item.state = "claimed"
+                self.report.held_elsewhere += 1
+                self._hold_dependents(item, None)
+        if not held:
+            return
+        self.mine |= held
+        engine = self.engine
+        rows = retrying(lambda: engine.accessor.load_rows(held), what="reading claimed objects")
+        now = engine.clock()
+        drop: list[Key] = []
+        for key in batch:
+            if key not in held:
+                continue
+            item, row = self.items[key], rows.get(key)
+            if row is None or bool(row["deleted"]) != self.deleted:
+                drop.append(key)  # purged, or deleted or undeleted meanwhile
+                self._release_dependents(item)
+                continue
+            fresh = type(item.obj)._from_row(row)
+            version = data_version(fresh)
+            enacted = row["enacted"]
+            if not self.deleted and enacted is not None and enacted >= version:
+                drop.append(key)  # done elsewhere since we read it: dependents go on
+                item.state = "done"
+                self._release_dependents(item)
+            elif not is_ready(read_register(row["backend_register"]), version, now):
+                drop.append(key)  # failed elsewhere meanwhile: it holds its dependents
+                item.state = "claimed"
+                self._hold_dependents(item, None)
+            else:
+                item.obj, item.version = fresh, version  # the latest data goes to the step
+                self.startable.append(key)
+        if drop:
+            self.claims.release(drop)
+            self.mine.difference_update(drop)
+
     def _start_ready(self) -> None:
         engine = self.engine
-        while self.ready and not engine.stopping:
-            key = self.ready.popleft()
+        while self.startable and not engine.stopping:
+            key = self.startable.popleft()
             item = self.items[key]
             if item.state != "pending":
                 continue
@@ -336,11 +505,11 @@ class _Dispatch:
         return lambda: engine.call(item, deleted)
 
     def _take(self, pool: WorkerPool) -> None:
-        claims = self.engine.claims
-        if claims is not None and time.monotonic() - self.renewed > claims.ttl / 3:
-            claims.renew(self.engine.clock())  # still working: keep our claims alive
-            self.renewed = time.monotonic()
-        done = pool.next_completion()
+        wait = 0.2
+        if self.unflushed_since is not None:
+            due = self.unflushed_since + self.engine.options.flush_interval
+            wait = max(0.0, min(wait, due - time.monotonic()))
+        done = pool.next_completion(wait)
         if done is None:
             return
         item = self.items.get(done.key)  # type: ignore[call-overload]
@@ -351,10 +520,14 @@ class _Dispatch:
             self.in_flight[step_cls] -= 1
             parked = self.parked.get(step_cls)
             if parked:
-                self.ready.appendleft(parked.popleft())
+                self.startable.appendleft(parked.popleft())
         outcome = classify(
             done.error, done.timed_out, done.duration, self.deleted, self.engine.timeout_for(item)
         )
+        if done.timed_out:
+            # Its thread runs on: the object must not start again until it returns.
+            self.engine.overdue[item.key] = _Overdue(item.step, outcome.message)
+            outcome = attrs.evolve(outcome, message=outcome.message + STILL_RUNNING)
         if done.error is not None and outcome.kind == "error":
             log = self.engine._log.bind(step=item.step.__name__, id=item.key[1])
             log.opt(exception=done.error).debug("traceback of the failure below")
@@ -366,6 +539,10 @@ class _Dispatch:
     def _finish(self, item: _Item, outcome: Outcome) -> None:
         engine = self.engine
         now = engine.clock()
+        if item.key in self.mine:
+            (self.to_keep if item.key in engine.overdue else self.to_release).append(item.key)
+        if self.unflushed_since is None:
+            self.unflushed_since = time.monotonic()
         self.report.outcomes[outcome.kind] += 1
         if outcome.ok:
             item.state = "done"
@@ -386,11 +563,7 @@ class _Dispatch:
                 )
                 if any(hasattr(s, "after_sync_save") for s in item.steps):
                     self.after_save.append(item)
-            for dep in item.dependents:
-                dependent = self.items[dep]
-                dependent.deps_left -= 1
-                if dependent.deps_left == 0 and dependent.state == "pending":
-                    self.ready.append(dep)
+            self._release_dependents(item)
         else:
             item.state = "failed"
             self.report.failed.add(item.key)
@@ -418,6 +591,14 @@ class _Dispatch:
             )
             self._hold_dependents(item, outcome)
         engine.report(engine.on_outcome, item.step, item.obj, outcome)
+
+    def _release_dependents(self, item: _Item) -> None:
+        """`item` is done (here or elsewhere): dependents with nothing else to wait for go."""
+        for dep in item.dependents:
+            dependent = self.items[dep]
+            dependent.deps_left -= 1
+            if dependent.deps_left == 0 and dependent.state == "pending":
+                self.ready.append(dep)
 
     def _waiting_outcome(self, item: _Item) -> Outcome:
         """What a backing-off object stands for when it holds its dependents back."""
@@ -451,8 +632,37 @@ class _Dispatch:
             blocked = Outcome("blocked", text, code, 0.0, self.deleted)
             self.engine.report(self.engine.on_outcome, item.step, item.obj, blocked)
 
+    def _maybe_flush(self) -> None:
+        """Write when `flush_size` outcomes are waiting or the oldest waited long enough."""
+        if self.unflushed_since is None:
+            return
+        options = self.engine.options
+        if (
+            self.writes.size >= options.flush_size
+            or time.monotonic() - self.unflushed_since >= options.flush_interval
+        ):
+            self._flush()
+
     def _flush(self) -> None:
-        self.writes.flush()
+        """Store the outcomes, release their claims (same transaction), run follow-ups."""
+        release, keep = self.to_release, self.to_keep
+        claims = self.claims
+        if self.writes.size or release or keep:
+
+            def also(conn: Connection) -> None:
+                if claims is not None:
+                    claims.release(release, conn)
+                    claims.mark_abandoned(keep, conn)
+
+            retrying(
+                lambda: self.writes.flush(also),
+                what="storing outcomes",
+                stopping=lambda: self.engine.stopping,
+            )
+        self.mine.difference_update(release)
+        self.mine.difference_update(keep)
+        self.to_release, self.to_keep = [], []
+        self.unflushed_since = None
         if self.after_save:
             items, self.after_save = self.after_save, []
             for item in items:

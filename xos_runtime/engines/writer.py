@@ -7,11 +7,28 @@ not publish change notifications (bookkeeping wakes nobody), except purges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from xos_runtime.store import ModelAccessor, ModelObject
+
+
+def param_prefix(columns: Any) -> str:
+    """A prefix for bound-parameter names that no column name of the table starts with.
+
+    SQLAlchemy's executemany binds by name, and a `WHERE id = :x` parameter named like a
+    column that is also SET (a link named `b` makes the column `b_id`) would be taken as
+    that column's value. Column names are xproto identifiers, so a prefix is lengthened
+    with underscores until no column starts with it.
+    """
+    names = [str(c) for c in columns]
+    prefix = "xrt_"
+    while any(n.startswith(prefix) for n in names):
+        prefix += "_"
+    return prefix
 
 
 class OutcomeWriter:
@@ -26,9 +43,7 @@ class OutcomeWriter:
     def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
         root = self.accessor.models.root(obj._meta.name)
         columns = tuple(sorted(values))
-        self.updates.setdefault((root, columns), []).append(
-            {"b_id": obj.id, **{f"b_{c}": v for c, v in values.items()}}
-        )
+        self.updates.setdefault((root, columns), []).append({"id": obj.id, **values})
         obj.__dict__.update(values)
         if obj._orig is not None:
             obj._orig.update(values)
@@ -38,19 +53,26 @@ class OutcomeWriter:
         self.purges.append(obj)
         self.size += 1
 
-    def flush(self) -> None:
-        if not self.size:
+    def flush(self, also: Callable[[Connection], None] | None = None) -> None:
+        """Store what was collected in one transaction; `also(conn)` runs inside it.
+
+        Rows are written in one fixed order (table, then id), so two processes writing
+        overlapping rows cannot deadlock. On failure nothing is forgotten: call again.
+        """
+        if not self.size and also is None:
             return
         store = self.accessor.store
         touched: set[str] = set()
         with store.write(touched) as conn:
-            for (root, columns), params in self.updates.items():
+            for (root, columns), updates in sorted(self.updates.items()):
                 table = store.table(root)
+                p = param_prefix(table.c.keys())
                 stmt = (
                     sa.update(table)
-                    .where(table.c.id == sa.bindparam("b_id"))
-                    .values({c: sa.bindparam(f"b_{c}") for c in columns})
+                    .where(table.c.id == sa.bindparam(f"{p}id"))
+                    .values({c: sa.bindparam(f"{p}{c}") for c in columns})
                 )
+                params = [{f"{p}{k}": v for k, v in u.items()} for u in sorted(updates, key=_by_id)]
                 conn.execute(stmt, params)
             by_leaf: dict[str, list[int]] = {}
             for obj in self.purges:
@@ -59,6 +81,12 @@ class OutcomeWriter:
             for leaf, ids in by_leaf.items():
                 store.purge(leaf, ids, conn)
                 touched.update(store.touched_names([leaf]))
+            if also is not None:
+                also(conn)
         self.updates.clear()
         self.purges.clear()
         self.size = 0
+
+
+def _by_id(update: dict[str, Any]) -> int:
+    return int(update["id"])

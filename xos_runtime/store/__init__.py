@@ -5,10 +5,20 @@ their work with `acting_as(...)` so that saves move the right timestamps.
 """
 
 from xos_runtime.store.accessor import ModelAccessor, open_store
-from xos_runtime.store.claims import ClaimKey, Claims, new_owner
+from xos_runtime.store.claims import (
+    ClaimKey,
+    Claims,
+    Lease,
+    OwnerInfo,
+    ProcessIdentity,
+    StoreInUse,
+    read_owners,
+)
+from xos_runtime.store.health import StoreHealth, retrying, transient
 from xos_runtime.store.notify import ChangeHub, Subscription
 from xos_runtime.store.objects import ModelObject
 from xos_runtime.store.query import Manager, QuerySet
+from xos_runtime.store.schedule import Schedule
 from xos_runtime.store.sqlstore import SqlStore, normalise_url
 from xos_runtime.store.tracking import CallerKind, MonotonicClock, acting_as, current_caller
 from xos_runtime.store.values import parse_text
@@ -18,17 +28,25 @@ __all__ = [
     "ChangeHub",
     "ClaimKey",
     "Claims",
+    "Lease",
     "Manager",
     "ModelAccessor",
     "ModelObject",
     "MonotonicClock",
+    "OwnerInfo",
+    "ProcessIdentity",
     "QuerySet",
+    "Schedule",
     "SqlStore",
+    "StoreHealth",
+    "StoreInUse",
     "Subscription",
     "acting_as",
     "current_caller",
-    "new_owner",
     "normalise_url",
     "open_store",
     "parse_text",
+    "read_owners",
+    "retrying",
+    "transient",
 ]

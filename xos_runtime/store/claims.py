@@ -1,92 +1,444 @@
-"""Leases on objects: how several runtime processes share one store without doing the same
-work twice.
+"""How several runtime processes share one store: leases on processes, claims on objects.
 
-Before an engine works on an object it claims it: a row `(kind, root, id) -> owner, expires`
-in one table, inserted only if no live claim exists (`INSERT ... ON CONFLICT DO NOTHING`, on
-SQLite and PostgreSQL alike). A process renews its claims while it works and drops them when
-done. A process that dies simply stops renewing: its claims expire after the lease time and
-another process takes the work over. `kind` separates engines (a sync and a policy may work
-on the same object at once, as in XOS).
+**Leases.** A runtime process that works on a store registers itself in one row (`Lease`):
+who it is (hostname, boot id, pid, process start time), whether it shares work, and when its
+lease expires. A heartbeat thread renews it every third of the lease time. A process is
+*gone* when its lease expired, or at once when it ran on this very host and boot and its pid
+is no longer alive (or now belongs to another process): a kill -9 on one machine is noticed
+in the time of one query, not of a lease.
+
+**Claims.** Before an engine works on an object, it claims it: a row `(kind, root, id) ->
+owner` inserted only if none exists (`INSERT ... ON CONFLICT DO NOTHING RETURNING`, the same
+statement on SQLite and PostgreSQL). Claims are taken in small batches, keys in one fixed
+order, in a transaction of their own, so two processes can never wait on each other in a
+cycle (no deadlock by construction); they are released in the transaction that stores the
+outcomes. A claim has no lease of its own: it lives as long as its owner does. `reap()` hands
+over the claims of gone owners (skipping rows another process is reaping, so reapers never
+wait on each other either).
 
 A claim alone is not enough: another process may have finished the object between our read
-and our claim. Engines therefore re-read what they claimed and drop what is no longer
-pending (see the sync engine).
+and our claim. Engines therefore re-read what they claimed and drop what is done.
+
+`kind` separates engines: a sync and a policy may work on the same object at once, as in XOS.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+import attrs
 import sqlalchemy as sa
+from loguru import logger
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
+from xos_runtime.exceptions import StoreError
+from xos_runtime.store.health import retrying
 from xos_runtime.store.sqlstore import SqlStore
+
+__all__ = [
+    "ClaimKey",
+    "Claims",
+    "Lease",
+    "OwnerInfo",
+    "ProcessIdentity",
+    "StoreInUse",
+    "read_owners",
+]
 
 ClaimKey = tuple[str, int]  # (root model, id)
 
+#: Rows per claim statement (SQLite allows 32,766 bound values; 5 per row).
+_CHUNK = 500
 
-def new_owner() -> str:
-    """A name for this process's claims: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The start time of `pid` in clock ticks since boot, or None when it is not running.
+
+    Also None for a zombie (killed, not yet reaped by its parent): it does no work any more.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return _alive_without_proc(pid)
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]  # field 22 of proc(5): starttime
+
+
+def _alive_without_proc(pid: int) -> str | None:
+    if os.path.isdir("/proc/self"):
+        return None  # /proc exists, so the pid's entry is really gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return "?"
+
+
+@attrs.frozen
+class ProcessIdentity:
+    """Who runs: enough to tell, from the same host, whether that process still lives."""
+
+    host: str
+    boot_id: str
+    pid: int
+    started: str
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        pid = os.getpid()
+        return cls(socket.gethostname(), _boot_id(), pid, _start_ticks(pid) or "?")
+
+    def gone_here(self, here: ProcessIdentity) -> bool:
+        """True when this process ran on `here`'s host and boot and is no longer running."""
+        if self.host != here.host or self.boot_id != here.boot_id or self.boot_id == "unknown":
+            return False
+        ticks = _start_ticks(self.pid)
+        return ticks is None or (ticks != "?" and self.started != "?" and ticks != self.started)
+
+
+@attrs.frozen
+class OwnerInfo:
+    """A registered process, as `status` and `--until-idle` describe it."""
+
+    owner: str
+    identity: ProcessIdentity
+    expires: float
+    shares_work: bool
+    name: str
+
+    def describe(self) -> str:
+        return f"{self.identity.host} pid {self.identity.pid}"
+
+    def state(self, here: ProcessIdentity, now: float) -> str:
+        """`running`, `gone` (dead on this host) or `expired` (its lease ran out)."""
+        if self.identity.gone_here(here):
+            return "gone"
+        return "expired" if self.expires < now else "running"
+
+
+class StoreInUse(StoreError):
+    """Another `run` uses the store in a way that excludes this one (`sync.claims: false`)."""
+
+
+def _insert(store: SqlStore, table: sa.Table) -> Any:
+    dialect = postgresql if store.dialect == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+class Lease:
+    """This process's registration on a store, kept alive by a heartbeat thread.
+
+    `shares_work` False (`sync.claims: false`) means this process claims nothing and wants
+    the store for itself: `register()` refuses to start next to another live `run`, and any
+    later `run` refuses to start next to it.
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        ttl: float = 60.0,
+        shares_work: bool = True,
+        name: str = "",
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.ttl = ttl
+        self.shares_work = shares_work
+        self.name = name
+        self.clock = clock
+        self.identity = ProcessIdentity.current()
+        self.owner = f"{self.identity.host}:{self.identity.pid}:{uuid.uuid4().hex[:8]}"
+        self.table = store.schema.processes
+        self._registered = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Write this process's row (once); with `shares_work` False, refuse company."""
+        with self._lock:
+            if self._registered:
+                return
+            now = self.clock()
+            others = [o for o in self.owners() if o.owner != self.owner]
+            live = [o for o in others if o.state(self.identity, now) == "running"]
+            clash = live if not self.shares_work else [o for o in live if not o.shares_work]
+            if clash:
+                other = clash[0]
+                raise StoreInUse(
+                    f"another xos-runtime run ({other.describe()}, name {other.name!r}) uses "
+                    f"this store with "
+                    + (
+                        "sync.claims: false"
+                        if not other.shares_work
+                        else "sync.claims on, and this one has sync.claims: false"
+                    )
+                    + "; stop it first, or turn sync.claims on in both"
+                )
+            i = self.identity
+            with self.store.write() as conn:
+                conn.execute(
+                    sa.insert(self.table).values(
+                        owner=self.owner,
+                        host=i.host,
+                        boot_id=i.boot_id,
+                        pid=i.pid,
+                        started=i.started,
+                        expires=now + self.ttl,
+                        shares_work=self.shares_work,
+                        name=self.name,
+                    )
+                )
+            self._registered = True
+
+    def renew(self) -> None:
+        now = self.clock()
+        with self.store.write() as conn:
+            t = self.table
+            n = conn.execute(
+                sa.update(t).where(t.c.owner == self.owner).values(expires=now + self.ttl)
+            ).rowcount
+        if n == 0 and self._registered:
+            # Another process judged us gone (a long pause) and removed our row: come back.
+            logger.warning("this process's lease on the store had lapsed; registering again")
+            self._registered = False
+            self.register()
+
+    def start_heartbeat(self) -> None:
+        """Renew the lease every third of its time, in a daemon thread, until `close()`."""
+        self.register()
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._beat, name="xos-runtime-lease", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self.renew()
+            except Exception as exc:  # the store is away: health logs it; try again later
+                logger.opt(exception=exc).debug("lease renewal failed")
+
+    def close(self) -> None:
+        """Stop the heartbeat and remove this process and its claims from the store."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        if not self._registered:
+            return
+        try:
+            with self.store.write() as conn:
+                c = self.store.schema.claims
+                conn.execute(sa.delete(c).where(c.c.owner == self.owner))
+                conn.execute(sa.delete(self.table).where(self.table.c.owner == self.owner))
+        except Exception as exc:  # gone store: our row expires (or our pid is seen dead)
+            logger.opt(exception=exc).debug("could not remove this process from the store")
+        self._registered = False
+
+    # -- other processes ----------------------------------------------------------------------
+
+    def owners(self) -> list[OwnerInfo]:
+        """Every registered process (this one included)."""
+        return read_owners(self.store)
+
+    def reap(self, kinds: Sequence[str] = ()) -> dict[OwnerInfo, int]:
+        """Take over from gone processes: drop their claims (of `kinds`, or all) and rows.
+
+        Returns how many claims each gone owner held. Rows that another process is reaping
+        at the same moment are skipped, not waited for.
+        """
+        now = self.clock()
+        gone = [
+            o
+            for o in self.owners()
+            if o.owner != self.owner and o.state(self.identity, now) != "running"
+        ]
+        if not gone:
+            return {}
+        c = self.store.schema.claims
+        taken: dict[OwnerInfo, int] = {}
+
+        def reap_one(owner: OwnerInfo) -> int:
+            with self.store.write() as conn:
+                keys = sa.select(c.c.kind, c.c.root, c.c.obj_id).where(c.c.owner == owner.owner)
+                if kinds:
+                    keys = keys.where(c.c.kind.in_(list(kinds)))
+                keys = keys.order_by(c.c.kind, c.c.root, c.c.obj_id)
+                if self.store.dialect == "postgresql":
+                    keys = keys.with_for_update(skip_locked=True)
+                n = conn.execute(
+                    sa.delete(c).where(sa.tuple_(c.c.kind, c.c.root, c.c.obj_id).in_(keys))
+                ).rowcount
+                left = conn.execute(
+                    sa.select(sa.func.count()).select_from(c).where(c.c.owner == owner.owner)
+                ).scalar_one()
+                if not left:
+                    conn.execute(sa.delete(self.table).where(self.table.c.owner == owner.owner))
+                return int(n or 0)
+
+        for owner in gone:
+            n = retrying(functools.partial(reap_one, owner), what="taking over claims")
+            taken[owner] = n
+            if n:
+                logger.warning(
+                    "took over {} claim(s) of {} ({})",
+                    n,
+                    owner.describe(),
+                    owner.state(self.identity, now),
+                )
+        return taken
+
+
+def read_owners(store: SqlStore, conn: Connection | None = None) -> list[OwnerInfo]:
+    """The processes registered on `store`."""
+    t = store.schema.processes
+
+    def read(c: Connection) -> list[OwnerInfo]:
+        return [
+            OwnerInfo(
+                owner=r.owner,
+                identity=ProcessIdentity(r.host, r.boot_id, int(r.pid), r.started),
+                expires=float(r.expires),
+                shares_work=bool(r.shares_work),
+                name=r.name,
+            )
+            for r in c.execute(sa.select(t).order_by(t.c.owner))
+        ]
+
+    if conn is not None:
+        return read(conn)
+    with store.read() as c:
+        return read(c)
 
 
 class Claims:
-    """The claims of one owner (one engine of one process) on one store."""
+    """The claims of one engine (`kind`) of one process (its `Lease`) on one store."""
 
-    def __init__(self, store: SqlStore, kind: str, owner: str | None = None, ttl: float = 60.0):
-        self.store = store
+    def __init__(self, lease: Lease, kind: str):
+        self.lease = lease
+        self.store = lease.store
         self.kind = kind
-        self.owner = owner or new_owner()
-        self.ttl = ttl
-        self.table = store.schema.claims
+        self.table = self.store.schema.claims
 
-    def _insert(self) -> sa.Insert:
-        if self.store.dialect == "postgresql":
-            return postgresql.insert(self.table).on_conflict_do_nothing()
-        return sqlite.insert(self.table).on_conflict_do_nothing()
+    @property
+    def owner(self) -> str:
+        return self.lease.owner
 
-    def claim(self, keys: Iterable[ClaimKey], now: float) -> set[ClaimKey]:
-        """Claim what is free (or expired); returns the keys this owner now holds."""
-        wanted = set(keys)
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        """Claim what no process holds; returns the keys this call obtained.
+
+        A key this owner already holds (an abandoned call still running) is not returned:
+        it is busy. Keys go in sorted order, in chunks, each chunk its own transaction.
+        """
+        wanted = sorted(set(keys))
         if not wanted:
             return set()
+        self.lease.register()
+        got: set[ClaimKey] = set()
         t = self.table
-        rows = [
-            {
-                "kind": self.kind,
-                "root": root,
-                "obj_id": oid,
-                "owner": self.owner,
-                "expires": now + self.ttl,
-            }
-            for root, oid in wanted
+        for start in range(0, len(wanted), _CHUNK):
+            rows = [
+                {"kind": self.kind, "root": r, "obj_id": i, "owner": self.owner, "abandoned": False}
+                for r, i in wanted[start : start + _CHUNK]
+            ]
+            stmt = (
+                _insert(self.store, t)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(t.c.root, t.c.obj_id)
+            )
+
+            def run(stmt: sa.Insert = stmt) -> set[ClaimKey]:
+                with self.store.write() as conn:
+                    return {(str(r.root), int(r.obj_id)) for r in conn.execute(stmt)}
+
+            got |= retrying(run, what="claiming objects")
+        return got
+
+    def _where_keys(self, keys: Sequence[ClaimKey]) -> list[sa.ColumnElement[bool]]:
+        t = self.table
+        return [
+            t.c.kind == self.kind,
+            t.c.owner == self.owner,
+            sa.tuple_(t.c.root, t.c.obj_id).in_(sorted(keys)),
         ]
-        with self.store.write() as conn:
-            conn.execute(sa.delete(t).where(t.c.kind == self.kind, t.c.expires < now))
-            conn.execute(self._insert(), rows)
-            held = conn.execute(
-                sa.select(t.c.root, t.c.obj_id).where(
-                    t.c.kind == self.kind, t.c.owner == self.owner
+
+    def release(self, keys: Iterable[ClaimKey], conn: Connection | None = None) -> None:
+        """Drop these claims; inside `conn` (the outcome transaction) when given."""
+        todo = sorted(set(keys))
+        if not todo:
+            return
+        if conn is not None:
+            for start in range(0, len(todo), _CHUNK):
+                conn.execute(
+                    sa.delete(self.table).where(*self._where_keys(todo[start : start + _CHUNK]))
                 )
-            )
-            mine = {(str(r.root), int(r.obj_id)) for r in held}
-        return mine & wanted
+            return
 
-    def renew(self, now: float) -> None:
-        """Push the expiry of every claim of this owner `ttl` seconds past `now`."""
-        t = self.table
-        with self.store.write() as conn:
+        def run() -> None:
+            with self.store.write() as c:
+                self.release(todo, c)
+
+        retrying(run, what="releasing claims")
+
+    def mark_abandoned(self, keys: Iterable[ClaimKey], conn: Connection) -> None:
+        """Keep these claims while their timed-out calls run on; `status` shows them."""
+        todo = sorted(set(keys))
+        for start in range(0, len(todo), _CHUNK):
             conn.execute(
-                sa.update(t)
-                .where(t.c.kind == self.kind, t.c.owner == self.owner)
-                .values(expires=now + self.ttl)
+                sa.update(self.table)
+                .where(*self._where_keys(todo[start : start + _CHUNK]))
+                .values(abandoned=True)
             )
 
-    def release(self) -> None:
-        """Drop every claim of this owner (after its outcomes were stored)."""
+    def release_all(self, keep: Iterable[ClaimKey] = ()) -> None:
+        """Drop every claim of this kind and owner except `keep` (calls still running)."""
         t = self.table
-        with self.store.write() as conn:
-            conn.execute(sa.delete(t).where(t.c.kind == self.kind, t.c.owner == self.owner))
+        kept = sorted(set(keep))
+
+        def run() -> None:
+            with self.store.write() as conn:
+                q = sa.delete(t).where(t.c.kind == self.kind, t.c.owner == self.owner)
+                if kept:
+                    q = q.where(sa.tuple_(t.c.root, t.c.obj_id).not_in(kept))
+                conn.execute(q)
+
+        retrying(run, what="releasing claims")
+
+    def holders(self, keys: Iterable[ClaimKey]) -> dict[ClaimKey, str]:
+        """Who holds each of `keys` now (keys nobody holds are absent)."""
+        todo = sorted(set(keys))
+        t = self.table
+        out: dict[ClaimKey, str] = {}
+        with self.store.read() as conn:
+            for start in range(0, len(todo), _CHUNK):
+                q = sa.select(t.c.root, t.c.obj_id, t.c.owner).where(
+                    t.c.kind == self.kind,
+                    sa.tuple_(t.c.root, t.c.obj_id).in_(todo[start : start + _CHUNK]),
+                )
+                out.update({(str(r.root), int(r.obj_id)): str(r.owner) for r in conn.execute(q)})
+        return out

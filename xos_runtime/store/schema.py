@@ -21,7 +21,9 @@ from xos_runtime.exceptions import SchemaChangeRefused
 from xos_runtime.models.definitions import Field, ModelSet
 
 META_TABLE = "xos_runtime_meta"
-CLAIMS_TABLE = "xos_runtime_claims"
+PROCESSES_TABLE = "xos_runtime_processes"
+CLAIMS_TABLE = "xos_runtime_work_claims"
+SCHEDULE_TABLE = "xos_runtime_schedule"
 
 
 class UInt64(sa.types.TypeDecorator[int]):
@@ -71,7 +73,20 @@ class Schema:
             sa.Column("key", sa.String(200), primary_key=True),
             sa.Column("value", sa.Text, nullable=False),
         )
-        # Leases that share work between runtime processes on one store (`claims.py`).
+        # Runtime processes that work on this store, each with a lease (`claims.py`).
+        self.processes = sa.Table(
+            PROCESSES_TABLE,
+            self.metadata,
+            sa.Column("owner", sa.String(200), primary_key=True),
+            sa.Column("host", sa.String(200), nullable=False),
+            sa.Column("boot_id", sa.String(64), nullable=False),
+            sa.Column("pid", sa.Integer, nullable=False),
+            sa.Column("started", sa.String(40), nullable=False),
+            sa.Column("expires", sa.Float(precision=53), nullable=False),
+            sa.Column("shares_work", sa.Boolean, nullable=False),
+            sa.Column("name", sa.String(200), nullable=False),
+        )
+        # Objects a process is working on (`claims.py`); one row per (engine, object).
         self.claims = sa.Table(
             CLAIMS_TABLE,
             self.metadata,
@@ -79,7 +94,15 @@ class Schema:
             sa.Column("root", sa.String(200), primary_key=True),
             sa.Column("obj_id", sa.BigInteger, primary_key=True, autoincrement=False),
             sa.Column("owner", sa.String(200), nullable=False, index=True),
-            sa.Column("expires", sa.Float(precision=53), nullable=False, index=True),
+            sa.Column("abandoned", sa.Boolean, nullable=False, default=False),
+        )
+        # When each interval job (a pull step) is next due, across processes (`schedule.py`).
+        self.schedule = sa.Table(
+            SCHEDULE_TABLE,
+            self.metadata,
+            sa.Column("name", sa.String(400), primary_key=True),
+            sa.Column("due", sa.Float(precision=53), nullable=False),
+            sa.Column("owner", sa.String(200), nullable=False),
         )
         self.tables: dict[str, sa.Table] = {}
         self._table_of: dict[str, sa.Table] = {}

@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.health import StoreHealth
 from xos_runtime.store.notify import ChangeHub, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
 from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
@@ -78,6 +79,10 @@ class SqlStore:
         )
         self.dialect = self.url.get_backend_name()
         self._lock: threading.RLock | None = None
+        #: Outages of this store, logged once when they start and once when they end.
+        self.health = StoreHealth(self.url.render_as_string(hide_password=True))
+        #: A read snapshot the current thread is inside (see `snapshot()`).
+        self._local = threading.local()
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
@@ -154,14 +159,42 @@ class SqlStore:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._maybe_locked(), self.engine.connect() as conn:
+        snap = getattr(self._local, "snapshot", None)
+        if snap is not None:
+            yield snap  # inside `snapshot()`: every read sees the same committed state
+            return
+        with self._reporting(), self._maybe_locked(), self.engine.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside the block sees one committed state of the store.
+
+        For the engines' view of what is pending: queries made one after another (one per
+        step, then the rows their links lead to) would otherwise each see a later state, and
+        a dependency committed between two of them could be missed while its dependent is
+        seen. PostgreSQL gives a REPEATABLE READ transaction; SQLite a read transaction (in
+        WAL mode its snapshot is fixed by its first read); the in-memory store holds its lock.
+        Writes inside the block are not allowed (they would not see the snapshot anyway).
+        """
+        if getattr(self._local, "snapshot", None) is not None:
+            yield  # nested: the outer snapshot holds
+            return
+        with self._reporting(), self._maybe_locked(), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                self._local.snapshot = conn
+                try:
+                    yield
+                finally:
+                    self._local.snapshot = None
 
     @contextlib.contextmanager
     def write(self, touched: set[str] | None = None) -> Iterator[Connection]:
         """A write transaction; on commit, publishes the model names added to `touched`."""
         touched = touched if touched is not None else set()
-        with self._maybe_locked(), self.engine.connect() as conn:
+        with self._reporting(), self._maybe_locked(), self.engine.connect() as conn:
             conn.info["xrt_write"] = True
             try:
                 with conn.begin():
@@ -174,6 +207,16 @@ class SqlStore:
                 conn.info.pop("xrt_write", None)
         if touched:
             self.hub.publish(touched)
+
+    @contextlib.contextmanager
+    def _reporting(self) -> Iterator[None]:
+        """Tell `health` how each transaction went (one log line per outage, not per try)."""
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            self.health.failed(exc)
+            raise
+        self.health.succeeded()
 
     def _maybe_locked(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock if self._lock is not None else contextlib.nullcontext()

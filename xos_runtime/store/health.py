@@ -1,0 +1,136 @@
+"""Whether the store answers: one log line when it goes away, one when it is back.
+
+Every transaction of a `SqlStore` reports here. The first failure that looks like a lost
+store (a dropped connection, a server that is down or restarting) logs one WARNING line with
+the reason; the next success logs one INFO line with how long the store was gone. Retries in
+between log nothing above DEBUG, so a 20-second outage reads as two lines, not thousands of
+tracebacks.
+
+`transient(exc)` also says which errors are worth retrying at once: lost connections,
+serialization failures and deadlocks (PostgreSQL), and a busy SQLite database. Engines retry
+those with backoff (`retrying`) instead of dying of them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import sqlalchemy as sa
+from loguru import logger
+
+__all__ = ["StoreHealth", "retrying", "transient"]
+
+T = TypeVar("T")
+
+#: SQLSTATE classes and codes that a retry can cure: connection exceptions (08xxx),
+#: serialization failure, deadlock, and the server shutting down or restarting (57P0x).
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03")
+_SQLITE_BUSY = ("database is locked", "database is busy")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether `exc` is a store error that goes away by retrying."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    state = str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
+    if state and state.startswith(_TRANSIENT_SQLSTATES):
+        return True
+    text = str(orig).lower()
+    if any(t in text for t in _SQLITE_BUSY):
+        return True
+    # psycopg raises OperationalError without a SQLSTATE when the socket is gone.
+    return isinstance(exc, sa.exc.OperationalError) and not state
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    name = type(getattr(exc, "orig", None) or exc).__name__
+    return f"{name}: {_reason(exc)}"
+
+
+class StoreHealth:
+    """Tracks outages of one store and logs their start and end once each."""
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, exc: BaseException) -> bool:
+        """Note a failed transaction; returns whether it is a transient (retryable) error."""
+        if not transient(exc):
+            return False
+        if isinstance(exc, sa.exc.DBAPIError) and _is_lost(exc):
+            with self._lock:
+                first = self._down_since is None
+                if first:
+                    self._down_since = self.clock()
+            if first:
+                logger.warning("store {} unreachable: {}", self.name, _describe(exc))
+        return True
+
+    def succeeded(self) -> None:
+        """Note a transaction that worked (cheap when the store was not down)."""
+        if self._down_since is None:
+            return
+        with self._lock:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            logger.info("store {} is back after {:.1f}s", self.name, self.clock() - since)
+
+
+def _is_lost(exc: sa.exc.DBAPIError) -> bool:
+    """A lost store, as opposed to a lock conflict that the next try resolves."""
+    if exc.connection_invalidated:
+        return True
+    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    if state.startswith(("08", "57P")):
+        return True
+    return (
+        isinstance(exc, sa.exc.OperationalError)
+        and not state
+        and not any(t in str(exc.orig).lower() for t in _SQLITE_BUSY)
+    )
+
+
+def retrying(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    stopping: Callable[[], bool] = lambda: False,
+    initial: float = 0.05,
+    longest: float = 2.0,
+    sleep: Callable[[float], object] = time.sleep,
+) -> T:
+    """`fn()`, retried with backoff while it fails with a transient store error.
+
+    For the engines' bookkeeping writes (claims, outcomes), which must not be lost to a cut
+    connection or a deadlock: losing them would leave claims behind or sync objects twice.
+    Gives up (re-raising) only when `stopping()` turns true. Other errors propagate at once.
+    """
+    delay = initial
+    while True:
+        try:
+            return fn()
+        except sa.exc.DBAPIError as exc:
+            if not transient(exc) or stopping():
+                raise
+            logger.opt(exception=exc).debug("{} failed, retrying in {:.2f}s", what, delay)
+        sleep(delay)
+        delay = min(longest, delay * 2)
