@@ -58,6 +58,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             PullEngine(
                 runtime.accessor,
                 plugins.pull_steps,
+                timeout=settings.pull.timeout,
                 claims=claims,
                 on_outcome=pull_outcome,
                 clock=runtime.clock,
