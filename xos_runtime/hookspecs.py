@@ -166,7 +166,9 @@ def xos_runtime_event_outcome(step: Any, event: Any, outcome: Any) -> None:
 
 @hookspec
 def xos_runtime_pull_outcome(step: Any, outcome: Any) -> None:
-    """Called after one `pull_records` call returned or failed.
+    """Called after one `pull_records` call returned, failed, or timed out (outcome kind
+    ``timeout``: the call was abandoned and may still run; the step is not called again
+    until it returns).
 
     :param step: the `PullStep` class.
     :param outcome: the engines' frozen outcome record (see `xos_runtime_sync_outcome`).

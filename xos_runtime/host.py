@@ -334,6 +334,41 @@ class Runtime:
         logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, server.port)
         return server
 
+    def running_calls(self) -> list[str]:
+        """Plugin calls that still run, timed-out and abandoned ones included, one line each."""
+        lines: list[str] = []
+        for engine in self._engines or []:
+            describe = getattr(engine, "running_calls", None)
+            if describe is not None:
+                lines.extend(describe())
+        return lines
+
+    def log_leftovers(self) -> None:
+        """Say what the process leaves behind as it exits: calls that still run (they are on
+        daemon threads, so the exit never waits for them) and threads that plugins started
+        as non-daemon threads, which Python does wait for."""
+        calls = self.running_calls()
+        if calls:
+            logger.warning(
+                "exiting without waiting for {} abandoned call(s): {}",
+                len(calls),
+                "; ".join(calls),
+            )
+        current = threading.current_thread()
+        held = [
+            t.name
+            for t in threading.enumerate()
+            if t.is_alive()
+            and not t.daemon
+            and t is not current
+            and t is not threading.main_thread()
+        ]
+        if held:
+            (logger.warning if calls else logger.info)(
+                "Python exits only once these non-daemon threads (started by plugins) end: {}",
+                ", ".join(held),
+            )
+
     def request_stop(self) -> None:
         stop = getattr(self, "_stop", None)
         if stop is not None:

@@ -209,6 +209,9 @@ class PullStep(_PluginBase):
 
     #: Seconds between the start of one call and the next.
     interval: ClassVar[float] = 5
+    #: Seconds one `pull_records` call may take; None = the config's `pull.timeout`. A call
+    #: over it is abandoned, and the step is not called again until that call has returned.
+    timeout: ClassVar[float | None] = None
 
     def pull_records(self) -> None:
         """Read the world and create or update objects. The default does nothing."""

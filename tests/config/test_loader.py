@@ -184,6 +184,7 @@ def test_bad_name(write: WriteConfig, text: str, expected: str) -> None:
             "accessor.pasword",
             "unknown key; did you mean 'password'?",
         ),
+        ("name: a\npull:\n  timout: 1", "pull.timout", "unknown key; did you mean 'timeout'?"),
         # source, base_dir and legacy are not keys of the file
         ("name: a\nbase_dir: /x", "base_dir", "unknown key"),
     ],
@@ -209,6 +210,9 @@ def test_non_string_key(write: WriteConfig) -> None:
         ("sync: {workers: 2.5}", "sync.workers", "expected an integer, got 2.5 (number)"),
         ("sync: {timeout: '5'}", "sync.timeout", "expected a number, got '5' (string)"),
         ("sync: {timeout: false}", "sync.timeout", "expected a number, got false (boolean)"),
+        ("pull: {timeout: '5'}", "pull.timeout", "expected a number, got '5' (string)"),
+        ("pull: {timeout: true}", "pull.timeout", "expected a number, got true (boolean)"),
+        ("pull: 5", "pull", "expected a mapping, got 5 (integer)"),
         ("sync: {poll_interval: [1]}", "sync.poll_interval", "expected a number, got [1] (list)"),
         ("sync: {poll_interval: .nan}", "sync.poll_interval", "expected a finite number"),
         ("sync: 5", "sync", "expected a mapping, got 5 (integer)"),
@@ -249,6 +253,8 @@ def test_wrong_types(write: WriteConfig, text: str, key: str, message: str) -> N
             "must be >= initial (10), got 5",
         ),
         ("policies: {workers: -2}", "policies.workers", "must be >= 1, got -2"),
+        ("pull: {timeout: 0}", "pull.timeout", "must be > 0, got 0.0"),
+        ("pull: {timeout: -3}", "pull.timeout", "must be > 0, got -3.0"),
         ("policies: {backoff: {max: 0}}", "policies.backoff.max", "must be > 0"),
         ("logging: {level: chatty}", "logging.level", "expected one of 'TRACE'"),
         ("logging: {format: yaml}", "logging.format", "expected one of 'text', 'json'"),
@@ -277,6 +283,14 @@ def test_ints_accepted_for_floats(write: WriteConfig) -> None:
     s = load_config(write("name: a\nsync: {timeout: 5, poll_interval: 1}\n"))
     assert s.sync.timeout == 5.0 and isinstance(s.sync.timeout, float)
     assert isinstance(s.sync.poll_interval, float)
+
+
+def test_pull_timeout(write: WriteConfig) -> None:
+    assert load_config(write("name: a\n")).pull.timeout is None
+    assert load_config(write("name: a\npull: {timeout: null}\n")).pull.timeout is None
+    s = load_config(write("name: a\npull: {timeout: 2}\n"))
+    assert s.pull.timeout == 2.0 and isinstance(s.pull.timeout, float)
+    assert load_config(write("name: a\npull: {timeout: 0.25}\n")).pull.timeout == 0.25
 
 
 # --- values: null, falsy, full file -----------------------------------------------------------
@@ -756,6 +770,7 @@ def test_from_dict_errors_name_the_source_if_any() -> None:
                 "logging",
                 "sync",
                 "policies",
+                "pull",
                 "events",
                 "plugins",
                 "metrics",

@@ -20,6 +20,7 @@ from xos_runtime.config import (
     LoggingSettings,
     PluginSettings,
     PolicySettings,
+    PullSettings,
     Settings,
     SyncSettings,
     default_store_url,
@@ -35,6 +36,7 @@ SETTINGS_CLASSES = [
     SyncSettings,
     BackoffSettings,
     PolicySettings,
+    PullSettings,
     PluginSettings,
 ]
 
@@ -58,6 +60,7 @@ def test_defaults_of_every_section() -> None:
     )
     assert s.sync == SyncSettings(workers=8, timeout=None, poll_interval=5.0)
     assert s.policies == PolicySettings(workers=4, timeout=None)
+    assert s.pull == PullSettings(timeout=None)
     assert (
         s.sync.backoff
         == s.policies.backoff
@@ -108,6 +111,8 @@ def test_legacy_keys_are_the_xos_ones() -> None:
         (lambda: SyncSettings(timeout=0), "timeout", "must be > 0"),
         (lambda: SyncSettings(poll_interval=-1.0), "poll_interval", "must be > 0"),
         (lambda: PolicySettings(workers=0), "workers", "must be >= 1"),
+        (lambda: PullSettings(timeout=0), "timeout", "must be > 0"),
+        (lambda: PullSettings(timeout=-1.5), "timeout", "must be > 0"),
         (lambda: BackoffSettings(initial=0), "initial", "must be > 0"),
         (lambda: BackoffSettings(factor=0.5), "factor", "must be >= 1"),
         (lambda: BackoffSettings(jitter=1.5), "jitter", "must be <= 1"),

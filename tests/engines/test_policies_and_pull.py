@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
+from xos_runtime import hookimpl
 from xos_runtime.host import Runtime
 
 
@@ -165,3 +167,64 @@ def test_pull_step_runs_on_its_interval(make_runtime, policies, clock) -> None:
     summary = rt.run_until_idle()
     assert summary.exit_code == 0
     assert all(s.backend_code == 1 and s.policy_code == 1 for s in rt.accessor.Site.objects.all())
+
+
+class PullOutcomes:
+    """An observer of the pull outcome hook, as a third-party plugin would be."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, Any]] = []
+
+    @hookimpl
+    def xos_runtime_pull_outcome(self, step: Any, outcome: Any) -> None:
+        self.seen.append((step, outcome))
+
+
+def _wait_for(predicate: Any, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds}s")
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("where", ["config", "step"])
+def test_a_hung_pull_times_out_and_runs_again_only_once_it_returned(
+    make_runtime, policies, clock, log_messages, monkeypatch, where
+) -> None:
+    import xrt_policy.pull as pull
+
+    if where == "config":
+        rt = make_runtime(pull={"timeout": 0.2})
+    else:
+        monkeypatch.setattr(pull.PullSites, "timeout", 0.2)
+        rt = make_runtime()
+    observer = PullOutcomes()
+    rt.plugins.plugin_manager.register(observer)
+    eng = engine(rt, "pull")
+    pull.HANG[0] = True
+    try:
+        report = eng.run_pass()  # returns once the call is over its timeout
+        assert report.outcomes["timeout"] == 1 and report.succeeded == 0
+        [(step, outcome)] = observer.seen
+        assert step is pull.PullSites
+        assert (outcome.kind, outcome.message) == ("timeout", "pull_records timed out after 0.2s")
+        [line] = eng.running_calls()
+        assert line.startswith("pull: PullSites.pull_records (timed out after 0.2s, running for")
+        for _ in range(3):  # due again, but its call still runs: not called, nothing reported
+            clock.advance(60)
+            report = eng.run_pass()
+            assert report.next_run == pytest.approx(clock.now + 60)
+        assert len(pull.CALLS) == 1 and len(observer.seen) == 1
+        assert rt.run_once().exit_code == 0  # a timed-out pull leaves no object in error
+    finally:
+        pull.RELEASE.set()
+    _wait_for(
+        lambda: any("abandoned pull_records call returned" in m for _, m in log_messages),
+        "the abandoned call returned",
+    )
+    assert eng.running_calls() == []
+    pull.HANG[0] = False
+    clock.advance(60)
+    assert eng.run_pass().succeeded == 1 and len(pull.CALLS) == 2
+    assert [o.kind for _, o in observer.seen] == ["timeout", "success"]

@@ -190,6 +190,7 @@ def test_validate_hand_built_table() -> None:
 
     class SlowPull(PullStep):
         interval = 0
+        timeout = 0
 
     table = PluginTable(
         [
@@ -214,13 +215,14 @@ def test_validate_hand_built_table() -> None:
         "plugin file f.py (NoModel) has no `model_name`: set it to the name of the model the "
         "policy polices",
         "plugin file f.py (SlowPull) interval must be a positive number of seconds, not 0",
+        "plugin file f.py (SlowPull) timeout must be a positive number of seconds or None, not 0",
         "plugin file f.py (Good) is not an EventStep subclass: it is a SyncStep subclass "
         "(declare it in the *.sync_steps group)",
     ]
 
     result = validate_plugins(table, ["Site"], skip_broken=True)
     assert [p.name for p in result.table] == ["Good", "hooks"]
-    assert len(result.failures) == 6
+    assert len(result.failures) == 7
 
     # Without the models, only the checks that do not need them run.
     unknown = PluginTable([info("sync_step", type("S", (SyncStep,), {"observes": "Nope"}))])

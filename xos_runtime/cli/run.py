@@ -66,3 +66,4 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         runtime.shutdown()
         runtime.close()
+        runtime.log_leftovers()

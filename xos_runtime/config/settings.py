@@ -41,6 +41,7 @@ __all__ = [
     "MetricsSettings",
     "PluginSettings",
     "PolicySettings",
+    "PullSettings",
     "Settings",
     "SyncSettings",
     "default_store_url",
@@ -355,6 +356,16 @@ class PolicySettings:
 
 
 @attrs.frozen(kw_only=True)
+class PullSettings:
+    """The pull engine (pull steps)."""
+
+    timeout: float | None = attrs.field(default=None, validator=_bounded(gt=0))
+    """Default time limit in seconds of one `pull_records` call (> 0; a step's `timeout`
+    wins). A call over it is abandoned and reported as timed out, and its step is not called
+    again until that call has returned. Default: None, no limit."""
+
+
+@attrs.frozen(kw_only=True)
 class EventSettings:
     """The event engine (event steps)."""
 
@@ -457,6 +468,9 @@ class Settings:
 
     policies: PolicySettings = attrs.Factory(PolicySettings)
     """The model policy engine. Default: `PolicySettings()`."""
+
+    pull: PullSettings = attrs.Factory(PullSettings)
+    """The pull engine. Default: `PullSettings()`."""
 
     events: EventSettings = attrs.Factory(EventSettings)
     """The event engine. Default: `EventSettings()`."""

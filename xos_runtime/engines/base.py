@@ -10,7 +10,7 @@ from typing import Any
 from loguru import logger
 
 from xos_runtime.engines.dag import Key
-from xos_runtime.engines.pool import Completion, WorkerPool
+from xos_runtime.engines.pool import Completion, RunningCall, WorkerPool
 from xos_runtime.engines.report import PassReport
 from xos_runtime.store import ModelAccessor, transient
 
@@ -120,6 +120,28 @@ class LoopEngine:
     @property
     def abandoned(self) -> bool:
         return self._abandoned.is_set()
+
+    def running_calls(self) -> list[str]:
+        """What this engine's workers run now, one readable line per call, oldest first.
+
+        Calls that timed out are included (they still run in their daemon threads); the host
+        logs these lines when it exits without waiting for them.
+        """
+        if self._pool is None:
+            return []
+        now = time.monotonic()
+        lines = []
+        for call in self._pool.running():
+            state = f"running for {now - call.started:.1f}s"
+            if call.timed_out and call.timeout is not None:
+                state = f"timed out after {call.timeout:g}s, {state}"
+            lines.append(f"{self.name}: {self.describe_call(call)} ({state})")
+        return lines
+
+    def describe_call(self, call: RunningCall) -> str:
+        """How `running_calls` names a call: by default its key, as `Model id` for objects."""
+        key = call.key
+        return " ".join(map(str, key)) if isinstance(key, tuple) else repr(key)
 
     def close(self) -> None:
         self.stop()

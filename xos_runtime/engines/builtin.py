@@ -56,6 +56,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             PullEngine(
                 runtime.accessor,
                 plugins.pull_steps,
+                timeout=settings.pull.timeout,
                 shared_by=lease.owner if lease is not None else None,
                 on_outcome=pull_outcome,
                 clock=runtime.clock,

@@ -39,6 +39,17 @@ class _Task:
 
 
 @attrs.frozen
+class RunningCall:
+    """A call a worker runs now: its key, when it started (monotonic seconds), its timeout,
+    and whether it timed out already (it was reported and abandoned, yet still runs)."""
+
+    key: Hashable
+    started: float
+    timeout: float | None
+    timed_out: bool
+
+
+@attrs.frozen
 class Completion:
     """A finished call: its key, its return value or exception, and how long it ran."""
 
@@ -213,6 +224,16 @@ class WorkerPool:
         for _ in range(spawns):
             self._spawn()
         return [t.key for t in tasks]
+
+    def running(self) -> list[RunningCall]:
+        """The calls running now, timed-out ones included, oldest first."""
+        with self._lock:
+            calls = [
+                RunningCall(t.key, t.started, t.timeout, t.abandoned)
+                for t in self._running.values()
+                if t.started is not None
+            ]
+        return sorted(calls, key=lambda c: c.started)
 
     def new_epoch(self) -> None:
         """Start a new batch of calls (a pass): earlier calls not yet started are dropped."""

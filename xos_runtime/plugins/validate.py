@@ -3,7 +3,8 @@
 Discovery checks the kind of whatever an entry point names (a policy behind
 `xos_runtime.sync_steps` never reaches the table); `validate_plugins` runs the other checks
 after the models are loaded: a sync step's `observes`, a policy's `model_name`, an event
-step's subscription, the numbers of `concurrency`, `timeout` and `interval`.
+step's subscription, the numbers of `concurrency`, `timeout` (sync and pull steps) and
+`interval`.
 """
 
 from __future__ import annotations
@@ -112,11 +113,13 @@ def _sync_step_problems(cls: type[SyncStep], model_names: Collection[str] | None
         ]
     if cls.concurrency is not None and not _positive_number(cls.concurrency, integer=True):
         problems.append(f"concurrency must be a positive integer or None, not {cls.concurrency!r}")
-    if cls.timeout is not None and not _positive_number(cls.timeout):
-        problems.append(
-            f"timeout must be a positive number of seconds or None, not {cls.timeout!r}"
-        )
-    return problems
+    return problems + _timeout_problems(cls.timeout)
+
+
+def _timeout_problems(timeout: object) -> list[str]:
+    if timeout is not None and not _positive_number(timeout):
+        return [f"timeout must be a positive number of seconds or None, not {timeout!r}"]
+    return []
 
 
 def _policy_problems(cls: type[ModelPolicy], model_names: Collection[str] | None) -> list[str]:
@@ -146,8 +149,10 @@ def plugin_problems(info: PluginInfo, model_names: Collection[str] | None = None
         elif issubclass(obj, EventStep):
             subscription = obj.subscription_error()
             problems = [subscription] if subscription else []
-        elif issubclass(obj, PullStep) and not _positive_number(obj.interval):
-            problems = [f"interval must be a positive number of seconds, not {obj.interval!r}"]
+        elif issubclass(obj, PullStep):
+            if not _positive_number(obj.interval):
+                problems = [f"interval must be a positive number of seconds, not {obj.interval!r}"]
+            problems += _timeout_problems(obj.timeout)
     return [f"{info.origin} {problem}" for problem in problems]
 
 
