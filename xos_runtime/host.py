@@ -34,7 +34,10 @@ from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.observe import MetricsServer, OutcomeCounters
 from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
-from xos_runtime.store import Lease, ModelAccessor, open_store
+from xos_runtime.store import HeldClaims, Lease, ModelAccessor, held_claims, open_store
+
+#: Seconds `--until-idle` waits between looks while other processes hold objects it wants.
+HELD_RECHECK = 0.25
 
 
 class Engine(Protocol):
@@ -81,10 +84,21 @@ class RunSummary:
     failed: int = 0
     in_error: int = 0
     timed_out: bool = False
+    #: Objects other processes still held when the run ended (it could not do them).
+    held: list[HeldClaims] = attrs.Factory(list)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.in_error or self.timed_out else 0
+        return 1 if self.in_error or self.timed_out or self.held else 0
+
+    def describe_held(self) -> str:
+        """One line: how many objects are held by which process."""
+        total = sum(h.count for h in self.held)
+        parts = []
+        for h in self.held:
+            note = f", {h.abandoned} of them abandoned calls" if h.abandoned else ""
+            parts.append(f"{h.count} by {h.describe()} ({h.kind}{note})")
+        return f"{total} object(s) held by other processes: " + "; ".join(parts)
 
 
 class Runtime:
@@ -240,6 +254,11 @@ class Runtime:
         intervals do not keep it running. With `timeout`, the run ends when it expires, even
         in the middle of a pass: calls still running are abandoned (they never delay the
         exit) and what did not finish stays pending.
+
+        Objects another process holds are not done: the run waits for them (each pass also
+        takes over the claims of processes that are gone). It stops waiting when all that
+        others hold are calls they abandoned after a timeout, or when `timeout` expires;
+        then `summary.held` says who holds what, and the exit code is 1.
         """
         summary = RunSummary()
         excluded: dict[str, set[Key]] = {}
@@ -258,12 +277,13 @@ class Runtime:
             timer.start()
         try:
             while True:
-                attempted = 0
+                attempted = held = 0
                 for engine in self.engines():
                     skip = excluded.setdefault(engine.name, set())
                     report = engine.run_pass(exclude=skip)
                     skip |= report.failed
                     attempted += report.attempted
+                    held += report.held_elsewhere
                     summary.attempted += report.attempted
                     summary.succeeded += report.succeeded
                     summary.failed += len(report.failed)
@@ -271,13 +291,28 @@ class Runtime:
                 if expired.is_set():
                     summary.timed_out = True
                     break
-                if attempted == 0:
+                if attempted:
+                    continue
+                if not held:
                     break
+                others = self.claims_elsewhere()
+                if others and all(h.count == h.abandoned for h in others):
+                    break  # nothing left but calls hung elsewhere: they will not finish soon
+                expired.wait(HELD_RECHECK)
         finally:
             if timer is not None:
                 timer.cancel()
+        if held or summary.timed_out:
+            summary.held = self.claims_elsewhere()
         summary.in_error = self.count_in_error()
         return summary
+
+    def claims_elsewhere(self) -> list[HeldClaims]:
+        """The claims that other processes hold on this store."""
+        if not self.shares_work:
+            return []
+        mine = self.lease.owner if self.lease is not None else None
+        return [h for h in held_claims(self.accessor.store) if h.owner != mine]
 
     def serve(self, *, install_signals: bool = True, ready: threading.Event | None = None) -> int:
         """Run every engine until SIGTERM/SIGINT (or `request_stop`), then drain; returns 0."""
@@ -323,6 +358,7 @@ class Runtime:
                 self.accessor,
                 healthy=engines_alive,
                 clock=self.clock,
+                abandoned=self.abandoned_calls,
             )
         except OSError as exc:
             raise ConfigError(
@@ -333,6 +369,10 @@ class Runtime:
         server.start()
         logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, server.port)
         return server
+
+    def abandoned_calls(self) -> dict[str, int]:
+        """Calls abandoned after a timeout that still run, by engine name."""
+        return {e.name: getattr(e, "abandoned_calls", 0) for e in self._engines or []}
 
     def running_calls(self) -> list[str]:
         """Plugin calls that still run, timed-out and abandoned ones included, one line each."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -63,8 +63,14 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(counters: OutcomeCounters, accessor: ModelAccessor, now: float) -> str:
-    """The Prometheus text exposition of the counters and of the objects' states."""
+def render_metrics(
+    counters: OutcomeCounters,
+    accessor: ModelAccessor,
+    now: float,
+    abandoned: Mapping[str, int] | None = None,
+) -> str:
+    """The Prometheus text exposition of the counters, of the calls abandoned after a
+    timeout that still run (by engine), and of the objects' states."""
     outcomes, seconds = counters.snapshot()
     lines = [
         "# HELP xos_runtime_outcomes_total Units of work finished, by engine and outcome.",
@@ -78,6 +84,13 @@ def render_metrics(counters: OutcomeCounters, accessor: ModelAccessor, now: floa
     ]
     for engine, total in sorted(seconds.items()):
         lines.append(f'xos_runtime_call_seconds_total{{engine="{engine}"}} {total:.6f}')
+    lines += [
+        "# HELP xos_runtime_abandoned_calls Calls abandoned after a timeout that have not "
+        "returned yet, by engine.",
+        "# TYPE xos_runtime_abandoned_calls gauge",
+    ]
+    for engine, n in sorted((abandoned or {}).items()):
+        lines.append(f'xos_runtime_abandoned_calls{{engine="{engine}"}} {n}')
     lines += [
         "# HELP xos_runtime_objects Objects in the store, by model and sync state.",
         "# TYPE xos_runtime_objects gauge",
@@ -102,6 +115,7 @@ class MetricsServer:
         *,
         healthy: Callable[[], bool],
         clock: Callable[[], float],
+        abandoned: Callable[[], Mapping[str, int]] = dict,
     ):
         outer = self
 
@@ -109,7 +123,7 @@ class MetricsServer:
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     try:
-                        body = render_metrics(counters, accessor, clock())
+                        body = render_metrics(counters, accessor, clock(), abandoned())
                     except Exception as exc:  # the store is down: say so, do not crash
                         self._send(503, f"store unavailable: {exc}\n")
                         return

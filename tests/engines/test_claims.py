@@ -200,3 +200,121 @@ def test_one_runtime_runs_a_pull_step_per_interval(make_runtime, policies, pg_st
     for e in engines:
         e.run_pass()
     assert len(pull.CALLS) == 2
+
+
+def test_until_idle_waits_for_objects_held_elsewhere_then_says_who_holds_them(
+    make_runtime, engine_steps, clock
+):
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 3600})
+    site = rt.accessor.Site.objects.create(name="s")
+    rt.accessor.Site.objects.create(name="free")
+    other = _other_process(rt, clock, host="elsewhere.example", pid=4242)
+    other.claim([("Site", site.id)])
+    started = time.monotonic()
+    summary = rt.run_until_idle(timeout=1.0)
+    assert time.monotonic() - started >= 1.0  # it waited for the held object
+    assert summary.succeeded == 1 and summary.exit_code == 1
+    assert summary.describe_held() == (
+        "1 object(s) held by other processes: 1 by elsewhere.example pid 4242 (sync)"
+    )
+
+
+def test_until_idle_finishes_what_another_process_releases(make_runtime, engine_steps, clock):
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 3600})
+    site = rt.accessor.Site.objects.create(name="s")
+    other = _other_process(rt, clock, host="elsewhere.example", pid=4242)
+    other.claim([("Site", site.id)])
+    timer = threading.Timer(0.5, lambda: other.release([("Site", site.id)]))
+    timer.start()
+    summary = rt.run_until_idle(timeout=30)
+    timer.join()
+    assert summary.exit_code == 0 and summary.succeeded == 1 and not summary.held
+
+
+def test_until_idle_does_not_wait_for_calls_another_process_abandoned(
+    make_runtime, engine_steps, clock
+):
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 3600})
+    site = rt.accessor.Site.objects.create(name="s")
+    other = _other_process(rt, clock, host="elsewhere.example", pid=4242)
+    other.claim([("Site", site.id)])
+    with rt.accessor.store.write() as conn:
+        other.mark_abandoned([("Site", site.id)], conn)
+    summary = rt.run_until_idle()  # no timeout: it must still end
+    assert summary.exit_code == 1
+    assert "1 of them abandoned calls" in summary.describe_held()
+
+
+def test_status_shows_processes_and_their_claims(make_runtime, engine_steps, clock):
+    from xos_runtime.engines.status import collect_status
+
+    rt = make_runtime(sync={"claims": True, "claim_ttl": 30})
+    site = rt.accessor.Site.objects.create(name="s")
+    other = _other_process(rt, clock, host="elsewhere.example", pid=4242)
+    other.claim([("Site", site.id)])
+    (p,) = collect_status(rt.accessor, clock.now).processes
+    assert (p.host, p.pid, p.state, p.claims, p.abandoned) == (
+        "elsewhere.example",
+        4242,
+        "running",
+        {"sync": 1},
+        0,
+    )
+    clock.advance(31)
+    (p,) = collect_status(rt.accessor, clock.now).processes
+    assert p.state == "expired"
+
+
+def test_a_second_run_is_refused_when_claims_are_off(installed_dists, tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(installed_dists["xrt-engine"]), str(REPO)]),
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "alone",
+                "accessor": {"endpoint": url},
+                "sync": {"claims": False},
+                "plugins": {"disabled": ["xos-runtime-demo"]},
+            }
+        )
+    )
+    cmd = [sys.executable, "-m", "xos_runtime"]
+    first = subprocess.Popen([*cmd, "run", "-C", str(config)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until the first one has registered
+            try:
+                acc = connect(url)
+                with acc.store.read() as conn:
+                    if list(conn.execute(acc.store.schema.processes.select())):
+                        break
+                acc.close()
+            except StoreError:
+                pass
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        acc.close()
+        second = subprocess.run(
+            [*cmd, "run", "-C", str(config), "--once"], env=env, capture_output=True, text=True
+        )
+        assert second.returncode == 2
+        line = second.stderr.strip().splitlines()[-1]  # after a config warning
+        assert line.startswith("xos-runtime: error: store sqlite:///")
+        assert f"pid {first.pid}" in line and "sync.claims: false" in line
+        # other commands and scripts keep working next to it
+        listed = subprocess.run(
+            [*cmd, "objects", "-C", str(config), "list", "Site"], env=env, capture_output=True
+        )
+        assert listed.returncode == 0
+    finally:
+        first.terminate()
+        assert first.wait(30) == 0
+    # once it is gone, a run may start
+    again = subprocess.run(
+        [*cmd, "run", "-C", str(config), "--once"], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr

@@ -154,6 +154,21 @@ def status(args: argparse.Namespace) -> int:
             print(line)
         if not report.counts:
             print("no objects")
+        if report.processes:
+            print()
+            print("processes working on this store:")
+        for p in report.processes:
+            held = ", ".join(f"{n} {kind} claim(s)" for kind, n in sorted(p.claims.items()))
+            line = f"  {p.host} pid {p.pid}"
+            line += f" ({p.name!r}, {p.state}" if p.name else f" ({p.state}"
+            if not p.shares_work:
+                line += ", sync.claims: false"
+            if p.lease_expires and p.state == "running":
+                line += f", lease until {_when(p.lease_expires)}"
+            line += "): " + (held or "no claims")
+            if p.abandoned:
+                line += f", {p.abandoned} abandoned call(s) still running"
+            print(line)
         return 0
     finally:
         runtime.close()

@@ -62,8 +62,11 @@ def handle(args: argparse.Namespace) -> int:
             summary.in_error,
             "; timed out" if summary.timed_out else "",
         )
-        return summary.exit_code
     finally:
         runtime.shutdown()
         runtime.close()
         runtime.log_leftovers()
+    if summary.held:
+        # the last line: what this run could not do, and who has it
+        logger.warning("{}", summary.describe_held())
+    return summary.exit_code

@@ -60,6 +60,11 @@ class LoopEngine:
             )
         return self._pool
 
+    @property
+    def abandoned_calls(self) -> int:
+        """Calls abandoned after a timeout that have not returned yet."""
+        return self._pool.abandoned if self._pool is not None else 0
+
     def call_returned(self, done: Completion) -> None:
         """An abandoned call returned (in its own thread): wake the engine to look again."""
         self._sub.post(())

@@ -8,7 +8,7 @@ import attrs
 import sqlalchemy as sa
 
 from xos_runtime.engines.backoff import data_version, read_register
-from xos_runtime.store import ModelAccessor
+from xos_runtime.store import ModelAccessor, ProcessIdentity, held_claims, read_owners
 
 
 @attrs.frozen
@@ -31,14 +31,67 @@ class ObjectStatus:
 
 
 @attrs.frozen
+class ProcessStatus:
+    """A runtime process registered on the store, and what it holds."""
+
+    host: str
+    pid: int
+    name: str
+    state: str  # running | gone (dead on this host) | expired (its lease ran out) | unknown
+    shares_work: bool
+    lease_expires: float | None
+    #: Claims per engine (`sync`, `policy`).
+    claims: dict[str, int]
+    #: Of them, calls abandoned after a timeout that have not returned yet.
+    abandoned: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
 class StatusReport:
-    """Counts per model and the objects that are not in sync."""
+    """Counts per model, the objects that are not in sync, and the processes at work."""
 
     counts: dict[str, dict[str, int]]
     objects: list[ObjectStatus]
+    processes: list[ProcessStatus] = attrs.Factory(list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"models": self.counts, "objects": [o.to_dict() for o in self.objects]}
+        return {
+            "models": self.counts,
+            "objects": [o.to_dict() for o in self.objects],
+            "processes": [p.to_dict() for p in self.processes],
+        }
+
+
+def collect_processes(accessor: ModelAccessor, now: float) -> list[ProcessStatus]:
+    """Who works on the store (registered `run` processes) and the claims each holds."""
+    store = accessor.store
+    here = ProcessIdentity.current()
+    found: dict[str, ProcessStatus] = {}
+    for o in read_owners(store):
+        found[o.owner] = ProcessStatus(
+            o.identity.host,
+            o.identity.pid,
+            o.name,
+            o.state(here, now),
+            o.shares_work,
+            o.expires,
+            {},
+            0,
+        )
+    for h in held_claims(store):
+        p = found.get(h.owner)
+        if p is None:
+            host, _, rest = h.owner.partition(":")
+            pid = rest.partition(":")[0]
+            p = found[h.owner] = ProcessStatus(
+                host, int(pid) if pid.isdigit() else 0, "", "unknown", True, None, {}, 0
+            )
+        p.claims[h.kind] = h.count
+        found[h.owner] = attrs.evolve(p, abandoned=p.abandoned + h.abandoned)
+    return list(found.values())
 
 
 class _Row:
@@ -106,4 +159,4 @@ def collect_status(accessor: ModelAccessor, now: float) -> StatusReport:
                         policy_status=str(r.get("policy_status") or ""),
                     )
                 )
-    return StatusReport(counts, objects)
+    return StatusReport(counts, objects, collect_processes(accessor, now))

@@ -8,10 +8,12 @@ from xos_runtime.store.accessor import ModelAccessor, open_store
 from xos_runtime.store.claims import (
     ClaimKey,
     Claims,
+    HeldClaims,
     Lease,
     OwnerInfo,
     ProcessIdentity,
     StoreInUse,
+    held_claims,
     read_owners,
 )
 from xos_runtime.store.health import StoreHealth, retrying, transient
@@ -28,6 +30,7 @@ __all__ = [
     "ChangeHub",
     "ClaimKey",
     "Claims",
+    "HeldClaims",
     "Lease",
     "Manager",
     "ModelAccessor",
@@ -43,6 +46,7 @@ __all__ = [
     "Subscription",
     "acting_as",
     "current_caller",
+    "held_claims",
     "normalise_url",
     "open_store",
     "parse_text",

@@ -46,10 +46,12 @@ from xos_runtime.store.sqlstore import SqlStore
 __all__ = [
     "ClaimKey",
     "Claims",
+    "HeldClaims",
     "Lease",
     "OwnerInfo",
     "ProcessIdentity",
     "StoreInUse",
+    "held_claims",
     "read_owners",
 ]
 
@@ -190,7 +192,7 @@ class Lease:
             if clash:
                 other = clash[0]
                 raise StoreInUse(
-                    f"another xos-runtime run ({other.describe()}, name {other.name!r}) uses "
+                    f"store {self.store.health.name}: another xos-runtime run ({other.describe()}, name {other.name!r}) uses "
                     f"this store with "
                     + (
                         "sync.claims: false"
@@ -442,3 +444,37 @@ class Claims:
                 )
                 out.update({(str(r.root), int(r.obj_id)): str(r.owner) for r in conn.execute(q)})
         return out
+
+
+@attrs.frozen
+class HeldClaims:
+    """What one process holds on a store: claims per engine, and abandoned calls."""
+
+    owner: str
+    process: OwnerInfo | None
+    kind: str
+    count: int
+    abandoned: int
+
+    def describe(self) -> str:
+        if self.process is None:
+            return f"an unregistered process ({self.owner})"
+        return self.process.describe()
+
+
+def held_claims(store: SqlStore) -> list[HeldClaims]:
+    """Every process's claims on `store`, by owner and engine (for `status`, `--until-idle`)."""
+    c = store.schema.claims
+    abandoned = sa.func.sum(sa.case((c.c.abandoned == sa.true(), 1), else_=0))
+    q = (
+        sa.select(c.c.owner, c.c.kind, sa.func.count(), abandoned)
+        .group_by(c.c.owner, c.c.kind)
+        .order_by(c.c.owner, c.c.kind)
+    )
+    with store.read() as conn:
+        owners = {o.owner: o for o in read_owners(store, conn)}
+        rows = list(conn.execute(q))
+    return [
+        HeldClaims(str(owner), owners.get(str(owner)), str(kind), int(n), int(a or 0))
+        for owner, kind, n, a in rows
+    ]
