@@ -180,6 +180,7 @@ class SyncEngine(LoopEngine):
         """One sync phase and one deletion phase. Objects in `exclude` are not attempted."""
         skip = set(exclude)
         if self.claims is not None:
+            self.claims.lease.start_heartbeat()
             self.claims.lease.reap(["sync"])  # a gone process's objects are ours to take
         report = self.run_phase(deleted=False, exclude=skip)
         if not self.stopping:
@@ -348,8 +349,9 @@ class _Dispatch:
         self.to_release: list[Key] = []
         self.to_keep: list[Key] = []
         self.unflushed_since: float | None = None
-        #: Objects in hand (running or claimed to start) that make a claim batch worth it.
-        self.claim_target = 2 * engine.options.workers
+        #: Objects in hand (running or claimed to start) after a claim: a small multiple of
+        #: the workers, so that several processes share a pass.
+        self.claim_target = 4 * engine.options.workers
 
     def run(self) -> None:
         for item in self.items.values():
@@ -423,57 +425,68 @@ class _Dispatch:
             in_hand = self.running + len(self.startable)
             if in_hand > self.engine.options.workers:
                 return  # enough to do: claim when workers free up
-            batch: list[Key] = []
-            while self.ready and len(batch) < self.claim_target - in_hand:
-                key = self.ready.popleft()
-                if self.items[key].state == "pending":
-                    batch.append(key)
-            if batch:
-                self._claim(batch)
+            self._claim(self._next_batch(in_hand))
             if in_hand or self.startable:
                 return  # one batch at a time while there is work in hand
 
+    def _next_batch(self, in_hand: int) -> list[Key]:
+        batch: list[Key] = []
+        while self.ready and len(batch) < self.claim_target - in_hand:
+            key = self.ready.popleft()
+            if self.items[key].state == "pending":
+                batch.append(key)
+        return batch
+
     def _claim(self, batch: list[Key]) -> None:
-        assert self.claims is not None
-        held = self.claims.claim(batch)
+        """Claim `batch`, storing what finished in the same transaction (one per batch)."""
+        claims = self.claims
+        assert claims is not None
+        engine = self.engine
+        held: set[Key] = set()
+        rows: dict[Key, dict[str, Any]] = {}
+
+        def claim(conn: Connection) -> None:
+            held.clear()
+            rows.clear()
+            held.update(claims.claim_in(conn, batch))
+            # in the claim's transaction: whatever another process finished before it
+            # released the object is visible here
+            rows.update(engine.accessor.load_rows(held, conn))
+
+        self._flush(claim if batch else None)
+        now = engine.clock()
+        self.mine |= held
         for key in batch:
+            item, row = self.items[key], rows.get(key)
             if key not in held:
-                item = self.items[key]
                 item.state = "claimed"
                 self.report.held_elsewhere += 1
                 self._hold_dependents(item, None)
-        if not held:
-            return
-        self.mine |= held
-        engine = self.engine
-        rows = retrying(lambda: engine.accessor.load_rows(held), what="reading claimed objects")
-        now = engine.clock()
-        drop: list[Key] = []
-        for key in batch:
-            if key not in held:
                 continue
-            item, row = self.items[key], rows.get(key)
             if row is None or bool(row["deleted"]) != self.deleted:
-                drop.append(key)  # purged, or deleted or undeleted meanwhile
-                self._release_dependents(item)
+                self._drop(item, "done")  # purged, or deleted or undeleted meanwhile
                 continue
             fresh = type(item.obj)._from_row(row)
             version = data_version(fresh)
             enacted = row["enacted"]
             if not self.deleted and enacted is not None and enacted >= version:
-                drop.append(key)  # done elsewhere since we read it: dependents go on
-                item.state = "done"
-                self._release_dependents(item)
+                self._drop(item, "done")  # done elsewhere since we read it
             elif not is_ready(read_register(row["backend_register"]), version, now):
-                drop.append(key)  # failed elsewhere meanwhile: it holds its dependents
-                item.state = "claimed"
-                self._hold_dependents(item, None)
+                self._drop(item, "claimed")  # failed elsewhere meanwhile: it holds dependents
             else:
                 item.obj, item.version = fresh, version  # the latest data goes to the step
                 self.startable.append(key)
-        if drop:
-            self.claims.release(drop)
-            self.mine.difference_update(drop)
+
+    def _drop(self, item: _Item, state: str) -> None:
+        """A claimed object another process dealt with meanwhile; release it soon."""
+        item.state = state
+        self.to_release.append(item.key)
+        if self.unflushed_since is None:
+            self.unflushed_since = time.monotonic()
+        if state == "done":
+            self._release_dependents(item)
+        else:
+            self._hold_dependents(item, None)
 
     def _start_ready(self) -> None:
         engine = self.engine
@@ -633,7 +646,8 @@ class _Dispatch:
             self.engine.report(self.engine.on_outcome, item.step, item.obj, blocked)
 
     def _maybe_flush(self) -> None:
-        """Write when `flush_size` outcomes are waiting or the oldest waited long enough."""
+        """Write when `flush_size` outcomes are waiting or the oldest waited long enough;
+        with claims, take the next batch in the same transaction when workers run short."""
         if self.unflushed_since is None:
             return
         options = self.engine.options
@@ -641,18 +655,30 @@ class _Dispatch:
             self.writes.size >= options.flush_size
             or time.monotonic() - self.unflushed_since >= options.flush_interval
         ):
-            self._flush()
+            in_hand = self.running + len(self.startable)
+            if (
+                self.claims is not None
+                and self.ready
+                and in_hand <= options.workers
+                and not self.engine.stopping
+            ):
+                self._claim(self._next_batch(in_hand))
+            else:
+                self._flush()
 
-    def _flush(self) -> None:
-        """Store the outcomes, release their claims (same transaction), run follow-ups."""
+    def _flush(self, then: Callable[[Connection], None] | None = None) -> None:
+        """Store the outcomes and release their claims in one transaction (with `then`, the
+        next claim), then run the steps' `after_sync_save` follow-ups."""
         release, keep = self.to_release, self.to_keep
         claims = self.claims
-        if self.writes.size or release or keep:
+        if self.writes.size or release or keep or then is not None:
 
             def also(conn: Connection) -> None:
                 if claims is not None:
                     claims.release(release, conn)
                     claims.mark_abandoned(keep, conn)
+                if then is not None:
+                    then(conn)
 
             retrying(
                 lambda: self.writes.flush(also),

@@ -39,6 +39,7 @@ class OutcomeWriter:
         self.updates: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
         self.purges: list[ModelObject] = []
         self.size = 0
+        self._statements: dict[tuple[str, tuple[str, ...]], tuple[str, sa.Update]] = {}
 
     def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
         root = self.accessor.models.root(obj._meta.name)
@@ -48,6 +49,20 @@ class OutcomeWriter:
         if obj._orig is not None:
             obj._orig.update(values)
         self.size += 1
+
+    def _statement(self, root: str, columns: tuple[str, ...]) -> tuple[str, sa.Update]:
+        """The UPDATE of `columns` by id (built once per writer), and its parameter prefix."""
+        found = self._statements.get((root, columns))
+        if found is None:
+            table = self.accessor.store.table(root)
+            p = param_prefix(table.c.keys())
+            stmt = (
+                sa.update(table)
+                .where(table.c.id == sa.bindparam(f"{p}id"))
+                .values({c: sa.bindparam(f"{p}{c}") for c in columns})
+            )
+            found = self._statements[(root, columns)] = (p, stmt)
+        return found
 
     def purge(self, obj: ModelObject) -> None:
         self.purges.append(obj)
@@ -65,13 +80,7 @@ class OutcomeWriter:
         touched: set[str] = set()
         with store.write(touched) as conn:
             for (root, columns), updates in sorted(self.updates.items()):
-                table = store.table(root)
-                p = param_prefix(table.c.keys())
-                stmt = (
-                    sa.update(table)
-                    .where(table.c.id == sa.bindparam(f"{p}id"))
-                    .values({c: sa.bindparam(f"{p}{c}") for c in columns})
-                )
+                p, stmt = self._statement(root, columns)
                 params = [{f"{p}{k}": v for k, v in u.items()} for u in sorted(updates, key=_by_id)]
                 conn.execute(stmt, params)
             by_leaf: dict[str, list[int]] = {}

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
@@ -157,10 +158,13 @@ class ModelAccessor:
             ],
         )
 
-    def load_rows(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    def load_rows(
+        self, keys: Iterable[tuple[str, int]], conn: Connection | None = None
+    ) -> dict[tuple[str, int], dict[str, Any]]:
         """Rows by `(root model, id)`, live or deleted, one query per hierarchy table.
 
-        For engines that walk links or re-read what they claimed; missing rows are absent.
+        For engines that walk links or re-read what they claimed (inside `conn`, the claim's
+        transaction, when given); missing rows are absent.
         """
         by_root: dict[str, list[int]] = {}
         for root, oid in keys:
@@ -168,7 +172,7 @@ class ModelAccessor:
         found: dict[tuple[str, int], dict[str, Any]] = {}
         for root, ids in by_root.items():
             table = self.store.table(root)
-            for row in self.store.select(root, [table.c.id.in_(ids)]):
+            for row in self.store.select(root, [table.c.id.in_(ids)], conn=conn):
                 found[(root, int(row["id"]))] = row
         return found
 

@@ -192,8 +192,8 @@ class Lease:
             if clash:
                 other = clash[0]
                 raise StoreInUse(
-                    f"store {self.store.health.name}: another xos-runtime run ({other.describe()}, name {other.name!r}) uses "
-                    f"this store with "
+                    f"store {self.store.health.name}: another xos-runtime run "
+                    f"({other.describe()}, name {other.name!r}) uses this store with "
                     + (
                         "sync.claims: false"
                         if not other.shares_work
@@ -351,43 +351,68 @@ class Claims:
         return self.lease.owner
 
     def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
-        """Claim what no process holds; returns the keys this call obtained.
+        """Claim what no process holds, in a transaction of its own; returns what it got."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        self.lease.start_heartbeat()
+
+        def run() -> set[ClaimKey]:
+            with self.store.write() as conn:
+                return self.claim_in(conn, wanted)
+
+        return retrying(run, what="claiming objects")
+
+    def claim_in(self, conn: Connection, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        """Claim what no process holds, inside `conn`; returns the keys obtained.
+
+        The lease must be registered first (`lease.start_heartbeat()`, outside `conn`).
 
         A key this owner already holds (an abandoned call still running) is not returned:
-        it is busy. Keys go in sorted order, in chunks, each chunk its own transaction.
+        it is busy. Keys go in sorted order, so that two processes claiming overlapping
+        batches take their row locks in the same order and never wait on each other in a
+        cycle.
         """
         wanted = sorted(set(keys))
         if not wanted:
             return set()
-        self.lease.register()
+        stmt = self._claim_stmt
         got: set[ClaimKey] = set()
-        t = self.table
         for start in range(0, len(wanted), _CHUNK):
             rows = [
                 {"kind": self.kind, "root": r, "obj_id": i, "owner": self.owner, "abandoned": False}
                 for r, i in wanted[start : start + _CHUNK]
             ]
-            stmt = (
-                _insert(self.store, t)
-                .values(rows)
-                .on_conflict_do_nothing()
-                .returning(t.c.root, t.c.obj_id)
-            )
-
-            def run(stmt: sa.Insert = stmt) -> set[ClaimKey]:
-                with self.store.write() as conn:
-                    return {(str(r.root), int(r.obj_id)) for r in conn.execute(stmt)}
-
-            got |= retrying(run, what="claiming objects")
+            got |= {(str(r.root), int(r.obj_id)) for r in conn.execute(stmt, rows)}
         return got
 
-    def _where_keys(self, keys: Sequence[ClaimKey]) -> list[sa.ColumnElement[bool]]:
+    @functools.cached_property
+    def _one(self) -> sa.ColumnElement[bool]:
+        """A filter on one claim of this owner (one statement, executed for many keys)."""
         t = self.table
-        return [
+        return sa.and_(
             t.c.kind == self.kind,
             t.c.owner == self.owner,
-            sa.tuple_(t.c.root, t.c.obj_id).in_(sorted(keys)),
-        ]
+            t.c.root == sa.bindparam("k_root"),
+            t.c.obj_id == sa.bindparam("k_obj_id"),
+        )
+
+    @functools.cached_property
+    def _release_stmt(self) -> sa.Delete:
+        return sa.delete(self.table).where(self._one)
+
+    @functools.cached_property
+    def _abandon_stmt(self) -> sa.Update:
+        return sa.update(self.table).where(self._one).values(abandoned=True)
+
+    @functools.cached_property
+    def _claim_stmt(self) -> Any:
+        t = self.table
+        return _insert(self.store, t).on_conflict_do_nothing().returning(t.c.root, t.c.obj_id)
+
+    @staticmethod
+    def _params(keys: Iterable[ClaimKey]) -> list[dict[str, Any]]:
+        return [{"k_root": r, "k_obj_id": i} for r, i in sorted(set(keys))]
 
     def release(self, keys: Iterable[ClaimKey], conn: Connection | None = None) -> None:
         """Drop these claims; inside `conn` (the outcome transaction) when given."""
@@ -395,10 +420,7 @@ class Claims:
         if not todo:
             return
         if conn is not None:
-            for start in range(0, len(todo), _CHUNK):
-                conn.execute(
-                    sa.delete(self.table).where(*self._where_keys(todo[start : start + _CHUNK]))
-                )
+            conn.execute(self._release_stmt, self._params(todo))
             return
 
         def run() -> None:
@@ -409,13 +431,9 @@ class Claims:
 
     def mark_abandoned(self, keys: Iterable[ClaimKey], conn: Connection) -> None:
         """Keep these claims while their timed-out calls run on; `status` shows them."""
-        todo = sorted(set(keys))
-        for start in range(0, len(todo), _CHUNK):
-            conn.execute(
-                sa.update(self.table)
-                .where(*self._where_keys(todo[start : start + _CHUNK]))
-                .values(abandoned=True)
-            )
+        params = self._params(keys)
+        if params:
+            conn.execute(self._abandon_stmt, params)
 
     def release_all(self, keep: Iterable[ClaimKey] = ()) -> None:
         """Drop every claim of this kind and owner except `keep` (calls still running)."""
