@@ -349,3 +349,32 @@ def test_second_process_without_claims_refuses_to_start(make_cluster, backend):
     )
     assert first.alive()
     finish(cluster, expected=keys)
+
+
+# -- (i) extra: change notifications across processes ---------------------------------------
+
+
+def test_changes_wake_runtimes_whatever_their_application_name(make_cluster):
+    """A write by one client wakes a runtime on PostgreSQL at once (LISTEN/NOTIFY), also when
+    each gives its connections its own `application_name` (as this harness does)."""
+    cluster = make_cluster("postgresql", workers=W, poll_interval=10)
+    acc = cluster.accessor  # its store URL has no application_name, the runtime's has one
+    proc = cluster.start()
+    latencies = []
+    for i in range(2):
+        saved = time.time()
+        root = acc.Root.objects.create(name=f"late{i}")
+
+        def started(key: str = f"Root:{root.id}") -> float | None:
+            calls = cluster.calllog().by_key().get(key, [])
+            return calls[0].start if calls else None
+
+        latencies.append(cluster.wait_for(started, 30, f"Root {root.id} synced") - saved)
+        # the next save lands while the runtime sleeps (up to poll_interval) after this pass
+        cluster.wait_for(lambda: not cluster.pending(), 30, "the outcome stored")
+    print(f"save -> sync_record: {[round(x, 2) for x in latencies]} s")
+    assert max(latencies) < 2, (
+        f"save -> sync_record took {max(latencies):.1f} s (poll_interval 10 s): the runtime "
+        f"(application_name {cluster.application_name(proc.index)}) was not notified"
+    )
+    finish(cluster)
