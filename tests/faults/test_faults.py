@@ -256,9 +256,8 @@ def test_hanging_steps_time_out(make_cluster, backend):
     status = cluster.cli("status", "-C", str(cluster.config(None)), timeout=30)
     assert status.returncode == 0, status.stderr
     for k in hang_keys:
-        assert re.search(
-            rf"Root {k.split(':')[1]} 'c\d+-root': sync_record timed out", status.stdout
-        ), f"status does not show {k} as timed out:\n{status.stdout}"
+        shown = rf"Root {k.split(':')[1]} 'c\d+-root': [^\n]*timed out"
+        assert re.search(shown, status.stdout), f"status does not show {k}:\n{status.stdout}"
     started = time.monotonic()
     finish(cluster, expected=ok_keys, may_stay_pending=held_back)
     took = time.monotonic() - started
