@@ -107,7 +107,9 @@ def settle() -> None:
 
 def violations(c: Cluster, keys: list[str]) -> list[str]:
     found = c.calllog().check(workers=WORKERS, expected=keys)
-    return [f"{kind}: {len(items)} (first: {items[0]})" for kind, items in found.items() if items]
+    return [
+        f"{kind}: {len(items)} (first: {items[0][:300]})" for kind, items in found.items() if items
+    ]
 
 
 # -- throughput ---------------------------------------------------------------------------
