@@ -230,7 +230,7 @@ class CallLog:
 
     def missing(self, expected: Iterable[str]) -> list[str]:
         done = self.synced()
-        lost = sorted(set(expected) - done)
+        lost = sorted(set(expected) - done, key=_natural)
         return [f"{len(lost)} objects never synced successfully: {lost[:40]}"] if lost else []
 
     def check(

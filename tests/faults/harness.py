@@ -71,6 +71,8 @@ class Proc:
         self.killed_at: float | None = None
         self.exited_at: float | None = None
         self.terminated_at: float | None = None
+        #: Exits on its own (`--until-idle`, `--once`, or a test that expects it to stop).
+        self.expect_exit = "--until-idle" in argv or "--once" in argv
         self.started_at = time.time()
 
     @property
