@@ -142,7 +142,10 @@ class SqlStore:
             return ChangeHub(channel_dir_for(db) if db and db != ":memory:" else None)
         if self.dialect != "postgresql":
             return ChangeHub(None)
-        self.pg_channel = channel_for(self.url.render_as_string(hide_password=True))
+        # One channel per database and schema: connection options that do not change which
+        # data the URL reaches (the client's name) must not split the processes' channels.
+        same_data = self.url.difference_update_query(["application_name"])
+        self.pg_channel = channel_for(same_data.render_as_string(hide_password=True))
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
         def connect() -> object:
