@@ -5,6 +5,7 @@ their work with `acting_as(...)` so that saves move the right timestamps.
 """
 
 from xos_runtime.store.accessor import ModelAccessor, open_store
+from xos_runtime.store.attempts import Attempts, EventAttempts
 from xos_runtime.store.claims import ClaimKey, Claims, new_owner
 from xos_runtime.store.notify import ChangeHub, Subscription
 from xos_runtime.store.objects import ModelObject
@@ -14,10 +15,12 @@ from xos_runtime.store.tracking import CallerKind, MonotonicClock, acting_as, cu
 from xos_runtime.store.values import parse_text
 
 __all__ = [
+    "Attempts",
     "CallerKind",
     "ChangeHub",
     "ClaimKey",
     "Claims",
+    "EventAttempts",
     "Manager",
     "ModelAccessor",
     "ModelObject",

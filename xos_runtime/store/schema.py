@@ -22,6 +22,7 @@ from xos_runtime.models.definitions import Field, ModelSet
 
 META_TABLE = "xos_runtime_meta"
 CLAIMS_TABLE = "xos_runtime_claims"
+ATTEMPTS_TABLE = "xos_runtime_event_attempts"
 
 
 class UInt64(sa.types.TypeDecorator[int]):
@@ -80,6 +81,18 @@ class Schema:
             sa.Column("obj_id", sa.BigInteger, primary_key=True, autoincrement=False),
             sa.Column("owner", sa.String(200), nullable=False, index=True),
             sa.Column("expires", sa.Float(precision=53), nullable=False, index=True),
+        )
+        # Failed calls of event messages not yet committed (`attempts.py`).
+        self.event_attempts = sa.Table(
+            ATTEMPTS_TABLE,
+            self.metadata,
+            sa.Column("consumer_group", sa.String(255), primary_key=True),
+            sa.Column("topic", sa.String(255), primary_key=True),
+            sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("offset", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("attempts", sa.Integer, nullable=False),
+            sa.Column("last_error", sa.Text, nullable=False),
+            sa.Column("next_run", sa.Float(precision=53), nullable=False),
         )
         self.tables: dict[str, sa.Table] = {}
         self._table_of: dict[str, sa.Table] = {}
