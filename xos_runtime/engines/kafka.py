@@ -127,6 +127,25 @@ def _event(record: Any) -> Event:
     )
 
 
+def _drop_parked(consumer: KafkaConsumer, tp: _KafkaTP) -> None:
+    """Work around a kafka-python 3.0 bug that stalls a resumed partition for good.
+
+    kafka-python 3.0 keeps ("parks") records it fetched for a partition that is paused
+    (KAFKA-7548), and hands them back after `resume` only when no other partition's record
+    set is in line. But a drained record set stays in line for ever (it is emptied, never
+    cleared), so the parked records are never handed back, and a partition with parked
+    records is never fetched again. The engine always seeks a partition before it pauses
+    it, so whatever is parked is behind the wanted position anyway: dropping it makes the
+    partition fetched again from there. A no-op on versions without that buffer.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    parked = getattr(fetcher, "_paused_partition_records", None)
+    if isinstance(parked, dict):
+        records = parked.pop(tp, None)
+        if records is not None:
+            records.drain()
+
+
 class _KafkaConsumer:
     """A `Consumer` over one kafka-python `KafkaConsumer` (a member of `group`)."""
 
@@ -195,6 +214,7 @@ class _KafkaConsumer:
 
     def resume(self, tp: TopicPartition) -> None:
         self._on_partition("resume", tp)
+        _drop_parked(self._consumer, _KafkaTP(*tp))
 
     def wakeup(self) -> None:
         # kafka-python has no wakeup(): a poll returns within its (short) timeout anyway
