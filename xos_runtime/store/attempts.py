@@ -12,7 +12,9 @@ messages that are failing now.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -80,25 +82,29 @@ class EventAttempts:
         offset, last offset)` (both included); messages never failed are absent."""
         if not spans:
             return {}
-        t = self.table
-        where = sa.or_(
-            *(
-                sa.and_(
-                    t.c.topic == topic,
-                    t.c.partition == partition,
-                    t.c.offset.between(first, last),
-                )
-                for (topic, partition), (first, last) in spans.items()
-            )
-        )
-        query = sa.select(t).where(t.c.consumer_group == self.group, where)
+        found: dict[MessageKey, Attempts] = {}
         with self.store.read() as conn:
-            return {
-                (r.topic, int(r.partition), int(r.offset)): Attempts(
-                    int(r.attempts), str(r.last_error), float(r.next_run)
+            for (topic, partition), (first, last) in spans.items():
+                rows = conn.execute(
+                    self._span,
+                    {"g": self.group, "t": topic, "p": partition, "lo": first, "hi": last},
                 )
-                for r in conn.execute(query)
-            }
+                for r in rows:
+                    found[(topic, partition, int(r.offset))] = Attempts(
+                        int(r.attempts), str(r.last_error), float(r.next_run)
+                    )
+        return found
+
+    @functools.cached_property
+    def _span(self) -> sa.Select[Any]:
+        # built once: the engine reads a span for each polled batch
+        t = self.table
+        return sa.select(t.c.offset, t.c.attempts, t.c.last_error, t.c.next_run).where(
+            t.c.consumer_group == sa.bindparam("g"),
+            t.c.topic == sa.bindparam("t"),
+            t.c.partition == sa.bindparam("p"),
+            t.c.offset.between(sa.bindparam("lo"), sa.bindparam("hi")),
+        )
 
     def forget(self, committed: Mapping[PartitionKey, int]) -> None:
         """Drop the rows of the messages below the committed offsets (`(topic, partition) ->
