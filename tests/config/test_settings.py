@@ -17,6 +17,7 @@ from xos_runtime.config import (
     AccessorSettings,
     BackoffSettings,
     EventBusSettings,
+    EventSettings,
     LoggingSettings,
     PluginSettings,
     PolicySettings,
@@ -67,6 +68,8 @@ def test_defaults_of_every_section() -> None:
         == BackoffSettings(initial=1.0, factor=2.0, max=300.0, jitter=0.1)
     )
     assert s.plugins == PluginSettings(skip_broken=False, disabled=[])
+    assert s.events == EventSettings(max_attempts=3, dead_letter_topic=None)
+    assert EventSettings(dead_letter_topic="xos.dead-letters_1").dead_letter_topic
     assert s.legacy == {}
 
 
@@ -131,6 +134,9 @@ def test_legacy_keys_are_the_xos_ones() -> None:
         (lambda: AccessorSettings(endpoint="http://"), "endpoint", "no host"),
         (lambda: AccessorSettings(endpoint="sqlite+x:///a"), "endpoint", "unknown URL scheme"),
         (lambda: Settings(name=""), "name", "must not be empty"),
+        (lambda: EventSettings(dead_letter_topic=""), "dead_letter_topic", "topic name"),
+        (lambda: EventSettings(dead_letter_topic="a b"), "dead_letter_topic", "got 'a b'"),
+        (lambda: EventSettings(dead_letter_topic=".."), "dead_letter_topic", "topic name"),
     ],
 )
 def test_value_rules(build: object, key: str, fragment: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import logging
 import os
 import shutil
 import signal
@@ -21,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from xos_runtime import hookimpl
 from xos_runtime.engines.bus import MemoryBus, Subscription
+from xos_runtime.engines.delivery import ATTEMPTS_HEADER, ERROR_HEADER
 from xos_runtime.host import Runtime
+from xos_runtime.store import EventAttempts
 
 # kafka-python 3.0 reads its protocol schemas with a deprecated importlib.resources call
 pytestmark = pytest.mark.filterwarnings(r"ignore:(read|open)_text is deprecated:DeprecationWarning")
@@ -83,6 +87,24 @@ class OutcomeRecorder:
 
 def site_names(rt: Runtime) -> list[str]:
     return sorted(s.name for s in rt.accessor.Site.objects.all())
+
+
+class LogRecords(list):  # type: ignore[type-arg]
+    """The loguru records logged during a test (every level)."""
+
+    def messages(self, level: str | None = None) -> list[str]:
+        return [r["message"] for r in self if level is None or r["level"].name == level]
+
+    def with_text(self, text: str) -> list[Any]:
+        return [r for r in self if text in r["message"]]
+
+
+@pytest.fixture
+def log_records() -> Iterator[LogRecords]:
+    records = LogRecords()
+    sink = logger.add(lambda m: records.append(m.record), level="DEBUG", format="{message}")
+    yield records
+    logger.remove(sink)
 
 
 # -- the in-process bus ---------------------------------------------------------------------------
@@ -240,6 +262,58 @@ def test_a_permanent_failure_is_skipped_at_once(make_runtime, events) -> None:
     assert rt.event_bus.committed("engine-test.site_events") == {("xrt.sites", 0): 2}
 
 
+def test_each_failed_call_is_one_line_and_its_traceback_is_at_debug(
+    make_runtime, events, clock, log_records
+) -> None:
+    rt = make_runtime()
+    eng = engine(rt, "events")
+    rt.event_bus.publish("xrt.sites", None, site_message("poison", fail=True))
+    for _ in range(4):
+        eng.run_pass()
+        clock.advance(60)
+    told = [r for r in log_records if "poison" in r["message"] and r["level"].no >= 20]
+    assert [r["level"].name for r in told] == ["WARNING", "WARNING", "ERROR"]
+    assert all(r["exception"] is None for r in told)  # no traceback at INFO and above
+    assert told[0]["message"] == (
+        "site_events: message at xrt.sites[0] offset 0 failed (attempt 1 of 3): "
+        "cannot take poison; retrying in 1s"
+    )
+    assert told[2]["message"] == (
+        "site_events: skipping the message at xrt.sites[0] offset 0 after 3 attempt(s): "
+        "cannot take poison"
+    )
+    tracebacks = [r for r in log_records if r["exception"] is not None]
+    assert len(tracebacks) == 3 and {r["level"].name for r in tracebacks} == {"DEBUG"}
+
+
+def test_a_dead_letter_that_cannot_be_sent_holds_its_message(make_runtime, events, clock) -> None:
+    rt = make_runtime(events={"max_attempts": 1, "dead_letter_topic": "xrt-dead"})
+    bus, eng = rt.event_bus, engine(rt, "events")
+    real_publish, refusals = bus.publish, [2]
+
+    def publish(topic: str, *args: Any, **kwargs: Any) -> None:
+        if topic == "xrt-dead" and refusals[0]:
+            refusals[0] -= 1
+            raise RuntimeError("the dead letter topic is away")
+        real_publish(topic, *args, **kwargs)
+
+    bus.publish = publish  # type: ignore[method-assign]
+    bus.publish("xrt.sites", None, site_message("poison", fail=True))
+    bus.publish("xrt.sites", None, site_message("behind"))
+    for wait in (1, 2):  # the first send fails, then its retry: the message is held
+        report = eng.run_pass()
+        assert report.next_run == pytest.approx(clock.now + wait)
+        assert site_names(rt) == [] and bus.committed("engine-test.site_events") == {}
+        clock.advance(wait)
+    eng.run_pass()  # sent at last: committed, and the partition goes on
+    assert site_names(rt) == ["behind"]
+    assert [json.loads(e.value)["name"] for e in events.calls("SiteEvents")] == [
+        "poison",  # called once only: its one attempt was used up before the sends failed
+        "behind",
+    ]
+    assert bus.end_offsets("xrt-dead") == {0: 1}
+
+
 def test_event_step_saves_follow_the_pull_and_event_rules(make_runtime, events) -> None:
     rt = make_runtime()
     bus, eng, sync = rt.event_bus, engine(rt, "events"), engine(rt, "sync")
@@ -388,10 +462,14 @@ FAST = {
 }
 
 
-def kafka_runtime(make_runtime: Callable[..., Runtime], broker: Broker, name: str) -> Runtime:
+def kafka_runtime(
+    make_runtime: Callable[..., Runtime], broker: Broker, name: str, **sections: Any
+) -> Runtime:
     from xos_runtime.engines.kafka import KafkaBus
 
-    rt = make_runtime(name=name, event_bus={"kind": "kafka", "endpoint": broker.servers})
+    rt = make_runtime(
+        name=name, event_bus={"kind": "kafka", "endpoint": broker.servers}, **sections
+    )
     rt.event_bus = KafkaBus([broker.servers], consumer_options=FAST)
     return rt
 
@@ -448,7 +526,9 @@ def test_kafka_passes_commit_after_handling(make_runtime, events, kafka) -> None
 
 
 @pytest.mark.slow
-def test_kafka_serve_survives_a_broker_restart(make_runtime, events, kafka) -> None:
+def test_kafka_serve_survives_a_broker_restart(
+    make_runtime, events, kafka, log_records, caplog
+) -> None:
     rt = kafka_runtime(make_runtime, kafka, f"kt-{uuid.uuid4().hex[:8]}")
     eng = engine(rt, "events")
     prod = producer(kafka)
@@ -457,7 +537,13 @@ def test_kafka_serve_survives_a_broker_restart(make_runtime, events, kafka) -> N
     try:
         prod.send("xrt.sites", site_message("before"), partition=0).get(10)
         wait_for(lambda: "before" in site_names(rt), 30)
-        kafka.restart()  # in-memory storage: topics, offsets and groups are gone
+        outage = len(log_records)
+        kafka.stop()  # the broker goes away...
+        wait_for(lambda: log_records.with_text("is away"), 30)
+        kafka.start()  # ...and comes back, empty (in-memory storage)
+        (back,) = wait_for(lambda: log_records.with_text("is back after"), 30)
+        during = log_records[outage : log_records.index(back) + 1]
+        told = [r for r in during if r["level"].no >= 20]  # INFO and above
         assert thread.is_alive()
         # The harness, not the engine, must cope with what the broker forgot: a producer that
         # knew the topic writes where no consumer reads until the topic exists again, and a
@@ -475,3 +561,277 @@ def test_kafka_serve_survives_a_broker_restart(make_runtime, events, kafka) -> N
         thread.join(10)
     assert not thread.is_alive() and time.monotonic() - start < 5
     prod.close()
+    # the outage is told in two lines, once each, with no traceback
+    (away,) = log_records.with_text("is away")
+    assert away["level"].name == "WARNING" and back["level"].name == "INFO"
+    assert log_records.with_text("is back after") == [back]
+    assert [r["message"] for r in told] == [away["message"], back["message"]]
+    assert away["message"].startswith(f"Kafka broker {kafka.servers} is away: no connection")
+    gone = float(back["message"].rsplit(" ", 1)[1].rstrip("s"))
+    assert 2 <= gone < 30
+    assert all(r["exception"] is None for r in log_records if r["level"].no >= 20)
+    # kafka-python's own records (a few a second during the outage) are passed on at DEBUG
+    kafka_records = [r for r in caplog.records if r.name.split(".")[0] == "kafka"]
+    assert kafka_records and {r.levelname for r in kafka_records} == {"DEBUG"}
+
+
+# -- failing messages: the same on either bus -----------------------------------------------------
+
+
+class Unclosed:
+    """A shared bus as one runtime sees it: closing the runtime leaves the bus alone (the
+    bus plays a broker that outlives the runtimes)."""
+
+    def __init__(self, bus: Any):
+        self._bus = bus
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bus, name)
+
+    def close(self) -> None:
+        pass
+
+
+class Buses:
+    """The runtimes of one test, all with one set of consumer groups on one bus: a shared
+    `MemoryBus` with 4 partitions, or the Kafka broker (topic `xrt.sites`, 4 partitions)."""
+
+    def __init__(self, kind: str, make_runtime: Callable[..., Runtime], request: Any):
+        self.kind = kind
+        self.make_runtime = make_runtime
+        self.name = f"kt-{uuid.uuid4().hex[:8]}"
+        self.memory = MemoryBus(partitions=4) if kind == "memory" else None
+        self.broker: Broker | None = None
+        if kind == "kafka":
+            self.broker = request.getfixturevalue("kafka")
+            create_topic(self.broker, "xrt.sites", partitions=4)
+
+    def runtime(self, **sections: Any) -> Runtime:
+        if self.broker is not None:
+            return kafka_runtime(self.make_runtime, self.broker, self.name, **sections)
+        rt = self.make_runtime(name=self.name, **sections)
+        rt.event_bus = Unclosed(self.memory)  # type: ignore[assignment]
+        return rt
+
+    def read(self, rt: Runtime, topic: str, count: int, timeout: float = 30) -> list[Any]:
+        """`count` messages of `topic` (read in a consumer group of their own)."""
+        consumer = rt.event_bus.consumer(f"reader-{uuid.uuid4().hex[:6]}", Subscription.of([topic]))
+        got: list[Any] = []
+        try:
+            wait_for(lambda: len(got) >= count, timeout, lambda: got.extend(consumer.poll(0.2)))
+        finally:
+            consumer.close()
+        return got
+
+    def committed(self, rt: Runtime, group: str) -> dict[tuple[str, int], int]:
+        if self.memory is not None:
+            return self.memory.committed(group)
+        from kafka import KafkaConsumer
+        from kafka.structs import TopicPartition
+
+        assert self.broker is not None
+        # a consumer of the group that never subscribes: it reads offsets, joins nothing
+        reader = KafkaConsumer(bootstrap_servers=[self.broker.servers], group_id=group)
+        try:
+            committed = {(t, p): reader.committed(TopicPartition(t, p)) for t, p in self.tps}
+        finally:
+            reader.close()
+        return {tp: offset for tp, offset in committed.items() if offset is not None}
+
+    def end_offsets(self, rt: Runtime, topic: str) -> dict[tuple[str, int], int]:
+        if self.memory is not None:
+            return {(topic, p): n for p, n in self.memory.end_offsets(topic).items()}
+        from kafka import KafkaConsumer
+        from kafka.structs import TopicPartition
+
+        assert self.broker is not None
+        consumer = KafkaConsumer(bootstrap_servers=[self.broker.servers])
+        try:
+            tps = [TopicPartition(topic, p) for p in range(4)]
+            return {(tp.topic, tp.partition): n for tp, n in consumer.end_offsets(tps).items()}
+        finally:
+            consumer.close()
+
+    #: the partitions of `xrt.sites`
+    tps = [("xrt.sites", p) for p in range(4)]
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.slow)])
+def buses(request: Any, make_runtime: Callable[..., Runtime], events: Any) -> Buses:
+    return Buses(request.param, make_runtime, request)
+
+
+def calls_by_name(events: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in events.calls("SiteEvents"):
+        name = json.loads(event.value)["name"]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("dead_letters", [False, True], ids=["skipped", "dead-lettered"])
+def test_no_partition_stalls_behind_failing_messages(buses, events, dead_letters) -> None:
+    """4 partitions, 500 messages, every 50th rejected, `run` serving: each bad message gets
+    exactly `max_attempts` calls, every good one is handled, every partition reaches its end."""
+    fast = {"initial": 0.2, "factor": 2, "max": 1, "jitter": 0}
+    dlt = {"dead_letter_topic": "xrt-dead"} if dead_letters else {}
+    rt = buses.runtime(events={"max_attempts": 3, "backoff": fast, **dlt})
+    rt.clock = time.time  # serving: retries wait real time
+    bad = {f"m{i}" for i in range(500) if i % 50 == 49}
+    for i in range(500):
+        rt.event_bus.publish("xrt.sites", f"m{i}", site_message(f"m{i}", fail=f"m{i}" in bad))
+    group = f"{buses.name}.site_events"
+    ends = buses.end_offsets(rt, "xrt.sites")
+    assert sum(ends.values()) == 500 and len(ends) == 4
+    thread = threading.Thread(target=rt.serve, kwargs={"install_signals": False})
+    start = time.monotonic()
+    thread.start()
+    try:
+        wait_for(lambda: len(site_names(rt)) == 490, 90)
+        took = time.monotonic() - start
+        wait_for(lambda: buses.committed(rt, group) == ends, 30)  # every partition to its end
+    finally:
+        rt.request_stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    counts = calls_by_name(events)
+    assert {name: counts.get(name) for name in bad} == dict.fromkeys(bad, 3)
+    assert {n for n, c in counts.items() if n not in bad and c != 1} == set()
+    bad_partitions = {e.partition for e in events.calls("SiteEvents") if e.key.decode() in bad}
+    assert len(bad_partitions) >= 2  # several partitions had bad messages
+    what = "dead letters" if dead_letters else "skipped"
+    print(f"\n{buses.kind}, {what}: 490 good messages handled in {took:.1f}s")
+    if dead_letters:
+        letters = buses.read(rt, "xrt-dead", len(bad))
+        assert sorted(e.key.decode() for e in letters) == sorted(bad)
+        for e in letters:
+            assert e.value == site_message(e.key.decode(), fail=True)
+            assert dict(e.headers) == {
+                ERROR_HEADER: f"cannot take {e.key.decode()}".encode(),
+                ATTEMPTS_HEADER: b"3",
+            }
+
+
+@pytest.mark.parametrize("how", ["restart", "rebalance"])
+def test_a_message_gets_max_attempts_calls_across_a_restart_or_a_rebalance(
+    buses, events, clock, how
+) -> None:
+    first = buses.runtime()
+    first.event_bus.publish("xrt.sites", "poison", site_message("poison", fail=True))
+    eng1 = engine(first, "events")
+    wait_for(lambda: events.calls("SiteEvents"), 30, eng1.run_pass)  # attempt 1 of 3 fails
+    second = buses.runtime()  # the same consumer groups, the same store
+    eng2 = engine(second, "events")
+    if how == "rebalance":
+        # the second joins the groups while the first serves (a member that does not poll
+        # would hold the rebalance up), then the first leaves: a rebalance each time
+        serving = threading.Thread(target=eng1.serve)
+        serving.start()
+        eng2.run_pass()  # its first poll waits for the group to take it in
+        eng1.stop()
+        serving.join(10)
+    eng1.close()  # leaves the groups (its process ends): the message was not committed
+
+    def held() -> bool:
+        return any(s.deliveries.held for s in eng2.states)
+
+    # delivered to the second runtime: held until the retry time stored by the first
+    wait_for(held, 30, eng2.run_pass)
+    assert calls_by_name(events) == {"poison": 1}
+    clock.advance(1)
+    wait_for(lambda: calls_by_name(events) == {"poison": 2}, 30, eng2.run_pass)
+    clock.advance(2)
+    wait_for(lambda: calls_by_name(events) == {"poison": 3}, 30, eng2.run_pass)
+    wait_for(lambda: not held(), 30, eng2.run_pass)  # skipped and committed
+    for _ in range(3):
+        clock.advance(60)
+        eng2.run_pass()
+    assert calls_by_name(events) == {"poison": 3}  # never a fourth
+    group = f"{buses.name}.site_events"
+    (tp,) = {(e.topic, e.partition) for e in events.calls("SiteEvents")}
+    assert buses.committed(second, group)[tp] == 1
+    store = EventAttempts(second.accessor.store, group)
+    assert store.load({("xrt.sites", p): (0, 100) for p in range(4)}) == {}  # rows dropped
+
+
+def test_skipped_messages_go_to_the_dead_letter_topic(buses, events, clock) -> None:
+    rt = buses.runtime(events={"dead_letter_topic": "xrt-dead"})
+    eng, bus = engine(rt, "events"), rt.event_bus
+    bus.publish("xrt.sites", "k1", site_message("never", permanent=True), headers=[("h", b"1")])
+    bus.publish(
+        "xrt.sites",
+        "k2",
+        site_message("poison", fail=True),
+        headers=[("h", b"2"), (ERROR_HEADER, b"an earlier dead letter's")],
+    )
+    wait_for(lambda: calls_by_name(events) == {"never": 1, "poison": 1}, 30, eng.run_pass)
+    clock.advance(1)
+    wait_for(lambda: calls_by_name(events)["poison"] == 2, 30, eng.run_pass)
+    clock.advance(2)
+    wait_for(lambda: calls_by_name(events)["poison"] == 3, 30, eng.run_pass)
+    letters = {e.key: e for e in buses.read(rt, "xrt-dead", 2)}
+    assert letters[b"k1"].value == site_message("never", permanent=True)
+    assert letters[b"k1"].headers == (
+        ("h", b"1"),
+        (ERROR_HEADER, b"never never"),
+        (ATTEMPTS_HEADER, b"1"),
+    )
+    assert letters[b"k2"].value == site_message("poison", fail=True)
+    assert letters[b"k2"].headers == (
+        ("h", b"2"),
+        (ERROR_HEADER, b"cannot take poison"),
+        (ATTEMPTS_HEADER, b"3"),
+    )
+
+
+def test_kafka_python_records_are_passed_on_at_debug_while_a_bus_is_open(caplog) -> None:
+    from xos_runtime.engines.kafka import KafkaBus
+
+    caplog.set_level(logging.DEBUG)
+    client = logging.getLogger("kafka.net.connection")
+    buses = [KafkaBus(["127.0.0.1:9"]), KafkaBus(["127.0.0.1:9"])]  # connect to nothing yet
+    client.error("connection lost")
+    buses[0].close()
+    buses[0].close()  # twice: counted once
+    client.error("connection lost again")
+    buses[1].close()
+    client.error("no bus open")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == client.name] == [
+        ("DEBUG", "connection lost"),
+        ("DEBUG", "connection lost again"),
+        ("ERROR", "no bus open"),  # as it was: the runtime's logging set-up routes it as is
+    ]
+
+
+def test_broker_watch_tells_an_outage_in_two_lines(log_records) -> None:
+    from xos_runtime.engines.kafka import BrokerWatch
+
+    now = [0.0]
+    watch = BrokerWatch(["k:9092"], away_after=2, clock=lambda: now[0])
+    seen = [
+        (0, True),
+        (1, False),
+        (2.5, False),
+        (3, True),  # a blip: kafka-python reconnected
+        (3.5, False),
+        (5.4, None),  # a consumer that cannot tell
+        (5.4, False),
+        (5.6, False),  # away: 2.1 s without a connection
+        (9, False),
+        (12.6, True),  # back
+        (13, False),
+        (13.5, True),
+    ]
+    for when, connected in seen:
+        now[0] = when
+        watch.report(connected)
+    # two consumers, one of them slow to reconnect: no outage while the other is connected
+    for when in (20.0, 21.0, 22.0, 23.0, 24.0):
+        now[0] = when
+        watch.report(True)
+        watch.report(False)
+    assert not watch.away
+    assert log_records.messages("WARNING") == [
+        "Kafka broker k:9092 is away: no connection for 2.1s; reconnecting until it is back"
+    ]
+    assert log_records.messages("INFO") == ["Kafka broker k:9092 is back after 9.1s"]

@@ -196,6 +196,17 @@ class AccessorSettings:
     """XOS legacy (``grpcapi``/``testframework``): accepted and ignored. Default: None."""
 
 
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _topic_name(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not _TOPIC.match(value) or value in {".", ".."}):
+        raise ConfigError(
+            f"expected a topic name (letters, digits, '.', '_', '-'; at most 249), got {value!r}",
+            key=attribute.name,
+        )
+
+
 @attrs.frozen(kw_only=True)
 class EventBusSettings:
     """Where event steps get their events from (XOS ``event_bus``)."""
@@ -375,6 +386,14 @@ class EventSettings:
 
     backoff: BackoffSettings = attrs.Factory(BackoffSettings)
     """Waits between the attempts of a failing message. Default: `BackoffSettings()`."""
+
+    dead_letter_topic: str | None = attrs.field(default=None, validator=_topic_name)
+    """Topic a message is sent to, on the same bus, when it is skipped (its attempts used
+    up, or a `PermanentException`): the original key, value and headers, plus the headers
+    ``xos-runtime-error`` (the last error's message) and ``xos-runtime-attempts`` (failed
+    calls, as text). The message is committed only once the dead letter is sent. A Kafka
+    topic name (letters, digits, ``.``, ``_``, ``-``; at most 249). Default: None, a skipped
+    message is only logged."""
 
 
 @attrs.frozen(kw_only=True)

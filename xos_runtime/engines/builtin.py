@@ -76,6 +76,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 group_prefix=settings.name,
                 backoff=settings.events.backoff,
                 max_attempts=settings.events.max_attempts,
+                dead_letter_topic=settings.events.dead_letter_topic,
                 on_outcome=event_outcome,
                 clock=runtime.clock,
             )

@@ -7,16 +7,23 @@ Differences from the original (reference 4.2 and 8.C4/C5):
   message; a group with no committed offset starts at the earliest message;
 * delivery is at least once: offsets are committed only after `process_event` returned, or
   after its failure was dealt with, never automatically;
-* a handler that raises is logged, reported through `xos_runtime_event_outcome`, and retried
-  with the backoff of `events.backoff`, at most `events.max_attempts` times in all (default
-  `MAX_ATTEMPTS`); then the message is
-  skipped (committed) so that one poison message cannot block its partition for ever.
-  `PermanentException` skips it at once; `DeferredException` retries the same message after
-  its `delay` (or the first backoff step) without using up an attempt. While a message
-  waits, its partition is paused: later messages of that partition wait behind it (order is
-  kept), other partitions go on;
-* bus errors (a broker that is away) never end the engine: they are logged and the consumer
-  polls (or is created) again after a short pause.
+* a handler that raises is logged (one line; the traceback at DEBUG), reported through
+  `xos_runtime_event_outcome`, and retried with the backoff of `events.backoff`: one message
+  gets at most `events.max_attempts` calls in all (default `MAX_ATTEMPTS`). Then it is
+  skipped (committed), or first sent to `events.dead_letter_topic` when that is set, with
+  the `dead_letter_headers`, so that one poison message cannot block its partition for
+  ever. `PermanentException` skips it at once; `DeferredException` retries the same
+  message after its `delay` (or the first backoff step) without using up an attempt. While
+  a message waits, its partition is paused: later messages of that partition wait behind
+  it (order is kept), other partitions go on;
+* failed calls are counted in the store (`EventAttempts`), per consumer group and message,
+  not in memory: a message delivered again after a restart, or to another member of the
+  group after a rebalance, gets only the calls it has left, and waits for the retry time
+  the store says. The rows go once the message is committed. (A process that dies during
+  a call has not counted it: that call may be made again, as any at-least-once delivery.)
+* bus errors (a broker that is away) never end the engine: the first of a row is logged as
+  a warning, the next ones at DEBUG, and the consumer polls (or is created) again after a
+  short pause.
 
 Handlers run as the "event" caller (`acting_as("event")`): a save of an existing object moves
 no timestamp unless it passes `always_update_timestamp=True`, so it does not make the object
@@ -24,12 +31,12 @@ pending for sync steps; objects it creates are pending like any other new object
 
 `serve()` runs one consumer thread per step. A pass (`--once`, `--until-idle`) polls what is
 available now, handles it and commits; it reports the messages it handled as `attempted`, so
-`--until-idle` goes on while messages arrive. Retry counts live in memory: after a restart a
-message that was never committed is tried `events.max_attempts` times again.
+`--until-idle` goes on while messages arrive.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -40,12 +47,13 @@ import attrs
 from xos_runtime.config import BackoffSettings
 from xos_runtime.engines.backoff import Backoff
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.bus import Consumer, EventBus, Subscription, TopicPartition
+from xos_runtime.engines.bus import Consumer, EventBus, Subscription
 from xos_runtime.engines.dag import Key
+from xos_runtime.engines.delivery import Deliveries, RetryRules
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.steps import Event, EventStep
-from xos_runtime.store import ModelAccessor, acting_as
+from xos_runtime.store import EventAttempts, ModelAccessor, acting_as
 
 __all__ = ["MAX_ATTEMPTS", "EventEngine", "EventHook", "group_id"]
 
@@ -62,26 +70,16 @@ def group_id(config_name: str, step_name: str) -> str:
     return f"{config_name}.{step_name}"
 
 
-@attrs.define
-class _Held:
-    """A message that failed and waits for its retry; its partition is paused meanwhile."""
-
-    offset: int
-    attempts: int
-    next_run: float
-    key: Key
-
-
 @attrs.define(eq=False)
 class _StepState:
-    """One event step: its group, its consumer (created on first use) and its held messages."""
+    """One event step: its group, its consumer (created on first use) and its messages."""
 
     name: str
     cls: type[EventStep]
     group: str
     subscription: Subscription
+    deliveries: Deliveries
     consumer: Consumer | None = None
-    held: dict[TopicPartition, _Held] = attrs.field(factory=dict)
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
@@ -103,6 +101,7 @@ class EventEngine(LoopEngine):
         group_prefix: str,
         backoff: Backoff | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        dead_letter_topic: str | None = None,
         serve_poll: float = 1.0,
         on_outcome: EventHook | None = None,
         clock: Callable[[], float] = time.time,
@@ -116,32 +115,58 @@ class EventEngine(LoopEngine):
         self.bus = bus
         self.backoff: Backoff = backoff or BackoffSettings()
         self.max_attempts = max_attempts
+        self.dead_letter_topic = dead_letter_topic
         self.on_outcome = on_outcome
         self.rand = rand
-        self.states = [
-            _StepState(
+        self._failing: set[str] = set()  # steps whose last bus operation failed
+        rules = RetryRules(max_attempts, self.backoff, dead_letter_topic, bus, clock, rand)
+        self.states: list[_StepState] = []
+        for name, cls in steps:
+            group = group_id(group_prefix, name)
+            subscription = Subscription.of(cls.topics, cls.pattern)
+            deliveries = Deliveries(
                 name,
-                cls,
-                group_id(group_prefix, name),
-                Subscription.of(cls.topics, cls.pattern),
+                group,
+                rules,
+                EventAttempts(accessor.store, group),
+                call=functools.partial(self._call, name, cls),
+                observe=self._report,
+                bus_error=functools.partial(self._bus_error, name),
             )
-            for name, cls in steps
-        ]
+            self.states.append(_StepState(name, cls, group, subscription, deliveries))
+            if dead_letter_topic and subscription.matches(dead_letter_topic):
+                self._log.bind(step=name).warning(
+                    "event step {} reads the dead letter topic {}: what it skips comes back to it",
+                    name,
+                    dead_letter_topic,
+                )
 
     # -- consumers ------------------------------------------------------------------------------
+
+    def _bus_error(self, name: str, text: str, *args: object) -> None:
+        """Log a bus error of step `name`: a warning for the first of a row, then at DEBUG
+        until the bus works again (a broker that is away is one story, not a line a second)."""
+        log = self._log.bind(step=name)
+        if name in self._failing:
+            log.debug(text, *args)
+        else:
+            log.warning(text + " (the next bus errors of this step at DEBUG until it works)", *args)
+            self._failing.add(name)
 
     def _consumer(self, state: _StepState) -> Consumer | None:
         if state.consumer is None:
             try:
                 state.consumer = self.bus.consumer(state.group, state.subscription)
             except Exception as exc:
-                self._log.bind(step=state.name).warning(
+                self._bus_error(
+                    state.name,
                     "cannot open a consumer for group {} ({}): {}; retrying",
                     state.group,
                     state.subscription,
                     exc,
                 )
                 return None
+            state.deliveries.new_consumer()
             self._log.bind(step=state.name).debug(
                 "consumer group {} subscribed to {}", state.group, state.subscription
             )
@@ -158,18 +183,6 @@ class EventEngine(LoopEngine):
 
     # -- one poll of one step -------------------------------------------------------------------
 
-    def _resume_due(
-        self, state: _StepState, consumer: Consumer, skip: set[Key], report: PassReport
-    ) -> None:
-        now = self.clock()
-        for tp, held in state.held.items():
-            if held.key in skip:
-                continue  # failed earlier in this --until-idle run: stays paused
-            if held.next_run <= now:
-                consumer.resume(tp)
-            else:
-                _earliest(report, held.next_run)
-
     def _poll_once(
         self, state: _StepState, timeout: float, skip: set[Key], report: PassReport
     ) -> bool:
@@ -177,95 +190,26 @@ class EventEngine(LoopEngine):
         consumer = self._consumer(state)
         if consumer is None:
             return False
-        self._resume_due(state, consumer, skip, report)
+        state.deliveries.resume_due(consumer, skip, report)
         if report.next_run is not None:  # wake for the earliest retry
             timeout = min(timeout, max(0.0, report.next_run - self.clock()))
         try:
             events = consumer.poll(timeout)
         except Exception as exc:
-            self._log.bind(step=state.name).warning("polling {} failed: {}", state.group, exc)
+            self._bus_error(state.name, "polling {} failed: {}; retrying", state.group, exc)
             return False
+        self._failing.discard(state.name)
         if events and not self.stopping:
             # Messages polled after stop() are left uncommitted: they are delivered again.
-            self._handle(state, consumer, events, report)
+            state.deliveries.handle(consumer, events, report)
         return True
 
-    def _handle(
-        self, state: _StepState, consumer: Consumer, events: list[Event], report: PassReport
-    ) -> None:
-        commits: dict[TopicPartition, int] = {}
-        blocked: set[TopicPartition] = set()
-        for event in events:
-            assert event.partition is not None and event.offset is not None
-            tp = (event.topic, event.partition)
-            if tp in blocked:
-                continue  # behind a message that waits for its retry
-            step, outcome = self._call(state, event)
-            report.attempted += 1
-            report.outcomes[outcome.kind] += 1
-            held = state.held.get(tp)
-            if held is not None and held.offset != event.offset:
-                held = None
-            if outcome.ok:
-                report.succeeded += 1
-                state.held.pop(tp, None)
-                commits[tp] = event.offset + 1
-            else:
-                key: Key = (f"{state.group}:{event.topic}:{event.partition}", event.offset)
-                report.failed.add(key)
-                attempts = held.attempts if held is not None else 0
-                log = self._log.bind(step=state.name, topic=event.topic, partition=event.partition)
-                if outcome.kind == "deferred":
-                    delay = outcome.retry_at
-                    if delay is None:
-                        delay = self.backoff.delay(1, self.rand())
-                else:
-                    attempts += 1
-                    delay = self.backoff.delay(attempts, self.rand())
-                if outcome.kind == "permanent" or attempts >= self.max_attempts:
-                    log.error(
-                        "{}: skipping the message at offset {} after {} attempt(s): {}",
-                        state.name,
-                        event.offset,
-                        max(attempts, 1),
-                        outcome.message,
-                    )
-                    state.held.pop(tp, None)
-                    commits[tp] = event.offset + 1
-                else:
-                    next_run = self.clock() + max(delay, 1e-3)
-                    state.held[tp] = _Held(event.offset, attempts, next_run, key)
-                    consumer.seek(tp, event.offset)
-                    consumer.pause(tp)
-                    blocked.add(tp)
-                    _earliest(report, next_run)
-                    what = (
-                        "deferred"
-                        if outcome.kind == "deferred"
-                        else f"failed (attempt {attempts} of {self.max_attempts})"
-                    )
-                    log.warning(
-                        "{}: message at offset {} {}: {}; retrying in {:.3g}s",
-                        state.name,
-                        event.offset,
-                        what,
-                        outcome.message,
-                        delay,
-                    )
-            self._report(step, event, outcome)
-        if commits:
-            try:
-                consumer.commit(commits)
-            except Exception as exc:  # the messages will be delivered again: at least once
-                self._log.bind(step=state.name).warning(
-                    "committing offsets of {} failed: {}", state.group, exc
-                )
-
-    def _call(self, state: _StepState, event: Event) -> tuple[EventStep, Outcome]:
+    def _call(self, name: str, cls: type[EventStep], event: Event) -> tuple[EventStep, Outcome]:
+        """One call of `process_event`, as the "event" caller."""
         log = self._log.bind(
-            step=state.name, topic=event.topic, partition=event.partition, offset=event.offset
+            step=name, topic=event.topic, partition=event.partition, offset=event.offset
         )
-        step = state.cls(model_accessor=self.accessor, log=log)
+        step = cls(model_accessor=self.accessor, log=log)
         error: BaseException | None = None
         start = time.monotonic()
         try:
@@ -273,7 +217,8 @@ class EventEngine(LoopEngine):
                 step.process_event(event)
         except Exception as exc:
             error = exc
-            log.opt(exception=exc).warning("process_event raised {}", type(exc).__name__)
+            # one line per failure is logged by the caller; the traceback only at DEBUG
+            log.opt(exception=exc).debug("process_event raised {}", type(exc).__name__)
         outcome = classify(
             error, False, time.monotonic() - start, False, None, call="process_event"
         )
@@ -367,7 +312,3 @@ class EventEngine(LoopEngine):
                 finally:
                     state.lock.release()
         super().close()
-
-
-def _earliest(report: PassReport, when: float) -> None:
-    report.next_run = when if report.next_run is None else min(report.next_run, when)

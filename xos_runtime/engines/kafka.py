@@ -3,20 +3,29 @@
 Consumers never auto-commit (the event engine commits after handling), start at the earliest
 offset when their group has committed nothing, and reconnect within about a second when the
 broker comes back (`reconnect_backoff_max_ms`). kafka-python does not raise from `poll()`
-while the broker is away; it logs and retries, and so does the engine around it. The producer
+while the broker is away; it retries, and so does the engine around it. The producer
 behind `publish` is not idempotent: an idempotent producer stays broken after a broker that
 lost its state (a restarted in-memory broker, say) comes back.
+
+An outage is told in two lines (`BrokerWatch`): a warning when no consumer of the bus has
+reached the cluster for `AWAY_AFTER` seconds, and one when it is back, with how long it was
+gone. kafka-python itself logs every failed reconnect as an error with a traceback, several
+times a second; while a `KafkaBus` is open its records are passed on at DEBUG (unless the
+``kafka`` logger was configured, by an XOS logging dictConfig say).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaConnectionError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as _KafkaTP
 from loguru import logger
@@ -24,7 +33,7 @@ from loguru import logger
 from xos_runtime.engines.bus import Consumer, Subscription, TopicPartition, to_bytes
 from xos_runtime.steps import Event
 
-__all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaBus"]
+__all__ = ["AWAY_AFTER", "CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "BrokerWatch", "KafkaBus"]
 
 #: kafka-python consumer settings the runtime chooses (any can be overridden per bus). The
 #: session timeout also bounds how long a group join takes: the broker may hold the join
@@ -49,6 +58,102 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 FIRST_FETCH = 1.0
 #: Seconds one `commit` may block (a broker that is away fails it instead of hanging).
 COMMIT_TIMEOUT = 5.0
+#: Seconds without a connection to the cluster before the bus logs that it is away (shorter
+#: gaps are kafka-python reconnecting, not worth a line).
+AWAY_AFTER = 2.0
+
+
+class BrokerWatch:
+    """Whether the cluster answers, as the bus's consumers see it after each poll; logs one
+    warning when it goes away and one line when it is back, with the time it was gone.
+
+    Away: a consumer saw no connection for `away_after` seconds and no consumer saw one
+    meanwhile. Back: a consumer sees a connection again.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        away_after: float = AWAY_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.servers = ",".join(servers)
+        self.away_after = away_after
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last_ok = -math.inf
+        self._down_since: float | None = None
+        self._away_since: float | None = None
+        self._log = logger.bind(servers=self.servers)
+
+    @property
+    def away(self) -> bool:
+        return self._away_since is not None
+
+    def report(self, connected: bool | None) -> None:
+        """What a consumer saw: connected to the cluster, not, or None when it cannot tell."""
+        if connected is None:
+            return
+        now = self.clock()
+        with self._lock:
+            if connected:
+                self._last_ok, self._down_since = now, None
+                if self._away_since is not None:
+                    gone, self._away_since = now - self._away_since, None
+                    self._log.info("Kafka broker {} is back after {:.1f}s", self.servers, gone)
+                return
+            if self._down_since is None:
+                self._down_since = now
+            if (
+                self._away_since is None
+                and now - self._down_since >= self.away_after
+                and now - self._last_ok >= self.away_after
+            ):
+                self._away_since = self._down_since
+                self._log.warning(
+                    "Kafka broker {} is away: no connection for {:.1f}s; reconnecting until it "
+                    "is back",
+                    self.servers,
+                    now - self._down_since,
+                )
+
+
+class _Demoted(logging.Handler):
+    """Passes kafka-python's records on at DEBUG (module docstring), while a bus is open."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _installed: _Demoted | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        logging.getLogger().handle(record)
+
+    @classmethod
+    def acquire_for_bus(cls) -> None:
+        with cls._lock:
+            cls._users += 1
+            client = logging.getLogger("kafka")
+            # kafka-python adds a NullHandler of its own; another handler, a level or no
+            # propagation means the user configured it: left as it is
+            configured = [h for h in client.handlers if not isinstance(h, logging.NullHandler)]
+            if cls._installed or configured or not client.propagate or client.level:
+                return
+            cls._installed = cls()
+            client.addHandler(cls._installed)
+            client.propagate = False
+
+    @classmethod
+    def release_for_bus(cls) -> None:
+        with cls._lock:
+            cls._users = max(0, cls._users - 1)
+            if cls._users or cls._installed is None:
+                return
+            client = logging.getLogger("kafka")
+            client.removeHandler(cls._installed)
+            client.propagate = True
+            cls._installed = None
 
 
 class KafkaBus:
@@ -78,8 +183,11 @@ class KafkaBus:
         self.consumer_options = {**CONSUMER_DEFAULTS, **(consumer_options or {})}
         self.producer_options = {**PRODUCER_DEFAULTS, **(producer_options or {})}
         self.join_timeout = join_timeout
+        self.watch = BrokerWatch(self.servers)
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+        self._closed = False
+        _Demoted.acquire_for_bus()
 
     def consumer(self, group: str, subscription: Subscription) -> Consumer:
         return _KafkaConsumer(self, group, subscription)
@@ -109,8 +217,11 @@ class KafkaBus:
     def close(self) -> None:
         with self._lock:
             producer, self._producer = self._producer, None
+            closed, self._closed = self._closed, True
         if producer is not None:
             producer.close(timeout=2)
+        if not closed:
+            _Demoted.release_for_bus()
 
 
 def _event(record: Any) -> Event:
@@ -125,6 +236,25 @@ def _event(record: Any) -> Event:
         offset=record.offset,
         headers=tuple(record.headers or ()),
     )
+
+
+def _drop_parked(consumer: KafkaConsumer, tp: _KafkaTP) -> None:
+    """Work around a kafka-python 3.0 bug that stalls a resumed partition for good.
+
+    kafka-python 3.0 keeps ("parks") records it fetched for a partition that is paused
+    (KAFKA-7548), and hands them back after `resume` only when no other partition's record
+    set is in line. But a drained record set stays in line for ever (it is emptied, never
+    cleared), so the parked records are never handed back, and a partition with parked
+    records is never fetched again. The engine always seeks a partition before it pauses
+    it, so whatever is parked is behind the wanted position anyway: dropping it makes the
+    partition fetched again from there. A no-op on versions without that buffer.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    parked = getattr(fetcher, "_paused_partition_records", None)
+    if isinstance(parked, dict):
+        records = parked.pop(tp, None)
+        if records is not None:
+            records.drain()
 
 
 class _KafkaConsumer:
@@ -150,10 +280,10 @@ class _KafkaConsumer:
         else:
             self._consumer.subscribe(topics=list(subscription.topics))
         self._joined = False
-        self._woken = False
+        self._woken = threading.Event()
 
     def poll(self, timeout: float) -> list[Event]:
-        self._woken = False
+        self._woken.clear()
         timeout = max(0.0, timeout)
         deadline = time.monotonic() + timeout
         join_deadline = time.monotonic() + self.bus.join_timeout
@@ -161,16 +291,41 @@ class _KafkaConsumer:
             limit = deadline if self._joined else max(deadline, join_deadline)
             left = max(0.0, limit - time.monotonic())
             step = left if self._joined else min(left, 0.2)
-            batches = self._consumer.poll(timeout_ms=int(step * 1000))
+            try:
+                batches = self._consumer.poll(timeout_ms=int(step * 1000))
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                # What kafka-python mostly only logs while the cluster is away, it sometimes
+                # raises: either way an empty poll, and the outage is the watch's to tell.
+                self._log.debug("poll: {}", exc)
+                self.bus.watch.report(
+                    False if isinstance(exc, KafkaConnectionError) else self._connected()
+                )
+                self._woken.wait(max(0.0, deadline - time.monotonic()))
+                return []
             if not self._joined and self._consumer.assignment():
                 # the group has formed: give the first fetch (offset look-ups first) a moment
                 self._joined = True
                 deadline = max(deadline, time.monotonic() + max(timeout, FIRST_FETCH))
+            self.bus.watch.report(self._connected())
             events = [_event(r) for records in batches.values() for r in records]
             limit = deadline if self._joined else max(deadline, join_deadline)
-            if events or self._woken or time.monotonic() >= limit:
+            if events or self._woken.is_set() or time.monotonic() >= limit:
                 self._joined = True  # wait for the group on the first poll only
                 return events
+
+    def _connected(self) -> bool | None:
+        """Whether this consumer holds a connection to a broker of the cluster (False when
+        it never learnt of one); None when kafka-python does not say."""
+        try:
+            client = self._consumer._client
+            nodes = [
+                getattr(b, "node_id", getattr(b, "nodeId", None)) for b in client.cluster.brokers()
+            ]
+            return any(client.connected(node) for node in nodes)
+        except Exception:  # another kafka-python version: no opinion
+            return None
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self._consumer.commit(
@@ -195,10 +350,11 @@ class _KafkaConsumer:
 
     def resume(self, tp: TopicPartition) -> None:
         self._on_partition("resume", tp)
+        _drop_parked(self._consumer, _KafkaTP(*tp))
 
     def wakeup(self) -> None:
         # kafka-python has no wakeup(): a poll returns within its (short) timeout anyway
-        self._woken = True
+        self._woken.set()
 
     def close(self) -> None:
         self._consumer.close(autocommit=False, timeout_ms=2_000)

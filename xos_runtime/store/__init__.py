@@ -5,6 +5,7 @@ their work with `acting_as(...)` so that saves move the right timestamps.
 """
 
 from xos_runtime.store.accessor import ModelAccessor, open_store
+from xos_runtime.store.attempts import Attempts, EventAttempts
 from xos_runtime.store.claims import (
     ClaimKey,
     Claims,
@@ -26,10 +27,12 @@ from xos_runtime.store.tracking import CallerKind, MonotonicClock, acting_as, cu
 from xos_runtime.store.values import parse_text
 
 __all__ = [
+    "Attempts",
     "CallerKind",
     "ChangeHub",
     "ClaimKey",
     "Claims",
+    "EventAttempts",
     "HeldClaims",
     "Lease",
     "Manager",

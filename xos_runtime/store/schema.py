@@ -24,6 +24,7 @@ META_TABLE = "xos_runtime_meta"
 PROCESSES_TABLE = "xos_runtime_processes"
 CLAIMS_TABLE = "xos_runtime_work_claims"
 SCHEDULE_TABLE = "xos_runtime_schedule"
+ATTEMPTS_TABLE = "xos_runtime_event_attempts"
 
 
 class UInt64(sa.types.TypeDecorator[int]):
@@ -103,6 +104,18 @@ class Schema:
             sa.Column("name", sa.String(400), primary_key=True),
             sa.Column("due", sa.Float(precision=53), nullable=False),
             sa.Column("owner", sa.String(200), nullable=False),
+        )
+        # Failed calls of event messages not yet committed (`attempts.py`).
+        self.event_attempts = sa.Table(
+            ATTEMPTS_TABLE,
+            self.metadata,
+            sa.Column("consumer_group", sa.String(255), primary_key=True),
+            sa.Column("topic", sa.String(255), primary_key=True),
+            sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("offset", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("attempts", sa.Integer, nullable=False),
+            sa.Column("last_error", sa.Text, nullable=False),
+            sa.Column("next_run", sa.Float(precision=53), nullable=False),
         )
         self.tables: dict[str, sa.Table] = {}
         self._table_of: dict[str, sa.Table] = {}
