@@ -99,6 +99,13 @@ def cluster(root: Path, store: str, plugin: Path, ttl: float) -> Cluster:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settle() -> None:
     """A process logs that it runs as its first pass starts: let that (empty) pass end, so
     that the work made pending next is seen whole by its next pass."""
@@ -131,8 +138,10 @@ def throughput(args: argparse.Namespace, db: str, plugin: Path, root: Path) -> d
                 procs = [c.start() for _ in range(p)]
                 c.wait_ready(procs)
                 settle()
+                cpu0 = sum(cpu_seconds(pr.pid) for pr in procs)
                 c.resync_all()
                 done = c.wait_done(args.deadline, fail=False)
+                cpu = sum(cpu_seconds(pr.pid) for pr in procs) - cpu0
                 log = c.calllog()
                 ok = [x for x in log.calls if x.ok and x.end is not None]
                 if not ok:
@@ -146,12 +155,19 @@ def throughput(args: argparse.Namespace, db: str, plugin: Path, root: Path) -> d
                 if any(code != 0 for code in codes.values()):
                     problems.append(f"exit codes on SIGTERM: {codes}")
                 rates[p].append(
-                    {"rate": len(keys) / span, "span": span, "share": share, "problems": problems}
+                    {
+                        "rate": len(keys) / span,
+                        "span": span,
+                        "share": share,
+                        "problems": problems,
+                        "cpu_ms": cpu / len(keys) * 1e3,
+                    }
                 )
                 r = rates[p][-1]
                 print(
                     f"#   P={p} run {run + 1}: {r['rate']:,.0f} objects/s over {span:.2f} s, "
-                    f"successful calls per process {share}"
+                    f"successful calls per process {share}, "
+                    f"runtime CPU {r['cpu_ms']:.2f} ms/object"
                     + "".join(f"\n#     PROBLEM: {x}" for x in problems)
                 )
             finally:

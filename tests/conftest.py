@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import itertools
 import os
 import shutil
 import subprocess
@@ -31,7 +30,6 @@ from xos_runtime.plugins.directories import ROOT_PACKAGE
 PG_ADMIN_URL = os.environ.get(
     "XRT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-_schemas = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +50,9 @@ def pg_database() -> Iterator[str]:
 
 def fresh_pg_endpoint(database_url: str) -> str:
     """A new, empty schema in the test database, as a store URL that uses it."""
-    schema = f"s{next(_schemas)}_{uuid.uuid4().hex[:6]}"
-    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    engine.dispose()
-    return f"{database_url}?options=-csearch_path%3D{schema}"
+    from faults.harness import fresh_pg_schema  # one place for it, shared with the benchmark
+
+    return fresh_pg_schema(database_url)
 
 
 @pytest.fixture

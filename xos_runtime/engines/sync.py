@@ -27,6 +27,7 @@ expires, an abandoned call returns, or the fallback poll interval passes.
 from __future__ import annotations
 
 import json
+import queue
 import random
 import threading
 import time
@@ -55,9 +56,20 @@ from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
-from xos_runtime.store import Claims, Lease, ModelAccessor, ModelObject, acting_as, retrying
+from xos_runtime.store import (
+    Claims,
+    Lease,
+    ModelAccessor,
+    ModelObject,
+    acting_as,
+    retrying,
+    transient,
+)
 
 OutcomeHook = Callable[[Any, Any, Outcome], None]
+
+#: Seconds between looks for gone processes during a pass that waits on their objects.
+REAP_EVERY = 0.5
 
 #: Appended to the status of an object whose timed-out call is still running.
 STILL_RUNNING = "; the call has not returned yet"
@@ -349,6 +361,10 @@ class _Dispatch:
         self.to_release: list[Key] = []
         self.to_keep: list[Key] = []
         self.unflushed_since: float | None = None
+        #: Set when a process that held objects of this pass is gone and its claims were
+        #: taken over: the pass starts nothing more, and the next one begins at once.
+        self.rescan = False
+        self.reaped_at = time.monotonic()
         #: Objects in hand (running or claimed to start) after a claim: a small multiple of
         #: the workers, so that several processes share a pass.
         self.claim_target = 4 * engine.options.workers
@@ -372,24 +388,21 @@ class _Dispatch:
                 if self.engine._returned:
                     self._flush()
                     self.engine.settle_returned()
-                self._top_up()
-                self._start_ready()
+                self._look_for_gone_holders()
+                if not self.rescan:
+                    self._top_up()
+                    self._start_ready()
                 if not self.running:
                     break
                 self._take(pool)
                 self._maybe_flush()
         except BaseException:
-            # Leaving with calls running (a bug, or an interrupt): they keep their claims and
-            # their objects wait until they return, as after a timeout.
-            for key in pool.abandon_running():
-                item = self.items.get(key)  # type: ignore[call-overload]
-                if item is not None and item.state == "running":
-                    self.engine.overdue[item.key] = _Overdue(item.step, "interrupted")
+            self._interrupted(pool)
             raise
         finally:
             self._end()
-        if self.engine.stopping or self.engine.abandoned:
-            return  # what did not start stays pending for the next run
+        if self.engine.stopping or self.engine.abandoned or self.rescan:
+            return  # what did not start stays pending for the next pass
         for item in self.items.values():
             if item.state == "pending":
                 # Still waiting on dependencies: a cycle among the pending objects.
@@ -401,12 +414,41 @@ class _Dispatch:
                 )
         self._flush()
 
+    def _interrupted(self, pool: WorkerPool) -> None:
+        """Leave with calls running (a bug, or an interrupt), without losing track of them.
+
+        Calls not started yet are dropped and their objects stay pending; calls that finished
+        meanwhile are stored; calls still running keep their claims, and their objects wait
+        until they return, as after a timeout (another process must not start them).
+        """
+        pool.new_epoch()  # queued calls of this pass will not start
+        abandoned = set(pool.abandon_running())
+        while True:
+            try:
+                done = pool.completions.get_nowait()
+            except queue.Empty:
+                break
+            item = self.items.get(done.key)  # type: ignore[call-overload]
+            if item is not None and item.state == "running" and done.key not in abandoned:
+                self.running -= 1
+                outcome = classify(done.error, done.timed_out, done.duration, self.deleted, None)
+                self._finish(item, outcome)
+        for item in self.items.values():
+            if item.state != "running":
+                continue
+            if item.key in abandoned:
+                self.engine.overdue[item.key] = _Overdue(item.step, "interrupted")
+            else:
+                item.state = "pending"  # never started: released by `_end`
+
     def _end(self) -> None:
         """Store what finished; release the claims of whatever did not (it stays pending)."""
         try:
             self._flush()
         finally:
             if self.claims is not None:
+                # abandoned calls (overdue) and calls still running (an abandoned pass)
+                # keep their claims until they return
                 running = {k for k, it in self.items.items() if it.state == "running"}
                 left = self.mine - set(self.engine.overdue) - running
                 if left:
@@ -414,6 +456,25 @@ class _Dispatch:
                 self.mine.clear()
 
     # -- claiming and starting ------------------------------------------------------------------
+
+    def _look_for_gone_holders(self) -> None:
+        """While other processes hold objects of this pass, check now and then whether one
+        of them is gone (kill -9): its objects must not wait for this pass to end."""
+        if self.claims is None or not self.report.held_elsewhere or self.rescan:
+            return
+        now = time.monotonic()
+        if now - self.reaped_at < REAP_EVERY:
+            return
+        self.reaped_at = now
+        try:
+            gone = self.claims.lease.reap(["sync"])
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            return  # the store is away for a moment: look again later
+        if gone:
+            self.rescan = True
+            self.report.next_run = self.engine.clock()  # the next pass starts at once
 
     def _top_up(self) -> None:
         """Move ready objects to `startable`; with claims, claim them in small batches."""
@@ -444,11 +505,15 @@ class _Dispatch:
         engine = self.engine
         held: set[Key] = set()
         rows: dict[Key, dict[str, Any]] = {}
+        tries = [0]
 
         def claim(conn: Connection) -> None:
             held.clear()
             rows.clear()
-            held.update(claims.claim_in(conn, batch))
+            tries[0] += 1
+            # A retry after a lost connection may find the claims of a commit whose answer
+            # never arrived: they are this process's own, and taken as obtained.
+            held.update(claims.claim_in(conn, batch, adopt_own=tries[0] > 1))
             # in the claim's transaction: whatever another process finished before it
             # released the object is visible here
             rows.update(engine.accessor.load_rows(held, conn))
@@ -674,11 +739,13 @@ class _Dispatch:
         if self.writes.size or release or keep or then is not None:
 
             def also(conn: Connection) -> None:
+                # Claims first, releases last: a transaction that waits for another's claim
+                # rows then holds none of its own to be waited for, so no cycle can form.
+                if then is not None:
+                    then(conn)
                 if claims is not None:
                     claims.release(release, conn)
                     claims.mark_abandoned(keep, conn)
-                if then is not None:
-                    then(conn)
 
             retrying(
                 lambda: self.writes.flush(also),

@@ -78,11 +78,11 @@ class OutcomeWriter:
             return
         store = self.accessor.store
         touched: set[str] = set()
-        with store.write(touched) as conn:
+        with store.write(touched, durable=False) as conn:
             for (root, columns), updates in sorted(self.updates.items()):
                 p, stmt = self._statement(root, columns)
                 params = [{f"{p}{k}": v for k, v in u.items()} for u in sorted(updates, key=_by_id)]
-                conn.execute(stmt, params)
+                store.execute_each(conn, stmt, params)
             by_leaf: dict[str, list[int]] = {}
             for obj in self.purges:
                 leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name

@@ -111,9 +111,13 @@ class ProcessIdentity:
         pid = os.getpid()
         return cls(socket.gethostname(), _boot_id(), pid, _start_ticks(pid) or "?")
 
+    def same_host(self, here: ProcessIdentity) -> bool:
+        """Whether this process runs on `here`'s host and boot (so its pid can be checked)."""
+        return self.host == here.host and self.boot_id == here.boot_id != "unknown"
+
     def gone_here(self, here: ProcessIdentity) -> bool:
         """True when this process ran on `here`'s host and boot and is no longer running."""
-        if self.host != here.host or self.boot_id != here.boot_id or self.boot_id == "unknown":
+        if not self.same_host(here):
             return False
         ticks = _start_ticks(self.pid)
         return ticks is None or (ticks != "?" and self.started != "?" and ticks != self.started)
@@ -133,9 +137,15 @@ class OwnerInfo:
         return f"{self.identity.host} pid {self.identity.pid}"
 
     def state(self, here: ProcessIdentity, now: float) -> str:
-        """`running`, `gone` (dead on this host) or `expired` (its lease ran out)."""
-        if self.identity.gone_here(here):
-            return "gone"
+        """`running`, `gone` (dead on this host) or `expired` (its lease ran out).
+
+        On this host the process table answers exactly: a live process keeps its claims
+        even past its lease (a starved heartbeat must not let another process start its
+        objects while its calls run), a dead one loses them at once. The lease is for
+        processes on other hosts.
+        """
+        if self.identity.same_host(here):
+            return "gone" if self.identity.gone_here(here) else "running"
         return "expired" if self.expires < now else "running"
 
 
@@ -363,10 +373,14 @@ class Claims:
 
         return retrying(run, what="claiming objects")
 
-    def claim_in(self, conn: Connection, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+    def claim_in(
+        self, conn: Connection, keys: Iterable[ClaimKey], *, adopt_own: bool = False
+    ) -> set[ClaimKey]:
         """Claim what no process holds, inside `conn`; returns the keys obtained.
 
         The lease must be registered first (`lease.start_heartbeat()`, outside `conn`).
+        `adopt_own` also returns keys this owner already holds (not abandoned): for a retry
+        whose earlier try may have committed without the answer reaching us.
 
         A key this owner already holds (an abandoned call still running) is not returned:
         it is busy. Keys go in sorted order, so that two processes claiming overlapping
@@ -384,6 +398,14 @@ class Claims:
                 for r, i in wanted[start : start + _CHUNK]
             ]
             got |= {(str(r.root), int(r.obj_id)) for r in conn.execute(stmt, rows)}
+        if adopt_own and len(got) < len(wanted):
+            t = self.table
+            mine = conn.execute(
+                sa.select(t.c.root, t.c.obj_id).where(
+                    t.c.kind == self.kind, t.c.owner == self.owner, t.c.abandoned == sa.false()
+                )
+            )
+            got |= {(str(r.root), int(r.obj_id)) for r in mine} & set(wanted)
         return got
 
     @functools.cached_property
@@ -420,7 +442,7 @@ class Claims:
         if not todo:
             return
         if conn is not None:
-            conn.execute(self._release_stmt, self._params(todo))
+            self.store.execute_each(conn, self._release_stmt, self._params(todo))
             return
 
         def run() -> None:
@@ -433,7 +455,7 @@ class Claims:
         """Keep these claims while their timed-out calls run on; `status` shows them."""
         params = self._params(keys)
         if params:
-            conn.execute(self._abandon_stmt, params)
+            self.store.execute_each(conn, self._abandon_stmt, params)
 
     def release_all(self, keep: Iterable[ClaimKey] = ()) -> None:
         """Drop every claim of this kind and owner except `keep` (calls still running)."""

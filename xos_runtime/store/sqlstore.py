@@ -30,6 +30,9 @@ from xos_runtime.store.tracking import MonotonicClock
 
 Row = dict[str, Any]
 
+#: Parameter sets up to which `execute_each` runs a statement once per set.
+_EACH_UP_TO = 8
+
 #: PostgreSQL advisory lock held while a process creates or evolves the schema.
 _SCHEMA_LOCK = 0x58_52_54_53  # "XRTS"
 
@@ -81,8 +84,10 @@ class SqlStore:
         self._lock: threading.RLock | None = None
         #: Outages of this store, logged once when they start and once when they end.
         self.health = StoreHealth(self.url.render_as_string(hide_password=True))
-        #: A read snapshot the current thread is inside (see `snapshot()`).
+        #: A read snapshot the current thread is inside (see `snapshot()`), and the thread's
+        #: bookkeeping connection (see `_bookkeeping()`).
         self._local = threading.local()
+        self._bookkeeping_conns: list[Connection] = []
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
@@ -194,9 +199,25 @@ class SqlStore:
                     self._local.snapshot = None
 
     @contextlib.contextmanager
-    def write(self, touched: set[str] | None = None) -> Iterator[Connection]:
-        """A write transaction; on commit, publishes the model names added to `touched`."""
+    def write(
+        self, touched: set[str] | None = None, *, durable: bool = True
+    ) -> Iterator[Connection]:
+        """A write transaction; on commit, publishes the model names added to `touched`.
+
+        `durable=False` is for the engines' bookkeeping (outcomes, claims): on PostgreSQL
+        the commit does not wait for the disk (`synchronous_commit = off`), so that a
+        process storing outcomes every few objects is not bound by fsync. The transaction is
+        visible to everyone at once and survives a crash of the runtime; only a crash of the
+        database server itself can lose its last fraction of a second, which the engines
+        redo (objects sync again, idempotently). User data is always written durably.
+        """
         touched = touched if touched is not None else set()
+        if not durable and self.dialect == "postgresql":
+            with self._reporting(), self._bookkeeping() as conn, conn.begin():
+                yield conn
+            if touched:
+                self.hub.publish(touched)
+            return
         with self._reporting(), self._maybe_locked(), self.engine.connect() as conn:
             conn.info["xrt_write"] = True
             try:
@@ -212,6 +233,27 @@ class SqlStore:
             self.hub.publish(touched)
 
     @contextlib.contextmanager
+    def _bookkeeping(self) -> Iterator[Connection]:
+        """This thread's own connection for bookkeeping writes (PostgreSQL), kept open: the
+        engines write outcomes every few objects, and a pool checkout with its liveness
+        ping, per write, would cost more than the write. Its session does not wait for the
+        disk on commit (see `write`). A connection that failed is closed and replaced."""
+        conn: Connection | None = getattr(self._local, "bookkeeping", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect()
+            conn.exec_driver_sql("SET synchronous_commit TO OFF")
+            conn.commit()
+            self._local.bookkeeping = conn
+            self._bookkeeping_conns.append(conn)
+        try:
+            yield conn
+        except BaseException:
+            self._local.bookkeeping = None
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
+    @contextlib.contextmanager
     def _reporting(self) -> Iterator[None]:
         """Tell `health` how each transaction went (one log line per outage, not per try)."""
         try:
@@ -221,11 +263,25 @@ class SqlStore:
             raise
         self.health.succeeded()
 
+    def execute_each(self, conn: Connection, stmt: Any, params: list[dict[str, Any]]) -> None:
+        """Run `stmt` once per parameter set: as separate executions for a few sets (an
+        executemany on PostgreSQL enters psycopg's pipeline mode, which costs more CPU than
+        it saves for two or three rows), as one executemany for more."""
+        if len(params) > _EACH_UP_TO:
+            conn.execute(stmt, params)
+            return
+        for one in params:
+            conn.execute(stmt, one)
+
     def _maybe_locked(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock if self._lock is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         self.hub.close()
+        for conn in self._bookkeeping_conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._bookkeeping_conns.clear()
         self.engine.dispose()
 
     # -- models remembered by the store -------------------------------------------------------
