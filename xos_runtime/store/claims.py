@@ -57,6 +57,9 @@ __all__ = [
 
 ClaimKey = tuple[str, int]  # (root model, id)
 
+#: PostgreSQL advisory lock taken while a process registers ("XRTR").
+_REGISTER_LOCK = 0x58_52_54_52
+
 #: Rows per claim statement (SQLite allows 32,766 bound values; 5 per row).
 _CHUNK = 500
 
@@ -196,23 +199,14 @@ class Lease:
             if self._registered:
                 return
             now = self.clock()
-            others = [o for o in self.owners() if o.owner != self.owner]
-            live = [o for o in others if o.state(self.identity, now) == "running"]
-            clash = live if not self.shares_work else [o for o in live if not o.shares_work]
-            if clash:
-                other = clash[0]
-                raise StoreInUse(
-                    f"store {self.store.health.name}: another xos-runtime run "
-                    f"({other.describe()}, name {other.name!r}) uses this store with "
-                    + (
-                        "sync.claims: false"
-                        if not other.shares_work
-                        else "sync.claims on, and this one has sync.claims: false"
-                    )
-                    + "; stop it first, or turn sync.claims on in both"
-                )
             i = self.identity
             with self.store.write() as conn:
+                if self.store.dialect == "postgresql":
+                    # two `run`s starting at once must not both find the store free (on
+                    # SQLite the write transaction already excludes the other)
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _REGISTER_LOCK})
+                others = [o for o in read_owners(self.store, conn) if o.owner != self.owner]
+                self._refuse_company(others, now)
                 conn.execute(
                     sa.insert(self.table).values(
                         owner=self.owner,
@@ -226,6 +220,24 @@ class Lease:
                     )
                 )
             self._registered = True
+
+    def _refuse_company(self, others: list[OwnerInfo], now: float) -> None:
+        """Raise `StoreInUse` when `sync.claims: false` (here or there) forbids sharing."""
+        live = [o for o in others if o.state(self.identity, now) == "running"]
+        clash = live if not self.shares_work else [o for o in live if not o.shares_work]
+        if not clash:
+            return
+        other = clash[0]
+        raise StoreInUse(
+            f"store {self.store.health.name}: another xos-runtime run "
+            f"({other.describe()}, name {other.name!r}) uses this store with "
+            + (
+                "sync.claims: false"
+                if not other.shares_work
+                else "sync.claims on, and this one has sync.claims: false"
+            )
+            + "; stop it first, or turn sync.claims on in both"
+        )
 
     def renew(self) -> None:
         now = self.clock()
