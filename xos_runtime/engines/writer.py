@@ -82,7 +82,7 @@ class OutcomeWriter:
             for (root, columns), updates in sorted(self.updates.items()):
                 p, stmt = self._statement(root, columns)
                 params = [{f"{p}{k}": v for k, v in u.items()} for u in sorted(updates, key=_by_id)]
-                store.execute_each(conn, stmt, params)
+                store.execute_each(conn, ("outcome", root, columns), stmt, params)
             by_leaf: dict[str, list[int]] = {}
             for obj in self.purges:
                 leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name

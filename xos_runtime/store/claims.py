@@ -454,7 +454,8 @@ class Claims:
         if not todo:
             return
         if conn is not None:
-            self.store.execute_each(conn, self._release_stmt, self._params(todo))
+            key = ("release", self.kind, self.owner)
+            self.store.execute_each(conn, key, self._release_stmt, self._params(todo))
             return
 
         def run() -> None:
@@ -467,7 +468,8 @@ class Claims:
         """Keep these claims while their timed-out calls run on; `status` shows them."""
         params = self._params(keys)
         if params:
-            self.store.execute_each(conn, self._abandon_stmt, params)
+            key = ("abandon", self.kind, self.owner)
+            self.store.execute_each(conn, key, self._abandon_stmt, params)
 
     def release_all(self, keep: Iterable[ClaimKey] = ()) -> None:
         """Drop every claim of this kind and owner except `keep` (calls still running)."""
