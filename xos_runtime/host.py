@@ -26,6 +26,7 @@ from loguru import logger
 
 from xos_runtime.config import Settings, load_config
 from xos_runtime.engines import builtin
+from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK
 from xos_runtime.engines.bus import EventBus, open_event_bus
 from xos_runtime.engines.dag import Key
 from xos_runtime.engines.sync import PassReport
@@ -35,9 +36,6 @@ from xos_runtime.models.definitions import ModelSet
 from xos_runtime.observe import MetricsServer, OutcomeCounters
 from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
 from xos_runtime.store import HeldClaims, Lease, ModelAccessor, held_claims, open_store
-
-#: Seconds `--until-idle` waits between looks while other processes hold objects it wants.
-HELD_RECHECK = 0.25
 
 
 class Engine(Protocol):
@@ -298,7 +296,7 @@ class Runtime:
                 others = self.claims_elsewhere()
                 if others and all(h.count == h.abandoned for h in others):
                     break  # nothing left but calls hung elsewhere: they will not finish soon
-                expired.wait(HELD_RECHECK)
+                expired.wait(HELD_ELSEWHERE_RECHECK)
         finally:
             if timer is not None:
                 timer.cancel()
