@@ -121,6 +121,8 @@ class Runtime:
         self._engines: list[Engine] | None = None
         self._event_bus: EventBus | None = None
         self._lease: Lease | None = None
+        #: Set by `request_stop()` (SIGTERM/SIGINT): no new work, drain, return.
+        self._stop = threading.Event()
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
@@ -266,13 +268,14 @@ class Runtime:
 
             def expire() -> None:
                 expired.set()
-                for engine in self.engines():
-                    abandon = getattr(engine, "abandon", None)
-                    (abandon or engine.stop)()
+                self._abandon_all()
 
             timer = threading.Timer(timeout, expire)
             timer.daemon = True
             timer.start()
+        if self._stop.is_set():  # a signal during start-up
+            for engine in self.engines():
+                engine.stop()
         try:
             while True:
                 attempted = held = 0
@@ -289,6 +292,8 @@ class Runtime:
                 if expired.is_set():
                     summary.timed_out = True
                     break
+                if self._stop.is_set():
+                    break  # SIGTERM: what did not start stays pending
                 if attempted:
                     continue
                 if not held:
@@ -296,7 +301,7 @@ class Runtime:
                 others = self.claims_elsewhere()
                 if others and all(h.count == h.abandoned for h in others):
                     break  # nothing left but calls hung elsewhere: they will not finish soon
-                expired.wait(HELD_ELSEWHERE_RECHECK)
+                self._stop.wait(HELD_ELSEWHERE_RECHECK)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -314,7 +319,6 @@ class Runtime:
 
     def serve(self, *, install_signals: bool = True, ready: threading.Event | None = None) -> int:
         """Run every engine until SIGTERM/SIGINT (or `request_stop`), then drain; returns 0."""
-        self._stop = threading.Event()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stop.set())
@@ -408,9 +412,22 @@ class Runtime:
             )
 
     def request_stop(self) -> None:
-        stop = getattr(self, "_stop", None)
-        if stop is not None:
-            stop.set()
+        """Stop taking new work (from a signal handler or another thread); running calls
+        finish. `serve` then drains and returns; `run_once` and `run_until_idle` end their
+        pass and return, abandoning calls still running after `sync.grace_period`."""
+        self._stop.set()
+        if self._engines is None:
+            return
+        for engine in self._engines:
+            engine.stop()
+        timer = threading.Timer(self.settings.sync.grace_period, self._abandon_all)
+        timer.daemon = True
+        timer.start()
+
+    def _abandon_all(self) -> None:
+        for engine in self._engines or []:
+            abandon = getattr(engine, "abandon", None)
+            (abandon or engine.stop)()
 
     # -- status ----------------------------------------------------------------------------
 

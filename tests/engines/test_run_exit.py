@@ -222,3 +222,26 @@ def test_sigterm_with_hung_calls_exits_0_through_atexit(host, timeouts) -> None:
         assert "pull: HangPull.pull_records (timed out after 0.5s" in last
     else:
         assert "grace period over; abandoning" in host["stderr"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["--once", "--until-idle"])
+def test_sigterm_ends_once_and_until_idle_cleanly(host, mode) -> None:
+    grace = 2.0
+    host["configure"](sync={"grace_period": grace}, pull={"timeout": 0.5})
+    created = host["cli"]("objects", "create", "Site", "name=stuck", f"behaviour=hang:{HANG}")
+    assert created.returncode == 0, created.stderr
+    proc = host["spawn"](mode)
+    wait_until(
+        "the sync call",
+        lambda: any(e["event"] == "start" for e in lines(host["sync_log"])),
+        proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    # no new work, the running call gets the grace period, then a normal exit
+    assert proc.wait(timeout=grace + 30) == 0
+    assert time.monotonic() - signalled < grace + MARGIN
+    assert host["atexit"].exists()
+    last = host["stderr"].read_text().strip().splitlines()[-1]
+    assert "exiting without waiting for" in last and "sync: Site 1 (" in last

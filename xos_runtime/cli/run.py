@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 
 from loguru import logger
@@ -52,6 +53,9 @@ def handle(args: argparse.Namespace) -> int:
         runtime.startup()
         if not args.once and not args.until_idle:
             return runtime.serve()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # as `serve` does: stop taking work, let running calls finish, exit normally
+            signal.signal(sig, lambda *_: runtime.request_stop())
         summary = runtime.run_once() if args.once else runtime.run_until_idle(args.timeout)
         logger.info(
             "{} pass(es): {} attempted, {} succeeded, {} failed; {} object(s) in error{}",
