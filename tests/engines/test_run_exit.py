@@ -193,45 +193,15 @@ def test_a_hung_pull_is_called_again_only_after_it_returned(host) -> None:
     assert "the abandoned pull_records call returned after" in stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("timeouts", [False, True], ids=["no-timeouts", "timeouts"])
-def test_sigterm_with_hung_calls_exits_0_through_atexit(host, timeouts) -> None:
-    grace = 2.0
-    if timeouts:
-        host["configure"](sync={"grace_period": grace, "timeout": 0.5}, pull={"timeout": 0.5})
-    else:
-        host["configure"](sync={"grace_period": grace})
+def sigterm_during_a_hung_sync_call(host: Any, grace: float, *args: str) -> str:
+    """Spawn `run *args` on a Site whose sync call hangs, SIGTERM it once that call (and,
+    for `run` alone, the hung pull) started, and check the clean exit: 0 within the grace
+    period, through a normal interpreter exit. Returns the last line it logged."""
     created = host["cli"]("objects", "create", "Site", "name=stuck", f"behaviour=hang:{HANG}")
     assert created.returncode == 0, created.stderr
-    proc = host["spawn"]()
-    wait_until("the pull call", lambda: calls_of(host, "HangPull") >= 1, proc)
-    wait_until(
-        "the sync call",
-        lambda: any(e["event"] == "start" for e in lines(host["sync_log"])),
-        proc,
-    )
-    proc.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    assert proc.wait(timeout=grace + 30) == 0
-    assert time.monotonic() - signalled < grace + MARGIN
-    assert host["atexit"].exists()
-    last = host["stderr"].read_text().strip().splitlines()[-1]
-    assert "exiting without waiting for" in last
-    assert "pull: HangPull.pull_records (" in last and "sync: Site 1 (" in last
-    if timeouts:
-        assert "pull: HangPull.pull_records (timed out after 0.5s" in last
-    else:
-        assert "grace period over; abandoning" in host["stderr"].read_text()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["--once", "--until-idle"])
-def test_sigterm_ends_once_and_until_idle_cleanly(host, mode) -> None:
-    grace = 2.0
-    host["configure"](sync={"grace_period": grace}, pull={"timeout": 0.5})
-    created = host["cli"]("objects", "create", "Site", "name=stuck", f"behaviour=hang:{HANG}")
-    assert created.returncode == 0, created.stderr
-    proc = host["spawn"](mode)
+    proc = host["spawn"](*args)
+    if not args:
+        wait_until("the pull call", lambda: calls_of(host, "HangPull") >= 1, proc)
     wait_until(
         "the sync call",
         lambda: any(e["event"] == "start" for e in lines(host["sync_log"])),
@@ -243,5 +213,30 @@ def test_sigterm_ends_once_and_until_idle_cleanly(host, mode) -> None:
     assert proc.wait(timeout=grace + 30) == 0
     assert time.monotonic() - signalled < grace + MARGIN
     assert host["atexit"].exists()
-    last = host["stderr"].read_text().strip().splitlines()[-1]
+    last: str = host["stderr"].read_text().strip().splitlines()[-1]
     assert "exiting without waiting for" in last and "sync: Site 1 (" in last
+    return last
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("timeouts", [False, True], ids=["no-timeouts", "timeouts"])
+def test_sigterm_with_hung_calls_exits_0_through_atexit(host, timeouts) -> None:
+    grace = 2.0
+    if timeouts:
+        host["configure"](sync={"grace_period": grace, "timeout": 0.5}, pull={"timeout": 0.5})
+    else:
+        host["configure"](sync={"grace_period": grace})
+    last = sigterm_during_a_hung_sync_call(host, grace)
+    assert "pull: HangPull.pull_records (" in last
+    if timeouts:
+        assert "pull: HangPull.pull_records (timed out after 0.5s" in last
+    else:
+        assert "grace period over; abandoning" in host["stderr"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["--once", "--until-idle"])
+def test_sigterm_ends_once_and_until_idle_cleanly(host, mode) -> None:
+    grace = 2.0
+    host["configure"](sync={"grace_period": grace}, pull={"timeout": 0.5})
+    sigterm_during_a_hung_sync_call(host, grace, mode)

@@ -93,7 +93,6 @@ class WorkerPool:
         #: Threads whose call was abandoned and is still running.
         self.abandoned = 0
         self._short_logged = False
-        self._pending_spawns = 0
         #: Calls submitted since the last `new_epoch()`; calls of earlier epochs that have
         #: not started yet are dropped, and their completions ignored, so a pass never
         #: mistakes a call of an earlier (aborted) pass for one of its own.
@@ -164,19 +163,16 @@ class WorkerPool:
             ]
         return min(deadlines) if deadlines else None
 
-    def _abandon(self, tasks: list[_Task]) -> None:
-        """Mark `tasks` abandoned (lock held); replace their workers within the bound."""
+    def _abandon(self, tasks: list[_Task]) -> int:
+        """Mark `tasks` abandoned (lock held); returns how many replacement workers to start
+        (within the bound)."""
         for task in tasks:
             task.abandoned = True
             self.abandoned += 1
             self._workers -= 1
-        replace = 0
-        while (
-            not self._closed
-            and self._workers + replace < self.size
-            and self.abandoned + self._workers + replace < self.size + self.max_abandoned
-        ):
-            replace += 1
+        # back to `size` workers, but never past `size + max_abandoned` threads in all
+        room = self.size + self.max_abandoned - self.abandoned - self._workers
+        replace = 0 if self._closed else max(0, min(self.size - self._workers, room))
         if replace < len(tasks) and not self._short_logged and not self._closed:
             self._short_logged = True
             logger.warning(
@@ -186,29 +182,30 @@ class WorkerPool:
                 self.max_abandoned,
                 self._workers + replace,
             )
-        self._pending_spawns = replace
+        return replace
+
+    def _abandon_where(self, select: Callable[[_Task], bool]) -> list[_Task]:
+        """Abandon the running calls `select` picks and start their replacements."""
+        with self._lock:
+            tasks = [t for t in self._running.values() if not t.abandoned and select(t)]
+            spawns = self._abandon(tasks)
+        for _ in range(spawns):
+            self._spawn()
+        return tasks
 
     def expire(self, now: float | None = None) -> int:
         """Abandon calls past their timeout, reporting each as a timed-out completion."""
         now = time.monotonic() if now is None else now
-        with self._lock:
-            expired = [
-                task
-                for task in self._running.values()
-                if not task.abandoned
-                and task.timeout is not None
-                and task.started is not None
-                and now - task.started >= task.timeout
-            ]
-            self._abandon(expired)
-            spawns = self._pending_spawns if expired else 0
+        expired = self._abandon_where(
+            lambda t: (
+                t.timeout is not None and t.started is not None and now - t.started >= t.timeout
+            )
+        )
         for task in expired:
             assert task.started is not None
             self.completions.put(
                 Completion(task.key, duration=now - task.started, timed_out=True, epoch=task.epoch)
             )
-        for _ in range(spawns):
-            self._spawn()
         return len(expired)
 
     def abandon_running(self) -> list[Hashable]:
@@ -217,12 +214,7 @@ class WorkerPool:
         Calls submitted but not started are dropped (see `new_epoch`). Each abandoned call
         still reports its return through `on_return`.
         """
-        with self._lock:
-            tasks = [t for t in self._running.values() if not t.abandoned]
-            self._abandon(tasks)
-            spawns = self._pending_spawns if tasks else 0
-        for _ in range(spawns):
-            self._spawn()
+        tasks = self._abandon_where(lambda _t: True)
         return [t.key for t in tasks]
 
     def running(self) -> list[RunningCall]:

@@ -2,19 +2,21 @@
 
 **Leases.** A runtime process that works on a store registers itself in one row (`Lease`):
 who it is (hostname, boot id, pid, process start time), whether it shares work, and when its
-lease expires. A heartbeat thread renews it every third of the lease time. A process is
-*gone* when its lease expired, or at once when it ran on this very host and boot and its pid
-is no longer alive (or now belongs to another process): a kill -9 on one machine is noticed
-in the time of one query, not of a lease.
+lease expires. A heartbeat thread renews it every third of the lease time. A process on this
+very host and boot is judged by the process table: *gone* at once when its pid is no longer
+alive (or now belongs to another process), so a kill -9 on one machine is noticed in the
+time of one query; never gone while it lives. A process on another host is gone when its
+lease expired.
 
 **Claims.** Before an engine works on an object, it claims it: a row `(kind, root, id) ->
 owner` inserted only if none exists (`INSERT ... ON CONFLICT DO NOTHING RETURNING`, the same
 statement on SQLite and PostgreSQL). Claims are taken in small batches, keys in one fixed
-order, in a transaction of their own, so two processes can never wait on each other in a
-cycle (no deadlock by construction); they are released in the transaction that stores the
-outcomes. A claim has no lease of its own: it lives as long as its owner does. `reap()` hands
-over the claims of gone owners (skipping rows another process is reaping, so reapers never
-wait on each other either).
+order, and in a transaction before its releases, so two processes can never wait on each
+other in a cycle (no deadlock by construction); they are released in the transaction that
+stores the outcomes (the sync engine also takes its next batch there). A claim has no
+lease of its own: it lives as long as its owner does. `reap()` hands over the claims of
+gone owners (skipping rows another process is reaping, so reapers never wait on each other
+either).
 
 A claim alone is not enough: another process may have finished the object between our read
 and our claim. Engines therefore re-read what they claimed and drop what is done.

@@ -25,27 +25,41 @@ __all__ = ["StoreHealth", "retrying", "transient"]
 
 T = TypeVar("T")
 
-#: SQLSTATE classes and codes that a retry can cure: connection exceptions (08xxx),
-#: serialization failure, deadlock, and the server shutting down or restarting (57P0x).
-_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03")
+#: SQLSTATEs of a lost store: connection exceptions (08xxx), the server shutting down or
+#: restarting (57P01-57P03); and of a conflict the next try resolves: serialization
+#: failure, deadlock.
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+_CONFLICT_SQLSTATES = ("40001", "40P01")
 _SQLITE_BUSY = ("database is locked", "database is busy")
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str:
+    orig = exc.orig
+    return str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
+
+
+def _busy(exc: sa.exc.DBAPIError) -> bool:
+    """SQLite's answer while another process holds the write lock."""
+    text = str(exc.orig).lower()
+    return any(t in text for t in _SQLITE_BUSY)
+
+
+def _is_lost(exc: sa.exc.DBAPIError) -> bool:
+    """A lost store, as opposed to a lock conflict that the next try resolves."""
+    if exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc)
+    if state:
+        return state.startswith(_LOST_SQLSTATES)
+    # psycopg raises OperationalError without a SQLSTATE when the socket is gone.
+    return isinstance(exc, sa.exc.OperationalError) and not _busy(exc)
 
 
 def transient(exc: BaseException) -> bool:
     """Whether `exc` is a store error that goes away by retrying."""
     if not isinstance(exc, sa.exc.DBAPIError):
         return False
-    if exc.connection_invalidated:
-        return True
-    orig = exc.orig
-    state = str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
-    if state and state.startswith(_TRANSIENT_SQLSTATES):
-        return True
-    text = str(orig).lower()
-    if any(t in text for t in _SQLITE_BUSY):
-        return True
-    # psycopg raises OperationalError without a SQLSTATE when the socket is gone.
-    return isinstance(exc, sa.exc.OperationalError) and not state
+    return _is_lost(exc) or _busy(exc) or _sqlstate(exc).startswith(_CONFLICT_SQLSTATES)
 
 
 def _reason(exc: BaseException) -> str:
@@ -68,15 +82,12 @@ class StoreHealth:
         self._lock = threading.Lock()
         self._down_since: float | None = None
 
-    @property
-    def down(self) -> bool:
-        return self._down_since is not None
-
     def failed(self, exc: BaseException) -> bool:
         """Note a failed transaction; returns whether it is a transient (retryable) error."""
         if not transient(exc):
             return False
-        if isinstance(exc, sa.exc.DBAPIError) and _is_lost(exc):
+        assert isinstance(exc, sa.exc.DBAPIError)  # transient() says so
+        if _is_lost(exc):
             with self._lock:
                 first = self._down_since is None
                 if first:
@@ -93,20 +104,6 @@ class StoreHealth:
             since, self._down_since = self._down_since, None
         if since is not None:
             logger.info("store {} is back after {:.1f}s", self.name, self.clock() - since)
-
-
-def _is_lost(exc: sa.exc.DBAPIError) -> bool:
-    """A lost store, as opposed to a lock conflict that the next try resolves."""
-    if exc.connection_invalidated:
-        return True
-    state = str(getattr(exc.orig, "sqlstate", "") or "")
-    if state.startswith(("08", "57P")):
-        return True
-    return (
-        isinstance(exc, sa.exc.OperationalError)
-        and not state
-        and not any(t in str(exc.orig).lower() for t in _SQLITE_BUSY)
-    )
 
 
 def retrying(

@@ -246,6 +246,8 @@ class SqlStore:
             conn.exec_driver_sql("SET synchronous_commit TO OFF")
             conn.commit()
             self._local.bookkeeping = conn
+            # kept for `close()`; those closed after a failure are forgotten here
+            self._bookkeeping_conns = [c for c in self._bookkeeping_conns if not c.closed]
             self._bookkeeping_conns.append(conn)
         try:
             yield conn
