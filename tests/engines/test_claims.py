@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from xos_runtime import connect
+from xos_runtime.engines.sync import _share_of
 from xos_runtime.exceptions import StoreError
-from xos_runtime.store import Claims, Lease, ProcessIdentity
+from xos_runtime.store import Claims, Lease, ProcessIdentity, sync_pending
 from xos_runtime.store.claims import _start_ticks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -350,3 +351,41 @@ def test_outcomes_are_stored_while_a_long_pass_runs(make_runtime, engine_steps):
     assert passing.is_alive() and 2 <= seen < 12  # progress is visible before the pass ends
     passing.join(30)
     assert all(rt.accessor.Site.objects.get(id=s.id).enacted is not None for s in sites)
+
+
+def test_a_claim_with_a_row_filter_skips_what_is_no_longer_pending(make_runtime, engine_steps):
+    rt = make_runtime(sync={"claims": True})
+    done, todo = _sites(rt, 2, behaviour="ok")
+    assert rt.engines()[0].run_pass().succeeded == 2
+    rt.accessor.Site.objects.get(id=todo.id).save()  # changed again: pending
+    lease = Lease(rt.accessor.store, ttl=30)
+    lease.register()
+    claims = Claims(lease, "sync")
+    keys = [("Site", done.id), ("Site", todo.id)]
+    with rt.accessor.store.write() as conn:
+        got = claims.claim_in(conn, keys, where=sync_pending(False))
+    assert got == {("Site", todo.id)}  # the synced one costs no claim
+    with rt.accessor.store.write() as conn:  # nothing of these is deleted
+        assert claims.claim_in(conn, keys, where=sync_pending(True)) == set()
+    assert set(claims.holders(keys)) == {("Site", todo.id)}
+    lease.close()
+
+
+def test_each_process_starts_a_pass_with_its_own_share(make_runtime, engine_steps):
+    first = make_runtime(sync={"claims": True, "workers": 1})
+    second = make_runtime(store_url=first.settings.accessor.endpoint, sync={"workers": 1})
+    sites = _sites(first, 40, behaviour="ok")
+    engines = [first.engines()[0], second.engines()[0]]
+    for e in engines:
+        e.claims.lease.register()
+    for e in engines:
+        e.claims.lease.reap(["sync"])  # each pass looks at who else is there
+    shares = [e.claims.lease.share() for e in engines]
+    assert sorted(shares) == [(0, 2), (1, 2)]
+    rank = shares[0][0]
+    assert engines[0].run_pass().succeeded == 40  # alone in the end, it does them all...
+    keys = {s.name: ("Site", s.id) for s in sites}
+    order = [keys[c["name"]] for c in engine_steps.CALLS]
+    mine = [k for k in order if _share_of(k, 2) == rank]
+    assert 5 < len(mine) < 35
+    assert order[: len(mine)] == mine  # ...but its own share first

@@ -33,8 +33,13 @@ def read_register(text: str | None) -> dict[str, Any]:
 
 
 def data_version(obj: Any) -> float:
+    """The version a sync of `obj` makes current (see `version_of`)."""
+    return version_of(obj.updated, obj.changed_by_policy)
+
+
+def version_of(updated: float | None, changed_by_policy: float | None) -> float:
     """The version a sync makes current: the newest of `updated` and `changed_by_policy`."""
-    return max(obj.updated or 0.0, obj.changed_by_policy or 0.0)
+    return max(updated or 0.0, changed_by_policy or 0.0)
 
 
 def is_ready(register: dict[str, Any], version: float, now: float) -> bool:

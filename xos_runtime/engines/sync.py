@@ -31,6 +31,7 @@ import queue
 import random
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -48,6 +49,7 @@ from xos_runtime.engines.backoff import (
     is_ready,
     read_register,
     success_register,
+    version_of,
 )
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
@@ -63,6 +65,7 @@ from xos_runtime.store import (
     ModelObject,
     acting_as,
     retrying,
+    sync_pending,
     transient,
 )
 
@@ -70,6 +73,9 @@ OutcomeHook = Callable[[Any, Any, Outcome], None]
 
 #: Seconds between looks for gone processes during a pass that waits on their objects.
 REAP_EVERY = 0.5
+
+#: Columns a claim re-reads to learn whether another process dealt with the object meanwhile.
+_RECHECK = ("id", "deleted", "enacted", "updated", "changed_by_policy", "backend_register")
 
 #: Appended to the status of an object whose timed-out call is still running.
 STILL_RUNNING = "; the call has not returned yet"
@@ -132,6 +138,15 @@ class _Overdue:
 
     step: type[SyncStep]
     message: str
+
+
+def _version(row: dict[str, Any]) -> float:
+    return version_of(row["updated"], row["changed_by_policy"])
+
+
+def _share_of(key: Key, company: int) -> int:
+    """Which of `company` processes starts with `key` in a pass (a stable spread of ids)."""
+    return (key[1] * 2654435761 + zlib.crc32(key[0].encode())) % 2**32 % company
 
 
 def _leaf(obj: ModelObject) -> str:
@@ -346,8 +361,11 @@ class _Dispatch:
         self.items = items
         self.deleted = deleted
         self.report = report
-        #: Dependencies met; with claims, not claimed yet.
+        #: Dependencies met; with claims, not claimed yet: this process's share of the pass
+        #: and the dependents of what it finished first, then (`later`) the other processes'
+        #: share, which they are likely to have done by the time this process gets to it.
         self.ready: deque[Key] = deque()
+        self.later: deque[Key] = deque()
         #: Ready and (with claims) held by this process: to start as workers free up.
         self.startable: deque[Key] = deque()
         self.parked: dict[type[SyncStep], deque[Key]] = {}
@@ -378,9 +396,14 @@ class _Dispatch:
         first = [k for k, it in self.items.items() if it.state == "pending" and it.deps_left == 0]
         if self.claims is not None:
             # Processes that read the same pending set would otherwise all try the same
-            # objects first; in a random order their claims rarely collide.
+            # objects first: each starts with its own share, in a random order.
             random.shuffle(first)
-        self.ready.extend(first)
+            rank, company = self.claims.lease.share()
+            for key in first:
+                mine = company == 1 or _share_of(key, company) == rank
+                (self.ready if mine else self.later).append(key)
+        else:
+            self.ready.extend(first)
         pool = self.engine.pool
         pool.new_epoch()
         try:
@@ -482,7 +505,7 @@ class _Dispatch:
             self.startable.extend(self.ready)
             self.ready.clear()
             return
-        while self.ready and not self.engine.stopping:
+        while (self.ready or self.later) and not self.engine.stopping:
             in_hand = self.running + len(self.startable)
             if in_hand > self.engine.options.workers:
                 return  # enough to do: claim when workers free up
@@ -492,8 +515,11 @@ class _Dispatch:
 
     def _next_batch(self, in_hand: int) -> list[Key]:
         batch: list[Key] = []
-        while self.ready and len(batch) < self.claim_target - in_hand:
-            key = self.ready.popleft()
+        while len(batch) < self.claim_target - in_hand:
+            source = self.ready or self.later
+            if not source:
+                break
+            key = source.popleft()
             if self.items[key].state == "pending":
                 batch.append(key)
         return batch
@@ -506,17 +532,23 @@ class _Dispatch:
         held: set[Key] = set()
         rows: dict[Key, dict[str, Any]] = {}
         tries = [0]
+        pending = sync_pending(self.deleted)
 
         def claim(conn: Connection) -> None:
             held.clear()
             rows.clear()
             tries[0] += 1
             # A retry after a lost connection may find the claims of a commit whose answer
-            # never arrived: they are this process's own, and taken as obtained.
-            held.update(claims.claim_in(conn, batch, adopt_own=tries[0] > 1))
-            # in the claim's transaction: whatever another process finished before it
-            # released the object is visible here
-            rows.update(engine.accessor.load_rows(held, conn))
+            # never arrived: they are this process's own, and taken as obtained. Objects no
+            # longer pending (done elsewhere since the pass read them) are not claimed.
+            held.update(claims.claim_in(conn, batch, adopt_own=tries[0] > 1, where=pending))
+            # In the claim's transaction, by a statement of its own: whatever another process
+            # finished before it released the object is visible here (the claim's own
+            # statement may have waited for that release but reads an older snapshot).
+            rows.update(engine.accessor.load_rows(held, conn, columns=_RECHECK))
+            changed = [k for k in held if k in rows and _version(rows[k]) > self.items[k].version]
+            if changed:  # a newer version for the step: the whole row
+                rows.update(engine.accessor.load_rows(changed, conn))
 
         self._flush(claim if batch else None)
         now = engine.clock()
@@ -524,6 +556,8 @@ class _Dispatch:
         for key in batch:
             item, row = self.items[key], rows.get(key)
             if key not in held:
+                # Held by another process, or no longer pending: another process dealt
+                # with it since the pass read it, and its dependents wait for the next pass.
                 item.state = "claimed"
                 self.report.held_elsewhere += 1
                 self._hold_dependents(item, None)
@@ -531,15 +565,19 @@ class _Dispatch:
             if row is None or bool(row["deleted"]) != self.deleted:
                 self._drop(item, "done")  # purged, or deleted or undeleted meanwhile
                 continue
-            fresh = type(item.obj)._from_row(row)
-            version = data_version(fresh)
+            version = _version(row)
             enacted = row["enacted"]
             if not self.deleted and enacted is not None and enacted >= version:
                 self._drop(item, "done")  # done elsewhere since we read it
             elif not is_ready(read_register(row["backend_register"]), version, now):
                 self._drop(item, "claimed")  # failed elsewhere meanwhile: it holds dependents
             else:
-                item.obj, item.version = fresh, version  # the latest data goes to the step
+                if version > item.version:  # the latest data goes to the step
+                    item.obj, item.version = type(item.obj)._from_row(row), version
+                else:
+                    item.obj.note_stored(
+                        {"enacted": enacted, "backend_register": row["backend_register"]}
+                    )
                 self.startable.append(key)
 
     def _drop(self, item: _Item, state: str) -> None:
@@ -723,7 +761,7 @@ class _Dispatch:
             in_hand = self.running + len(self.startable)
             if (
                 self.claims is not None
-                and self.ready
+                and (self.ready or self.later)
                 and in_hand <= options.workers
                 and not self.engine.stopping
             ):

@@ -45,9 +45,7 @@ class OutcomeWriter:
         root = self.accessor.models.root(obj._meta.name)
         columns = tuple(sorted(values))
         self.updates.setdefault((root, columns), []).append({"id": obj.id, **values})
-        obj.__dict__.update(values)
-        if obj._orig is not None:
-            obj._orig.update(values)
+        obj.note_stored(values)
         self.size += 1
 
     def _statement(self, root: str, columns: tuple[str, ...]) -> tuple[str, sa.Update]:

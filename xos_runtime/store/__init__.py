@@ -4,7 +4,7 @@
 their work with `acting_as(...)` so that saves move the right timestamps.
 """
 
-from xos_runtime.store.accessor import ModelAccessor, open_store
+from xos_runtime.store.accessor import ModelAccessor, open_store, sync_pending
 from xos_runtime.store.attempts import Attempts, EventAttempts
 from xos_runtime.store.claims import (
     ClaimKey,
@@ -13,6 +13,7 @@ from xos_runtime.store.claims import (
     Lease,
     OwnerInfo,
     ProcessIdentity,
+    RowFilter,
     StoreInUse,
     held_claims,
     read_owners,
@@ -42,6 +43,7 @@ __all__ = [
     "OwnerInfo",
     "ProcessIdentity",
     "QuerySet",
+    "RowFilter",
     "Schedule",
     "SqlStore",
     "StoreHealth",
@@ -55,5 +57,6 @@ __all__ = [
     "parse_text",
     "read_owners",
     "retrying",
+    "sync_pending",
     "transient",
 ]

@@ -7,7 +7,7 @@ observed model rather than one per object.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +26,26 @@ def _older(version: sa.Column[Any], *changes: sa.Column[Any]) -> sa.ColumnElemen
     SQL NULL semantics keep XOS's rule: an unset change timestamp never makes a row pending.
     """
     return sa.or_(version.is_(None), *(version < change for change in changes))
+
+
+def _to_sync(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+    return [
+        t.c.deleted == sa.false(),
+        t.c.lazy_blocked == sa.false(),
+        t.c.no_sync == sa.false(),
+        _older(t.c.enacted, t.c.updated, t.c.changed_by_policy),
+    ]
+
+
+def _to_delete(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+    return [t.c.deleted == sa.true()]
+
+
+def sync_pending(deleted: bool) -> Callable[[sa.Table], list[sa.ColumnElement[bool]]]:
+    """What makes a row pending for sync steps (changed since enacted) or, with `deleted`,
+    for their `delete_record`: conditions on a table, for `fetch_pending` and for claims
+    that must skip what another process finished (the same function object every time)."""
+    return _to_delete if deleted else _to_sync
 
 
 class ModelAccessor:
@@ -125,18 +145,7 @@ class ModelAccessor:
         """Objects to sync (changed since enacted) or, with `deleted`, to delete (reference 1.4)."""
         if isinstance(model_names, str):
             model_names = [model_names]
-        if deleted:
-            return self._pending(model_names, lambda t: [t.c.deleted == sa.true()])
-
-        def dirty(t: sa.Table) -> list[sa.ColumnElement[bool]]:
-            return [
-                t.c.deleted == sa.false(),
-                t.c.lazy_blocked == sa.false(),
-                t.c.no_sync == sa.false(),
-                _older(t.c.enacted, t.c.updated, t.c.changed_by_policy),
-            ]
-
-        return self._pending(model_names, dirty)
+        return self._pending(model_names, sync_pending(deleted))
 
     def fetch_policy_pending(
         self, model_names: Iterable[str], deleted: bool = False
@@ -159,12 +168,16 @@ class ModelAccessor:
         )
 
     def load_rows(
-        self, keys: Iterable[tuple[str, int]], conn: Connection | None = None
+        self,
+        keys: Iterable[tuple[str, int]],
+        conn: Connection | None = None,
+        columns: Sequence[str] = (),
     ) -> dict[tuple[str, int], dict[str, Any]]:
         """Rows by `(root model, id)`, live or deleted, one query per hierarchy table.
 
         For engines that walk links or re-read what they claimed (inside `conn`, the claim's
-        transaction, when given); missing rows are absent.
+        transaction, when given; only `columns`, with `id` among them, when given); missing
+        rows are absent.
         """
         by_root: dict[str, list[int]] = {}
         for root, oid in keys:
@@ -172,7 +185,8 @@ class ModelAccessor:
         found: dict[tuple[str, int], dict[str, Any]] = {}
         for root, ids in by_root.items():
             table = self.store.table(root)
-            for row in self.store.select(root, [table.c.id.in_(ids)], conn=conn):
+            rows = self.store.select(root, [table.c.id.in_(ids)], conn=conn, columns=columns)
+            for row in rows:
                 found[(root, int(row["id"]))] = row
         return found
 

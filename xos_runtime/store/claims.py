@@ -27,6 +27,7 @@ and our claim. Engines therefore re-read what they claimed and drop what is done
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import socket
 import threading
@@ -52,6 +53,7 @@ __all__ = [
     "Lease",
     "OwnerInfo",
     "ProcessIdentity",
+    "RowFilter",
     "StoreInUse",
     "held_claims",
     "read_owners",
@@ -64,6 +66,9 @@ _REGISTER_LOCK = 0x58_52_54_52
 
 #: Rows per claim statement (SQLite allows 32,766 bound values; 5 per row).
 _CHUNK = 500
+
+#: Conditions on a row of a root table (see `Claims.claim_in`).
+RowFilter = Callable[[sa.Table], Sequence[sa.ColumnElement[bool]]]
 
 
 def _boot_id() -> str:
@@ -192,6 +197,8 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: The running processes (owners, sorted) at the last `reap`, this one included.
+        self._company: list[str] = [self.owner]
 
     # -- registration -------------------------------------------------------------------------
 
@@ -287,6 +294,14 @@ class Lease:
 
     # -- other processes ----------------------------------------------------------------------
 
+    def share(self) -> tuple[int, int]:
+        """(this process's rank, how many processes share the work), as the last `reap` saw
+        them: engines start with their own share of a pass (objects are divided among the
+        ranks) so that processes rarely try the same objects. Only a preference: any process
+        may take any object."""
+        company = self._company
+        return company.index(self.owner), len(company)
+
     def owners(self) -> list[OwnerInfo]:
         """Every registered process (this one included)."""
         return read_owners(self.store)
@@ -298,11 +313,12 @@ class Lease:
         at the same moment are skipped, not waited for.
         """
         now = self.clock()
+        owners = self.owners()
         gone = [
-            o
-            for o in self.owners()
-            if o.owner != self.owner and o.state(self.identity, now) != "running"
+            o for o in owners if o.owner != self.owner and o.state(self.identity, now) != "running"
         ]
+        left = {o.owner for o in owners} - {o.owner for o in gone}
+        self._company = sorted(left | {self.owner})
         if not gone:
             return {}
         c = self.store.schema.claims
@@ -369,6 +385,7 @@ class Claims:
         self.store = lease.store
         self.kind = kind
         self.table = self.store.schema.claims
+        self._where_stmts: dict[tuple[str, RowFilter], Any] = {}
 
     @property
     def owner(self) -> str:
@@ -388,13 +405,25 @@ class Claims:
         return retrying(run, what="claiming objects")
 
     def claim_in(
-        self, conn: Connection, keys: Iterable[ClaimKey], *, adopt_own: bool = False
+        self,
+        conn: Connection,
+        keys: Iterable[ClaimKey],
+        *,
+        adopt_own: bool = False,
+        where: RowFilter | None = None,
     ) -> set[ClaimKey]:
         """Claim what no process holds, inside `conn`; returns the keys obtained.
 
         The lease must be registered first (`lease.start_heartbeat()`, outside `conn`).
         `adopt_own` also returns keys this owner already holds (not abandoned): for a retry
         whose earlier try may have committed without the answer reaching us.
+
+        With `where` (conditions on a key's row in its root table, e.g. "still pending"),
+        keys whose rows do not meet them are not claimed: an object another process finished
+        meanwhile costs no claim, re-read and release. The conditions see the statement's
+        snapshot, so a caller that must know the row's latest state still re-reads what it
+        obtained. `where` is called once per root table and its statement kept: pass the
+        same function each time.
 
         A key this owner already holds (an abandoned call still running) is not returned:
         it is busy. Keys go in sorted order, so that two processes claiming overlapping
@@ -404,14 +433,28 @@ class Claims:
         wanted = sorted(set(keys))
         if not wanted:
             return set()
-        stmt = self._claim_stmt
         got: set[ClaimKey] = set()
-        for start in range(0, len(wanted), _CHUNK):
-            rows = [
-                {"kind": self.kind, "root": r, "obj_id": i, "owner": self.owner, "abandoned": False}
-                for r, i in wanted[start : start + _CHUNK]
-            ]
-            got |= {(str(r.root), int(r.obj_id)) for r in conn.execute(stmt, rows)}
+        if where is not None:
+            for root, group in itertools.groupby(wanted, key=lambda k: k[0]):
+                ids = [i for _, i in group]
+                stmt = self._claim_where_stmt(root, where)
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = {"ids": ids[start : start + _CHUNK]}
+                    got |= {(root, int(r.obj_id)) for r in conn.execute(stmt, chunk)}
+        else:
+            stmt = self._claim_stmt
+            for start in range(0, len(wanted), _CHUNK):
+                rows = [
+                    {
+                        "kind": self.kind,
+                        "root": r,
+                        "obj_id": i,
+                        "owner": self.owner,
+                        "abandoned": False,
+                    }
+                    for r, i in wanted[start : start + _CHUNK]
+                ]
+                got |= {(str(r.root), int(r.obj_id)) for r in conn.execute(stmt, rows)}
         if adopt_own and len(got) < len(wanted):
             t = self.table
             mine = conn.execute(
@@ -445,6 +488,25 @@ class Claims:
     def _claim_stmt(self) -> Any:
         t = self.table
         return _insert(self.store, t).on_conflict_do_nothing().returning(t.c.root, t.c.obj_id)
+
+    def _claim_where_stmt(self, root: str, where: RowFilter) -> Any:
+        found = self._where_stmts.get((root, where))
+        if found is None:
+            t, m = self.table, self.store.table(root)
+            rows = (
+                sa.select(sa.literal(self.kind), sa.literal(root), m.c.id, sa.literal(self.owner))
+                .add_columns(sa.literal(False))
+                .where(m.c.id.in_(sa.bindparam("ids", expanding=True)), *where(m))
+                .order_by(m.c.id)
+            )
+            found = (
+                _insert(self.store, t)
+                .from_select(["kind", "root", "obj_id", "owner", "abandoned"], rows)
+                .on_conflict_do_nothing()
+                .returning(t.c.obj_id)
+            )
+            self._where_stmts[(root, where)] = found
+        return found
 
     @staticmethod
     def _params(keys: Iterable[ClaimKey]) -> list[dict[str, Any]]:

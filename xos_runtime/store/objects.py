@@ -184,6 +184,13 @@ class ModelObject:
         obj._row = row
         return obj
 
+    def note_stored(self, values: Mapping[str, Any]) -> None:
+        """For the runtime: the store now holds `values` (bookkeeping columns, written by an
+        engine or re-read): set them without counting them as changes to save."""
+        self.__dict__.update(values)
+        if self._orig is not None:
+            self._orig.update(values)
+
     @classmethod
     def _get_any(cls, object_id: int) -> ModelObject | None:
         """The object with this id, live or soft-deleted (links may point at deleted rows)."""

@@ -446,9 +446,12 @@ class SqlStore:
         limit: int | None = None,
         offset: int | None = None,
         conn: Connection | None = None,
+        columns: Sequence[str] = (),
     ) -> list[Row]:
+        """Rows of `model` as dicts (every column, or only `columns`), by id unless ordered."""
         table = self.table(model)
-        q = sa.select(table).where(*self.family_filter(model), *where)
+        q = sa.select(*(table.c[c] for c in columns)) if columns else sa.select(table)
+        q = q.where(*self.family_filter(model), *where)
         q = q.order_by(*order_by) if order_by else q.order_by(table.c.id)
         if limit is not None:
             q = q.limit(limit)
