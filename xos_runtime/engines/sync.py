@@ -74,6 +74,10 @@ OutcomeHook = Callable[[Any, Any, Outcome], None]
 #: Seconds between looks for gone processes during a pass that waits on their objects.
 REAP_EVERY = 0.5
 
+#: Objects claimed at a time, per worker, by a process alone on its store (4 per worker
+#: when it has company).
+ALONE_BATCH = 32
+
 #: Columns a claim re-reads to learn whether another process dealt with the object meanwhile.
 _RECHECK = ("id", "deleted", "enacted", "updated", "changed_by_policy", "backend_register")
 
@@ -384,7 +388,7 @@ class _Dispatch:
         self.rescan = False
         self.reaped_at = time.monotonic()
         #: Objects in hand (running or claimed to start) after a claim: a small multiple of
-        #: the workers, so that several processes share a pass.
+        #: the workers, so that several processes share a pass (set in `run`).
         self.claim_target = 4 * engine.options.workers
 
     def run(self) -> None:
@@ -399,6 +403,10 @@ class _Dispatch:
             # objects first: each starts with its own share, in a random order.
             random.shuffle(first)
             rank, company = self.claims.lease.share()
+            if company == 1:
+                # Alone at the start of the pass: fewer, larger claims (a process that
+                # starts now waits at most for this batch, then the next pass shares).
+                self.claim_target = ALONE_BATCH * self.engine.options.workers
             for key in first:
                 mine = company == 1 or _share_of(key, company) == rank
                 (self.ready if mine else self.later).append(key)
