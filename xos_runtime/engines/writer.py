@@ -10,25 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from xos_runtime.store import ModelAccessor, ModelObject
-
-
-def param_prefix(columns: Any) -> str:
-    """A prefix for bound-parameter names that no column name of the table starts with.
-
-    SQLAlchemy's executemany binds by name, and a `WHERE id = :x` parameter named like a
-    column that is also SET (a link named `b` makes the column `b_id`) would be taken as
-    that column's value. Column names are xproto identifiers, so a prefix is lengthened
-    with underscores until no column starts with it.
-    """
-    names = [str(c) for c in columns]
-    prefix = "xrt_"
-    while any(n.startswith(prefix) for n in names):
-        prefix += "_"
-    return prefix
 
 
 class OutcomeWriter:
@@ -39,7 +23,6 @@ class OutcomeWriter:
         self.updates: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
         self.purges: list[ModelObject] = []
         self.size = 0
-        self._statements: dict[tuple[str, tuple[str, ...]], tuple[str, sa.Update]] = {}
 
     def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
         root = self.accessor.models.root(obj._meta.name)
@@ -47,20 +30,6 @@ class OutcomeWriter:
         self.updates.setdefault((root, columns), []).append({"id": obj.id, **values})
         obj.note_stored(values)
         self.size += 1
-
-    def _statement(self, root: str, columns: tuple[str, ...]) -> tuple[str, sa.Update]:
-        """The UPDATE of `columns` by id (built once per writer), and its parameter prefix."""
-        found = self._statements.get((root, columns))
-        if found is None:
-            table = self.accessor.store.table(root)
-            p = param_prefix(table.c.keys())
-            stmt = (
-                sa.update(table)
-                .where(table.c.id == sa.bindparam(f"{p}id"))
-                .values({c: sa.bindparam(f"{p}{c}") for c in columns})
-            )
-            found = self._statements[(root, columns)] = (p, stmt)
-        return found
 
     def purge(self, obj: ModelObject) -> None:
         self.purges.append(obj)
@@ -78,9 +47,8 @@ class OutcomeWriter:
         touched: set[str] = set()
         with store.write(touched, durable=False) as conn:
             for (root, columns), updates in sorted(self.updates.items()):
-                p, stmt = self._statement(root, columns)
-                params = [{f"{p}{k}": v for k, v in u.items()} for u in sorted(updates, key=_by_id)]
-                store.execute_each(conn, ("outcome", root, columns), stmt, params)
+                rows = sorted(updates, key=_by_id)
+                store.write_by_keys(conn, store.table(root), ["id"], rows, set_columns=columns)
             by_leaf: dict[str, list[int]] = {}
             for obj in self.purges:
                 leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name

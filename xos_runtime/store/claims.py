@@ -477,10 +477,6 @@ class Claims:
         )
 
     @functools.cached_property
-    def _release_stmt(self) -> sa.Delete:
-        return sa.delete(self.table).where(self._one)
-
-    @functools.cached_property
     def _abandon_stmt(self) -> sa.Update:
         return sa.update(self.table).where(self._one).values(abandoned=True)
 
@@ -518,8 +514,9 @@ class Claims:
         if not todo:
             return
         if conn is not None:
-            key = ("release", self.kind, self.owner)
-            self.store.execute_each(conn, key, self._release_stmt, self._params(todo))
+            rows = [{"root": r, "obj_id": i} for r, i in todo]
+            mine = {"kind": self.kind, "owner": self.owner}
+            self.store.write_by_keys(conn, self.table, ["root", "obj_id"], rows, where=mine)
             return
 
         def run() -> None:

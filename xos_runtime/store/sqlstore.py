@@ -54,6 +54,21 @@ def normalise_url(endpoint: str) -> str:
     )
 
 
+def param_prefix(columns: Iterable[Any]) -> str:
+    """A prefix for bound-parameter names that no column name of the table starts with.
+
+    SQLAlchemy's executemany binds by name, and a `WHERE id = :x` parameter named like a
+    column that is also SET (a link named `b` makes the column `b_id`) would be taken as
+    that column's value. Column names are xproto identifiers, so a prefix is lengthened
+    with underscores until no column starts with it.
+    """
+    names = [str(c) for c in columns]
+    prefix = "xrt_"
+    while any(n.startswith(prefix) for n in names):
+        prefix += "_"
+    return prefix
+
+
 class SqlStore:
     """An open database holding the objects of a `ModelSet`.
 
@@ -90,6 +105,8 @@ class SqlStore:
         self._bookkeeping_conns: list[Connection] = []
         #: Driver SQL of the bookkeeping statements (`execute_each`), by statement.
         self._compiled_sql: dict[Hashable, tuple[str, list[str] | None, dict[str, Any]]] = {}
+        #: Driver SQL of `write_by_keys` on PostgreSQL, by statement shape.
+        self._arrays_sql: dict[Hashable, str] = {}
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
@@ -284,10 +301,7 @@ class SqlStore:
             return
         sql, order, fixed = self._compiled(key, stmt)
         params = [{**fixed, **p} for p in params] if fixed else params
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        try:
+        with self._driver_cursor(conn, sql, params) as cursor:
             if order is None:  # named parameters (psycopg)
                 if len(params) > _EACH_UP_TO:
                     cursor.executemany(sql, params)
@@ -296,17 +310,93 @@ class SqlStore:
                         cursor.execute(sql, one)
             else:
                 cursor.executemany(sql, [tuple(p[k] for k in order) for p in params])
-        except self.engine.dialect.loaded_dbapi.Error as exc:
+
+    @contextlib.contextmanager
+    def _driver_cursor(self, conn: Connection, sql: str, params: Any) -> Iterator[Any]:
+        """A cursor of the driver under `conn`; driver errors are raised as SQLAlchemy's, so
+        that `transient()` and the store's health see them as for any other statement."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            yield cursor
+        except error as exc:
             lost = self.engine.dialect.is_disconnect(exc, raw, cursor)
             raise sa.exc.DBAPIError.instance(
-                sql,
-                params,
-                exc,
-                self.engine.dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
+                sql, params, exc, error, connection_invalidated=lost
             ) from exc
         finally:
             cursor.close()
+
+    def write_by_keys(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        keys: Sequence[str],
+        rows: list[dict[str, Any]],
+        *,
+        set_columns: Sequence[str] = (),
+        where: Mapping[str, Any] | None = None,
+    ) -> None:
+        """UPDATE `set_columns` of (or, without them, DELETE) the rows of `table` whose `keys`
+        columns match one of `rows` (dicts of key and new values) and whose columns equal
+        `where`: the engines' outcome writes and claim releases, every few objects.
+
+        On PostgreSQL, one statement whatever the number of rows: each column's values go as
+        one array, unnested (one round trip instead of one per row). Elsewhere the statement
+        runs once per row on the driver's cursor (`execute_each`). Rows are written in the
+        order given: callers sort them, so that two processes lock rows in the same order.
+        """
+        if not rows:
+            return
+        where = dict(where or {})
+        shape = (table.name, tuple(keys), tuple(set_columns), tuple(sorted(where)))
+        columns = (*keys, *set_columns)
+        dialect = self.engine.dialect
+        processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
+        if any(processors.values()):  # the driver gets values as SQLAlchemy would send them
+            rows = [
+                {c: (f(row[c]) if (f := processors[c]) else row[c]) for c in columns}
+                for row in rows
+            ]
+        if self.dialect != "postgresql" or len(rows) == 1:
+            p = param_prefix(table.c.keys())
+            match = [table.c[k] == sa.bindparam(f"{p}{k}") for k in (*keys, *where)]
+            stmt: Any = sa.update(table) if set_columns else sa.delete(table)
+            stmt = stmt.where(*match)
+            if set_columns:
+                stmt = stmt.values({c: sa.bindparam(f"{p}{c}") for c in set_columns})
+            each = [{f"{p}{k}": v for k, v in (where | row).items()} for row in rows]
+            self.execute_each(conn, ("by-keys", *shape), stmt, each)
+            return
+        sql = self._arrays_sql.get(shape)
+        if sql is None:
+            sql = self._arrays_sql[shape] = self._unnest_sql(table, keys, set_columns, where)
+        arrays: dict[str, Any] = dict(where)
+        for i, name in enumerate(columns):
+            arrays[f"a{i}"] = [row[name] for row in rows]
+        with self._driver_cursor(conn, sql, arrays) as cursor:
+            cursor.execute(sql, arrays)
+
+    def _unnest_sql(
+        self, table: sa.Table, keys: Sequence[str], set_columns: Sequence[str], where: Any
+    ) -> str:
+        dialect = self.engine.dialect
+        q = dialect.identifier_preparer.quote
+        columns = (*keys, *set_columns)
+        arrays = ", ".join(
+            f"%(a{i})s::{table.c[c].type.compile(dialect=dialect)}[]" for i, c in enumerate(columns)
+        )
+        names = ", ".join(q(c) for c in columns)
+        match = [f"t.{q(k)} = v.{q(k)}" for k in keys]
+        match += [f"t.{q(c)} = %({c})s" for c in where]
+        if set_columns:
+            sets = ", ".join(f"{q(c)} = v.{q(c)}" for c in set_columns)
+            head = f"UPDATE {q(table.name)} AS t SET {sets} FROM"
+        else:
+            head = f"DELETE FROM {q(table.name)} AS t USING"
+        return f"{head} unnest({arrays}) AS v({names}) WHERE {' AND '.join(match)}"
 
     def _compiled(self, key: Hashable, stmt: Any) -> tuple[str, list[str] | None, dict[str, Any]]:
         """The driver SQL of `stmt`, its parameter order (None: named parameters), and the

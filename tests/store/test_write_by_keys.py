@@ -1,0 +1,53 @@
+"""`SqlStore.write_by_keys`: the engines' batched UPDATE/DELETE by key, the same on every store
+(on PostgreSQL one statement of unnested arrays, elsewhere one execution per row)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from xos_runtime.models import load_models
+from xos_runtime.store.sqlstore import SqlStore
+
+# `b` and `xrt_id`: column names like the parameter names a naive statement would use
+MODELS = [
+    (
+        "m.xproto",
+        "message Thing { optional string name = 1; optional uint64 big = 2;"
+        " optional bool flag = 3; optional string xrt_id = 4; optional int32 b = 5; }",
+    )
+]
+
+
+def _rows(store: SqlStore) -> dict[int, dict]:
+    t = store.table("Thing")
+    with store.read() as conn:
+        found = conn.execute(sa.select(t.c.id, t.c.name, t.c.big, t.c.flag, t.c.b)).mappings()
+        return {r["id"]: dict(r) for r in found}
+
+
+def test_updates_and_deletes_many_rows_by_key(store_url):
+    store = SqlStore(store_url, load_models(MODELS))
+    t = store.table("Thing")
+    with store.write() as conn:
+        for i in range(1, 6):
+            conn.execute(sa.insert(t).values(id=i, name=f"t{i}", big=i, flag=False, b=i))
+    updates = [
+        {"id": 1, "name": None, "big": 2**64 - 1, "flag": True, "b": 10},
+        {"id": 2, "name": "two", "big": 0, "flag": True, "b": 20},
+        {"id": 4, "name": "four", "big": None, "flag": False, "b": 40},
+    ]
+    with store.write() as conn:
+        store.write_by_keys(conn, t, ["id"], updates, set_columns=["name", "big", "flag", "b"])
+    rows = _rows(store)
+    assert rows[1] == {"id": 1, "name": None, "big": 2**64 - 1, "flag": True, "b": 10}
+    assert rows[2] == {"id": 2, "name": "two", "big": 0, "flag": True, "b": 20}
+    assert rows[3] == {"id": 3, "name": "t3", "big": 3, "flag": False, "b": 3}  # untouched
+    assert rows[4] == {"id": 4, "name": "four", "big": None, "flag": False, "b": 40}
+    with store.write() as conn:  # delete where the key matches and so does `where`
+        keys = [{"id": 2}, {"id": 3}, {"id": 5}]
+        store.write_by_keys(conn, t, ["id"], keys, where={"name": "t3"})
+    assert sorted(_rows(store)) == [1, 2, 4, 5]
+    with store.write() as conn:
+        store.write_by_keys(conn, t, ["id"], [{"id": 1}, {"id": 5}])
+    assert sorted(_rows(store)) == [2, 4]
+    store.close()
