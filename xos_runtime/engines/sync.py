@@ -289,6 +289,9 @@ class SyncEngine(LoopEngine):
                 return items
             rows = {k: item.obj._row for k, item in items.items()}
             deps = dependencies(rows, self.plan, self.accessor.load_rows)
+        del rows
+        for item in items.values():
+            item.obj.drop_row()  # links are resolved: the pass need not keep whole rows
         if deleted:
             deps = reverse_edges(deps)
         for key, targets in deps.items():

@@ -10,6 +10,7 @@ on which timestamp the save moves (see `tracking.py`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from xos_runtime.exceptions import ObjectValidationError, StoreError
@@ -21,6 +22,32 @@ from xos_runtime.store.values import check_value, from_db
 if TYPE_CHECKING:
     from xos_runtime.store.accessor import ModelAccessor
     from xos_runtime.store.sqlstore import SqlStore
+
+#: The row of an object whose row was dropped (`ModelObject.drop_row`).
+_NO_ROW: Mapping[str, Any] = MappingProxyType({})
+
+
+class Stored:
+    """What the store holds for an object, column by column, as of its last read or write:
+    what `save()` compares with. One list per object (a pass keeps many objects alive, and a
+    dict per object costs three times the memory)."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: list[Any]):
+        self._index = index
+        self._values = values
+
+    def get(self, column: str, default: Any = None) -> Any:
+        i = self._index.get(column)
+        return default if i is None else self._values[i]
+
+    def update(self, values: Mapping[str, Any] = _NO_ROW, **more: Any) -> None:
+        for source in (values, more):
+            for column, value in source.items():
+                i = self._index.get(column)
+                if i is not None:
+                    self._values[i] = value
 
 
 class ModelMeta:
@@ -36,6 +63,7 @@ class ModelMeta:
         self.links: dict[str, Link] = {x.name: x for x in store.models.all_links(name)}
         self.link_by_column: dict[str, Link] = {x.column: x for x in self.links.values()}
         self.columns: tuple[str, ...] = ("id", *self.fields, *self.link_by_column)
+        self.column_index: dict[str, int] = {c: i for i, c in enumerate(self.columns)}
         self.data_fields = tuple(f.name for f in self.fields.values() if f.declared_in != "XOSBase")
 
     def column_for(self, name: str) -> str:
@@ -153,7 +181,7 @@ class ModelObject:
             self.__dict__[column] = None
         self.__dict__["id"] = None
         self.__dict__["leaf_model_name"] = meta.name
-        self._orig: dict[str, Any] | None = None
+        self._orig: Stored | None = None
         for key, value in fields.items():
             self._set(key, value)
 
@@ -178,11 +206,16 @@ class ModelObject:
             d[name] = from_db(field, row.get(name))
         for column in meta.link_by_column:
             d[column] = row.get(column)
-        obj._orig = {c: d[c] for c in meta.columns}
+        obj._orig = Stored(meta.column_index, [d[c] for c in meta.columns])
         # The whole row, sub-model columns included: engines read links of the leaf model
         # from it when the object was fetched through a base model.
         obj._row = row
         return obj
+
+    def drop_row(self) -> None:
+        """For the runtime: forget the whole row this object was read from (sub-model columns
+        included) once its links were resolved from it; a pass keeps many objects alive."""
+        self._row = _NO_ROW
 
     def note_stored(self, values: Mapping[str, Any]) -> None:
         """For the runtime: the store now holds `values` (bookkeeping columns, written by an
@@ -324,7 +357,7 @@ class ModelObject:
             new_id = store.insert(meta.name, values, conn)
         d.update(values)
         d["id"] = new_id
-        self._orig = {c: d.get(c) for c in meta.columns}
+        self._orig = Stored(meta.column_index, [d.get(c) for c in meta.columns])
         self._row = {**values, "id": new_id}
 
     def _update(self, update_fields: Iterable[str] | None, always_update_timestamp: bool) -> None:

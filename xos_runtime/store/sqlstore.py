@@ -105,8 +105,10 @@ class SqlStore:
         self._bookkeeping_conns: list[Connection] = []
         #: Driver SQL of the bookkeeping statements (`execute_each`), by statement.
         self._compiled_sql: dict[Hashable, tuple[str, list[str] | None, dict[str, Any]]] = {}
-        #: Driver SQL of `write_by_keys` on PostgreSQL, by statement shape.
+        #: `write_by_keys` statements by shape: driver SQL of arrays (PostgreSQL), else the
+        #: statement run per row and its parameter prefix.
         self._arrays_sql: dict[Hashable, str] = {}
+        self._by_keys_stmts: dict[Hashable, tuple[str, Any]] = {}
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
@@ -361,12 +363,16 @@ class SqlStore:
                 for row in rows
             ]
         if self.dialect != "postgresql" or len(rows) == 1:
-            p = param_prefix(table.c.keys())
-            match = [table.c[k] == sa.bindparam(f"{p}{k}") for k in (*keys, *where)]
-            stmt: Any = sa.update(table) if set_columns else sa.delete(table)
-            stmt = stmt.where(*match)
-            if set_columns:
-                stmt = stmt.values({c: sa.bindparam(f"{p}{c}") for c in set_columns})
+            found = self._by_keys_stmts.get(shape)
+            if found is None:
+                p = param_prefix(table.c.keys())
+                match = [table.c[k] == sa.bindparam(f"{p}{k}") for k in (*keys, *where)]
+                stmt: Any = sa.update(table) if set_columns else sa.delete(table)
+                stmt = stmt.where(*match)
+                if set_columns:
+                    stmt = stmt.values({c: sa.bindparam(f"{p}{c}") for c in set_columns})
+                found = self._by_keys_stmts[shape] = (p, stmt)
+            p, stmt = found
             each = [{f"{p}{k}": v for k, v in (where | row).items()} for row in rows]
             self.execute_each(conn, ("by-keys", *shape), stmt, each)
             return
