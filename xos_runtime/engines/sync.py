@@ -260,8 +260,12 @@ class SyncEngine(LoopEngine):
 
     # -- one phase --------------------------------------------------------------------------
 
-    def _fetch(self, deleted: bool) -> dict[Key, _Item]:
+    def _fetch(self, deleted: bool) -> tuple[dict[Key, _Item], dict[Key, dict[str, Any]]]:
+        """The pending objects of every step, and of each the columns its links are
+        resolved from (the whole rows are dropped one step at a time: a pass keeps many
+        objects alive, and their rows would double its memory)."""
         items: dict[Key, _Item] = {}
+        links: dict[Key, dict[str, Any]] = {}
         for step_cls in self.steps:
             log = self._log.bind(step=step_cls.__name__)
             step = step_cls(model_accessor=self.accessor, log=log)
@@ -277,21 +281,24 @@ class SyncEngine(LoopEngine):
                 item = items.get(key)
                 if item is None:
                     items[key] = _Item(key, obj, [step_cls])
+                    row = obj._row
+                    leaf = row.get("leaf_model_name")
+                    links[key] = {"leaf_model_name": leaf} | {
+                        c: row.get(c) for c, _ in self.plan.forward.get(str(leaf), ())
+                    }
+                    obj.drop_row()
                 elif step_cls not in item.steps:
                     item.steps.append(step_cls)
-        return items
+        return items, links
 
     def _read(self, deleted: bool) -> dict[Key, _Item]:
         """The pending objects and their dependencies, all from one snapshot of the store."""
         with self.accessor.store.snapshot():
-            items = self._fetch(deleted)
+            items, links = self._fetch(deleted)
             if not items:
                 return items
-            rows = {k: item.obj._row for k, item in items.items()}
-            deps = dependencies(rows, self.plan, self.accessor.load_rows)
-        del rows
-        for item in items.values():
-            item.obj.drop_row()  # links are resolved: the pass need not keep whole rows
+            deps = dependencies(links, self.plan, self.accessor.load_rows)
+        del links
         if deleted:
             deps = reverse_edges(deps)
         for key, targets in deps.items():
