@@ -9,6 +9,7 @@ on which timestamp the save moves (see `tracking.py`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,7 +18,7 @@ from xos_runtime.exceptions import ObjectValidationError, StoreError
 from xos_runtime.models.definitions import Field, Link, is_bookkeeping
 from xos_runtime.store.query import Manager, QuerySet
 from xos_runtime.store.tracking import current_caller
-from xos_runtime.store.values import check_value, from_db
+from xos_runtime.store.values import check_value
 
 if TYPE_CHECKING:
     from xos_runtime.store.accessor import ModelAccessor
@@ -64,6 +65,12 @@ class ModelMeta:
         self.link_by_column: dict[str, Link] = {x.column: x for x in self.links.values()}
         self.columns: tuple[str, ...] = ("id", *self.fields, *self.link_by_column)
         self.column_index: dict[str, int] = {c: i for i, c in enumerate(self.columns)}
+        #: The columns' values of a row, in `columns` order; where the bools are among them.
+        pick = operator.itemgetter(*self.columns)
+        self.pick: Any = pick if len(self.columns) > 1 else (lambda row: (pick(row),))
+        self.bool_positions = tuple(
+            self.column_index[f.name] for f in self.fields.values() if f.type == "bool"
+        )
         self.data_fields = tuple(f.name for f in self.fields.values() if f.declared_in != "XOSBase")
 
     def column_for(self, name: str) -> str:
@@ -200,13 +207,16 @@ class ModelObject:
     def _from_row(cls, row: Mapping[str, Any]) -> ModelObject:
         obj = cls.__new__(cls)
         meta = cls._meta
-        d = obj.__dict__
-        d["id"] = row["id"]
-        for name, field in meta.fields.items():
-            d[name] = from_db(field, row.get(name))
-        for column in meta.link_by_column:
-            d[column] = row.get(column)
-        obj._orig = Stored(meta.column_index, [d[c] for c in meta.columns])
+        try:
+            values = list(meta.pick(row))
+        except KeyError:  # a partial row: missing columns read as unset
+            values = [row.get(c) for c in meta.columns]
+        for i in meta.bool_positions:  # what the database did to bools (ints in SQLite)
+            v = values[i]
+            if v is not None and v.__class__ is not bool:
+                values[i] = bool(v)
+        obj.__dict__.update(zip(meta.columns, values, strict=True))
+        obj._orig = Stored(meta.column_index, values)
         # The whole row, sub-model columns included: engines read links of the leaf model
         # from it when the object was fetched through a base model.
         obj._row = row

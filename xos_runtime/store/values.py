@@ -47,15 +47,6 @@ def check_value(model: str, field: Field, value: Any) -> Any:
     return float(value)
 
 
-def from_db(field: Field, value: Any) -> Any:
-    """Undo what the database did to a value (bools may come back as ints)."""
-    if value is None:
-        return None
-    if field.type == "bool" and not isinstance(value, bool):
-        return bool(value)
-    return value
-
-
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
