@@ -214,3 +214,43 @@ def test_reversing_twice_gives_the_dependencies_back(plan, store):
     deps = store.deps(plan, *nodes)
     assert sum(map(len, deps.values())) == 14  # a binary tree of 15 nodes
     assert reverse_edges(reverse_edges(deps)) == deps
+
+
+# -- reverse accessors (model-deps files) -----------------------------------------------------
+
+
+def test_a_reverse_accessor_waits_for_the_pending_rows_that_link_back(models, store):
+    # XOS model-deps style: a Site depends on its slices (`Site.slices`), links not used
+    plan = LinkPlan(
+        models,
+        build_model_graph(models, deps={"Site": [["Slice", "slices", "site"]]}, use_links=False),
+    )
+    assert plan.reverse["Site"] == [("site_id", "Slice", frozenset({"Slice", "SubSlice"}))]
+    assert plan.forward["Slice"] == []  # the slice itself does not depend on its site here
+    site, other = store.add("Site", 1), store.add("Site", 5)
+    a = store.add("Slice", 2, site_id=1)
+    b = store.add("SubSlice", 3, site_id=1)
+    c = store.add("Slice", 4, site_id=5)
+    store.add("Slice", 6, site_id=1)  # not pending: nothing to wait for
+    assert store.deps(plan, site, other, a, b, c) == {
+        site: {a, b},
+        other: {c},
+        a: set(),
+        b: set(),
+        c: set(),
+    }
+    assert store.loads == []
+
+
+def test_a_reverse_accessor_answers_for_a_row_the_walk_goes_through(models, store):
+    graph = build_model_graph(
+        models,
+        deps={"SubSlice": [["Site", "site", "slices"]], "Site": [["Slice", "slices", "site"]]},
+        use_links=False,
+    )
+    plan = LinkPlan(models, graph)
+    store.add("Site", 1)  # in sync; its pending slices are found through it
+    sub = store.add("SubSlice", 3, site_id=1)
+    sibling = store.add("Slice", 2, site_id=1)
+    assert store.deps(plan, sub, sibling) == {sub: {sibling}, sibling: set()}
+    assert store.loads == [{("Site", 1)}]

@@ -37,15 +37,16 @@ class LinkPlan:
         self.reverse: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
         for model in models:
             self._plan(model.name, graph)
-        #: `(column, root of the declaring model)` of every reverse accessor: the link columns
-        #: `dependencies` must index, and whose rows.
-        self.reverse_keys = frozenset(
-            (column, root) for plans in self.reverse.values() for column, root, _ in plans
-        )
-        #: For each leaf model: its forward links that some reverse accessor reads back.
+        # What the reverse accessors read: for each model that declares (or inherits) a link
+        # some reverse accessor follows back, `(link column, root of the link's target)`.
+        indexed: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for leaf, accessors in self.reverse.items():
+            for column, _dep_root, family in accessors:
+                for member in family:
+                    indexed[member].add((column, models.root(leaf)))
+        #: For each leaf model: the link columns `dependencies` indexes for reverse accessors.
         self.indexed: dict[str, list[tuple[str, str]]] = {
-            leaf: [f for f in links if (f[0], models.root(leaf)) in self.reverse_keys]
-            for leaf, links in self.forward.items()
+            leaf: sorted(columns) for leaf, columns in indexed.items()
         }
 
     def _plan(self, leaf: str, graph: nx.DiGraph) -> None:
@@ -88,7 +89,7 @@ def dependencies(
     walk through rows that are not pending (`load` reads those, level by level).
     """
     forward, reverse = plan.forward, plan.reverse
-    by_link = _index_reverse(rows, plan) if plan.reverse_keys else {}
+    by_link = _index_reverse(rows, plan) if plan.indexed else {}
 
     def leaf_of(row: Mapping[str, Any]) -> str:
         leaf = row.get("leaf_model_name")
@@ -191,7 +192,8 @@ def _index_reverse(
 ) -> dict[tuple[str, str, int], list[Key]]:
     """Pending rows by `(column, target root, target id)`, for the reverse accessors.
 
-    Only link columns that some reverse accessor reads are indexed (`LinkPlan.indexed`).
+    Only link columns that some reverse accessor reads are indexed (`LinkPlan.indexed`),
+    whether or not the row's own model depends on the link's target.
     """
     by_link: dict[tuple[str, str, int], list[Key]] = defaultdict(list)
     indexed = plan.indexed
