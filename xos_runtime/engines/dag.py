@@ -22,6 +22,8 @@ import networkx as nx
 
 from xos_runtime.models.definitions import ModelSet
 
+__all__ = ["Key", "LinkPlan", "RowLoader", "dependencies", "reverse_edges"]
+
 Key = tuple[str, int]  # (root model, id): identity of a row across sub-models
 RowLoader = Callable[[Iterable[Key]], Mapping[Key, Mapping[str, Any]]]
 
@@ -35,6 +37,17 @@ class LinkPlan:
         self.reverse: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
         for model in models:
             self._plan(model.name, graph)
+        # What the reverse accessors read: for each model that declares (or inherits) a link
+        # some reverse accessor follows back, `(link column, root of the link's target)`.
+        indexed: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for leaf, accessors in self.reverse.items():
+            for column, _dep_root, family in accessors:
+                for member in family:
+                    indexed[member].add((column, models.root(leaf)))
+        #: For each leaf model: the link columns `dependencies` indexes for reverse accessors.
+        self.indexed: dict[str, list[tuple[str, str]]] = {
+            leaf: sorted(columns) for leaf, columns in indexed.items()
+        }
 
     def _plan(self, leaf: str, graph: nx.DiGraph) -> None:
         models = self.models
@@ -69,33 +82,71 @@ def dependencies(
     plan: LinkPlan,
     load: RowLoader,
 ) -> dict[Key, set[Key]]:
-    """For each pending row, the pending rows it depends on (transitively through others)."""
-    # Index pending rows by (target root, target id, column) for reverse accessors.
-    by_link: dict[tuple[str, str, int], list[Key]] = defaultdict(list)
-    for key, row in rows.items():
-        leaf = str(row.get("leaf_model_name"))
-        for column, target_root in plan.forward.get(leaf, ()):
-            target = row.get(column)
-            if target is not None:
-                by_link[(column, target_root, int(target))].append(key)
+    """For each pending row, the pending rows it depends on (transitively through others).
 
-    def direct(key: Key, row: Mapping[str, Any]) -> list[Key]:
-        leaf = str(row.get("leaf_model_name"))
+    Called once per phase with every pending row, so it runs in one pass over them: a row's
+    direct links are resolved once, and only rows whose links leave the pending set start a
+    walk through rows that are not pending (`load` reads those, level by level).
+    """
+    forward, reverse = plan.forward, plan.reverse
+    by_link = _index_reverse(rows, plan) if plan.indexed else {}
+
+    def leaf_of(row: Mapping[str, Any]) -> str:
+        leaf = row.get("leaf_model_name")
+        return leaf if type(leaf) is str else str(leaf)
+
+    def reverse_deps(key: Key, accessors: list[tuple[str, str, frozenset[str]]]) -> list[Key]:
+        """Pending rows that reach `key` through the reverse `accessors` of its model."""
         out: list[Key] = []
-        for column, target_root in plan.forward.get(leaf, ()):
-            target = row.get(column)
-            if target is not None:
-                out.append((target_root, int(target)))
-        for column, dep_root, family in plan.reverse.get(leaf, ()):
+        for column, dep_root, family in accessors:
             for dep in by_link.get((column, key[0], key[1]), ()):
-                if str(rows[dep].get("leaf_model_name")) in family and dep[0] == dep_root:
+                if dep[0] == dep_root and leaf_of(rows[dep]) in family:
                     out.append(dep)
         return out
 
-    direct_of: dict[Key, list[Key]] = {k: direct(k, r) for k, r in rows.items()}
+    def direct(key: Key, row: Mapping[str, Any]) -> list[Key]:
+        """The rows `key` depends on directly, pending or not."""
+        leaf = leaf_of(row)
+        out: list[Key] = []
+        for column, target_root in forward.get(leaf, ()):
+            target = row.get(column)
+            if target is not None:
+                out.append((target_root, int(target)))
+        accessors = reverse.get(leaf)
+        if accessors:
+            out.extend(reverse_deps(key, accessors))
+        return out
+
+    result: dict[Key, set[Key]] = {}
+    # Pending rows with links to rows that are not pending: resolved after the walk below.
+    outside: dict[Key, list[Key]] = {}
+    for key, row in rows.items():
+        leaf = row.get("leaf_model_name")
+        if type(leaf) is not str:  # leaf_of(row), inline: this loop runs for every row
+            leaf = str(leaf)
+        deps: set[Key] = set()
+        for column, target_root in forward.get(leaf, ()):
+            target = row.get(column)
+            if target is None:
+                continue
+            t = (target_root, target if type(target) is int else int(target))
+            if t in rows:
+                deps.add(t)
+            elif key in outside:
+                outside[key].append(t)
+            else:
+                outside[key] = [t]
+        accessors = reverse.get(leaf)
+        if accessors:
+            deps.update(reverse_deps(key, accessors))  # always pending rows (`by_link`)
+        deps.discard(key)
+        result[key] = deps
+    if not outside:
+        return result
+
     # Rows we walk through without syncing them, loaded level by level.
     others: dict[Key, list[Key]] = {}
-    frontier = {t for ts in direct_of.values() for t in ts if t not in rows}
+    frontier = {t for ts in outside.values() for t in ts}
     while frontier:
         loaded = load(frontier)
         next_frontier: set[Key] = set()
@@ -103,8 +154,10 @@ def dependencies(
             found = loaded.get(key)
             targets = direct(key, found) if found is not None else []
             others[key] = targets
-            next_frontier.update(t for t in targets if t not in rows and t not in others)
-        frontier = next_frontier - set(others)
+            for t in targets:
+                if t not in rows and t not in others:
+                    next_frontier.add(t)
+        frontier = {t for t in next_frontier if t not in others}
 
     memo: dict[Key, frozenset[Key]] = {}
 
@@ -125,17 +178,32 @@ def dependencies(
         memo[key] = frozenset(found)
         return memo[key]
 
-    result: dict[Key, set[Key]] = {}
-    for key, targets in direct_of.items():
-        deps: set[Key] = set()
+    for key, targets in outside.items():
+        deps = result[key]
         for t in targets:
-            if t in rows:
-                deps.add(t)
-            else:
-                deps.update(reach(t, set()))
+            reached = memo.get(t)
+            deps.update(reach(t, set()) if reached is None else reached)
         deps.discard(key)
-        result[key] = deps
     return result
+
+
+def _index_reverse(
+    rows: Mapping[Key, Mapping[str, Any]], plan: LinkPlan
+) -> dict[tuple[str, str, int], list[Key]]:
+    """Pending rows by `(column, target root, target id)`, for the reverse accessors.
+
+    Only link columns that some reverse accessor reads are indexed (`LinkPlan.indexed`),
+    whether or not the row's own model depends on the link's target.
+    """
+    by_link: dict[tuple[str, str, int], list[Key]] = defaultdict(list)
+    indexed = plan.indexed
+    for key, row in rows.items():
+        leaf = row.get("leaf_model_name")
+        for column, target_root in indexed.get(leaf if type(leaf) is str else str(leaf), ()):
+            target = row.get(column)
+            if target is not None:
+                by_link[(column, target_root, int(target))].append(key)
+    return by_link
 
 
 def reverse_edges(deps: Mapping[Key, set[Key]]) -> dict[Key, set[Key]]:

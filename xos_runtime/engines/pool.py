@@ -11,6 +11,12 @@ short of a worker, or exits.
 
 Completed calls arrive on one queue that the engine's dispatcher reads, so all bookkeeping
 stays in a single thread.
+
+Timeouts cost the dispatcher one clock read per completion: a worker starting a call lowers
+`_check_at` to the call's deadline, and the running calls are scanned (under the lock) only
+once that time has come. Every time the pool measures comes from `monotonic`
+(`time.monotonic` unless a test passes a fake clock), so a test makes a call time out by
+advancing its clock and calling `next_completion`, without waiting.
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ class WorkerPool:
     """`size` daemon threads running submitted calls; results come out of `completions`.
 
     `on_return(completion)` is called, in the returning thread, when an abandoned call
-    finally returns.
+    finally returns. `monotonic` is the clock of every start, duration and deadline (tests
+    pass a fake one).
     """
 
     def __init__(
@@ -75,6 +82,7 @@ class WorkerPool:
         *,
         max_abandoned: int | None = None,
         on_return: Callable[[Completion], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
@@ -82,10 +90,18 @@ class WorkerPool:
         self.name = name
         self.max_abandoned = 2 * size if max_abandoned is None else max_abandoned
         self.on_return = on_return
+        #: The clock of `RunningCall.started`, `Completion.duration` and every deadline.
+        self.monotonic = monotonic
         self.completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._running: dict[int, _Task] = {}
         self._lock = threading.Lock()
+        #: No running call times out before this time (None: no call with a timeout started
+        #: since the last scan found none running). A starting call lowers it to its deadline
+        #: and `expire` sets it to the earliest deadline it finds, both under the lock; the
+        #: dispatcher reads it without the lock. A call that returns leaves it alone: that
+        #: costs at most one early scan.
+        self._check_at: float | None = None
         self._ids = itertools.count()
         self._closed = False
         #: Worker threads that take tasks (abandoned threads are not counted).
@@ -116,18 +132,22 @@ class WorkerPool:
                 return
             if task.epoch != self.epoch:
                 continue  # submitted by a pass that ended before it started
-            start = time.monotonic()
+            start = self.monotonic()
             with self._lock:
                 task.started = start
                 self._running[ident] = task
+                if task.timeout is not None:
+                    deadline = start + task.timeout
+                    if self._check_at is None or deadline < self._check_at:
+                        self._check_at = deadline
             result: Any = None
             error: BaseException | None = None
             try:
                 result = task.fn()
             except BaseException as exc:  # reported to the engine, never lost
                 error = exc
-            duration = time.monotonic() - start
-            done = Completion(task.key, result, error, duration, epoch=task.epoch)
+            duration = self.monotonic() - start
+            done = Completion(task.key, result, error, duration, False, task.epoch)
             with self._lock:
                 self._running.pop(ident, None)
                 abandoned = task.abandoned
@@ -156,11 +176,15 @@ class WorkerPool:
     def next_deadline(self) -> float | None:
         """The monotonic time at which the earliest running call times out, if any."""
         with self._lock:
-            deadlines = [
-                t.started + t.timeout
-                for t in self._running.values()
-                if t.timeout is not None and t.started is not None and not t.abandoned
-            ]
+            return self._earliest_deadline()
+
+    def _earliest_deadline(self) -> float | None:
+        """`next_deadline` with the lock held."""
+        deadlines = [
+            t.started + t.timeout
+            for t in self._running.values()
+            if t.timeout is not None and t.started is not None and not t.abandoned
+        ]
         return min(deadlines) if deadlines else None
 
     def _abandon(self, tasks: list[_Task]) -> int:
@@ -184,22 +208,38 @@ class WorkerPool:
             )
         return replace
 
-    def _abandon_where(self, select: Callable[[_Task], bool]) -> list[_Task]:
-        """Abandon the running calls `select` picks and start their replacements."""
+    def _abandon_where(
+        self, select: Callable[[_Task], bool], then: Callable[[], None] | None = None
+    ) -> list[_Task]:
+        """Abandon the running calls `select` picks and start their replacements; `then`
+        runs before the lock is released."""
         with self._lock:
             tasks = [t for t in self._running.values() if not t.abandoned and select(t)]
             spawns = self._abandon(tasks)
+            if then is not None:
+                then()
         for _ in range(spawns):
             self._spawn()
         return tasks
 
     def expire(self, now: float | None = None) -> int:
-        """Abandon calls past their timeout, reporting each as a timed-out completion."""
-        now = time.monotonic() if now is None else now
+        """Abandon calls past their timeout, reporting each as a timed-out completion.
+
+        Returns at once, without the lock, before the earliest deadline can have come.
+        """
+        now = self.monotonic() if now is None else now
+        check_at = self._check_at
+        if check_at is None or now < check_at:
+            return 0
+
+        def rearm() -> None:
+            self._check_at = self._earliest_deadline()
+
         expired = self._abandon_where(
             lambda t: (
-                t.timeout is not None and t.started is not None and now - t.started >= t.timeout
-            )
+                t.timeout is not None and t.started is not None and t.started + t.timeout <= now
+            ),
+            then=rearm,
         )
         for task in expired:
             assert task.started is not None
@@ -247,17 +287,27 @@ class WorkerPool:
         """The next finished (or timed-out) call, or None after `max_wait` seconds.
 
         Waits no longer than the earliest running call's deadline, and reports calls past
-        their timeout on the way, so a caller looping on this sees timeouts on time.
+        their timeout first, so a caller looping on this sees timeouts on time, even while
+        other calls keep completing. A completion of an earlier epoch comes out as None.
         """
-        deadline = self.next_deadline()
-        wait = (
-            max_wait if deadline is None else min(max_wait, max(0.0, deadline - time.monotonic()))
-        )
+        wait = max_wait
+        check_at = self._check_at
+        if check_at is not None:
+            now = self.monotonic()
+            if now >= check_at:
+                self.expire(now)
+                check_at = self._check_at
+            if check_at is not None:
+                wait = min(max_wait, max(0.0, check_at - now))
         try:
             done = self.completions.get(timeout=wait)
         except queue.Empty:
-            self.expire()
-            return None
+            if not self.expire():
+                return None
+            try:
+                done = self.completions.get_nowait()  # a call that just timed out
+            except queue.Empty:  # taken by another reader
+                return None
         return done if done.epoch == self.epoch else None
 
     def shutdown(self) -> None:
