@@ -75,6 +75,7 @@ def test_the_plan_follows_the_links_of_the_model_graph(plan: LinkPlan):
     assert plan.forward["SubSlice"] == [("site_id", "Site")]  # inherited
     assert plan.forward["Instance"] == [("image_id", "Image"), ("slice_id", "Slice")]
     assert plan.forward["Node"] == [("parent_id", "Node")]  # a self link
+    assert plan.columns("Instance") == ["image_id", "slice_id"]
     assert all(not accessors for accessors in plan.reverse.values())
 
 
@@ -227,6 +228,9 @@ def test_a_reverse_accessor_waits_for_the_pending_rows_that_link_back(models, st
     )
     assert plan.reverse["Site"] == [("site_id", "Slice", frozenset({"Slice", "SubSlice"}))]
     assert plan.forward["Slice"] == []  # the slice itself does not depend on its site here
+    # the engines keep only these columns of a pending row: the slices' link back is one
+    assert plan.columns("Slice") == plan.columns("SubSlice") == ["site_id"]
+    assert plan.columns("Site") == []
     site, other = store.add("Site", 1), store.add("Site", 5)
     a = store.add("Slice", 2, site_id=1)
     b = store.add("SubSlice", 3, site_id=1)

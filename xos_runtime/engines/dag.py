@@ -48,6 +48,16 @@ class LinkPlan:
         self.indexed: dict[str, list[tuple[str, str]]] = {
             leaf: sorted(columns) for leaf, columns in indexed.items()
         }
+        self._columns: dict[str, list[str]] = {}
+
+    def columns(self, leaf: str) -> list[str]:
+        """The link columns `dependencies` reads of a row of `leaf` (besides its
+        `leaf_model_name`): the engines keep only these of the pending rows."""
+        found = self._columns.get(leaf)
+        if found is None:
+            pairs = (*self.forward.get(leaf, ()), *self.indexed.get(leaf, ()))
+            found = self._columns[leaf] = sorted({column for column, _ in pairs})
+        return found
 
     def _plan(self, leaf: str, graph: nx.DiGraph) -> None:
         models = self.models

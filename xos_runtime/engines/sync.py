@@ -284,7 +284,7 @@ class SyncEngine(LoopEngine):
                     row = obj._row
                     leaf = row.get("leaf_model_name")
                     links[key] = {"leaf_model_name": leaf} | {
-                        c: row.get(c) for c, _ in self.plan.forward.get(str(leaf), ())
+                        c: row.get(c) for c in self.plan.columns(str(leaf))
                     }
                     obj.drop_row()
                 elif step_cls not in item.steps:
