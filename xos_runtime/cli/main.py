@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 objects left in error, an expired `--timeout` or a failed check;
 2 bad usage, bad configuration, bad input, or start-up stopped by a plugin.
+
+This module and `cli.commands` import argparse and little else: the module of the command
+that runs (and with it the host, SQLAlchemy, networkx, loguru, ...) is imported on dispatch.
+`tests/cli/test_startup.py` keeps it so.
 """
 
 from __future__ import annotations
@@ -11,10 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loguru import logger
-
 from xos_runtime import __version__
-from xos_runtime.cli import inspect, objects, run
+from xos_runtime.cli import commands
 from xos_runtime.config import CONFIG_ENV_VAR
 from xos_runtime.exceptions import XosRuntimeError
 
@@ -47,8 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xos-runtime {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run, inspect, objects):
-        module.register(sub, config_option)
+    commands.register(sub, config_option)
     return parser
 
 
@@ -68,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Not a diagnosis of bad input: a bug, or something the runtime does not handle yet.
         # Exit 3 keeps it apart from 1 (objects in error) and 2 (bad input or start-up).
+        from loguru import logger  # here, not at the top: --help need not load loguru
+
         logger.opt(exception=exc).debug("internal error")
         print(
             f"xos-runtime: internal error: {type(exc).__name__}: {exc} "
