@@ -54,12 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code.
+
+    `argv` None: the process's own command line (the console script, `python -m
+    xos_runtime`), and the process is the command's: see `commands.Handler.load`.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "config", None):
         parser.error(f"no configuration file: pass -C FILE or set {CONFIG_ENV_VAR}")
     try:
-        code: int = args.handler(args)
+        handle = args.handler.load(own_process=argv is None)
+        code: int = handle(args)
         return code
     except XosRuntimeError as exc:
         print(f"xos-runtime: error: {exc}", file=sys.stderr)
