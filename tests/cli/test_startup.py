@@ -166,3 +166,23 @@ def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) ->
         )
         == []
     )
+
+
+def test_only_a_command_of_its_own_process_freezes_what_it_loaded() -> None:
+    """`main()` of the console script pauses the GC while the command's module loads and
+    freezes it (`Handler.load(own_process=True)`); `main(argv)` in another program's process
+    (these tests, say) leaves that program's GC alone."""
+    modules = imported_after("""
+        import gc
+        from xos_runtime.cli.commands import Handler
+
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        Handler("xos_runtime.cli.inspect", "status").load()
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+
+        handle = Handler("xos_runtime.cli.run", "handle").load(own_process=True)
+        assert callable(handle)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+        """)
+    assert "xos_runtime.cli.run" in modules
