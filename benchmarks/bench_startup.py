@@ -2,7 +2,8 @@
 """Start-up benchmark: how long the `xos-runtime` command takes before it does any work.
 
 Commands, each run as a fresh process N times (`--runs`, default 5) after one untimed
-warm-up run (which writes the `.pyc` files and fills the OS file cache):
+warm-up run (which fills the OS file cache and, on a first run after an install, the
+xproto parser tables in `~/.cache/xos-runtime`), as a user's second command would find them:
 
 - `python -c pass` with the interpreter of the console script: the floor, the reference of
   the ratios;
