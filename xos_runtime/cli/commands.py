@@ -39,7 +39,7 @@ class Handler:
 
         `own_process`: this process runs this one command and exits (the console script,
         `python -m xos_runtime`). Then the import runs with the cyclic garbage collector
-        paused, and what it loaded is frozen (`gc.freeze`): the ~100,000 objects of
+        paused, and what it loaded is frozen (`gc.freeze`): the ~120,000 objects of
         SQLAlchemy, networkx, loguru and the runtime live until the process exits, yet the
         collector would walk them some 180 times while they load (~50 ms) and again in
         every full collection, the ones at exit included (~90 ms). Frozen, they are never
