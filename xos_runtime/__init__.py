@@ -3,18 +3,23 @@
 This module is the public face for plugin authors and scripts (contract section 2):
 the base classes to subclass, the exceptions that choose how a failure is treated, the
 pluggy `hookimpl` marker, and `connect()` to open a model accessor.
+
+The base classes and `hookimpl` are imported on first use (PEP 562 `__getattr__`): every
+command imports this package, and `xos-runtime --help` should not pay for loguru, attrs and
+pluggy, which they bring in. `from xos_runtime import SyncStep` works as it always did.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
-from xos_runtime.hookspecs import hookimpl
-from xos_runtime.steps import Event, EventStep, ModelPolicy, Policy, PullStep, SyncStep
 
 if TYPE_CHECKING:
+    from xos_runtime.hookspecs import hookimpl
+    from xos_runtime.steps import Event, EventStep, ModelPolicy, Policy, PullStep, SyncStep
     from xos_runtime.store import ModelAccessor
 
 __version__ = "0.1.0"
@@ -33,6 +38,32 @@ __all__ = [
     "connect",
     "hookimpl",
 ]
+
+#: The public names imported on first use, and the module of each.
+_LAZY = {
+    "Event": "xos_runtime.steps",
+    "EventStep": "xos_runtime.steps",
+    "ModelPolicy": "xos_runtime.steps",
+    "Policy": "xos_runtime.steps",
+    "PullStep": "xos_runtime.steps",
+    "SyncStep": "xos_runtime.steps",
+    "hookimpl": "xos_runtime.hookspecs",
+}
+
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # from now on a plain attribute
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def connect(endpoint_or_config: str | os.PathLike[str]) -> ModelAccessor:

@@ -4,7 +4,8 @@ The collector is a plugin of the same hook contract as any other: it implements 
 hooks (`xos_runtime_sync_outcome` and its policy, event and pull siblings), so it sees
 exactly what third-party observers see. The HTTP endpoint (stdlib `http.server`, one daemon
 thread) serves Prometheus text format and a health check; it is off unless
-`metrics.enabled` is set.
+`metrics.enabled` is set, and so are its imports (`http.server`, the status query): a `run`
+without metrics does not load them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from loguru import logger
 
 from xos_runtime.engines.outcome import Outcome
-from xos_runtime.engines.status import collect_status
 from xos_runtime.hookspecs import hookimpl
 from xos_runtime.store import ModelAccessor
 
@@ -71,6 +70,8 @@ def render_metrics(
 ) -> str:
     """The Prometheus text exposition of the counters, of the calls abandoned after a
     timeout that still run (by engine), and of the objects' states."""
+    from xos_runtime.engines.status import collect_status
+
     outcomes, seconds = counters.snapshot()
     lines = [
         "# HELP xos_runtime_outcomes_total Units of work finished, by engine and outcome.",
@@ -117,6 +118,8 @@ class MetricsServer:
         clock: Callable[[], float],
         abandoned: Callable[[], Mapping[str, int]] = dict,
     ):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -14,7 +13,6 @@ from xos_runtime.config import Settings, configure_logging, load_config
 from xos_runtime.exceptions import ConfigError
 from xos_runtime.host import Runtime
 
-ConfigOption = Callable[..., None]
 _QUIET_LEVELS = {"TRACE", "DEBUG"}
 
 

@@ -1,4 +1,8 @@
-"""Read-only commands: `check`, `plugins`, `graph`, `status`."""
+"""Read-only commands: `check`, `plugins`, `graph`, `status`.
+
+Their arguments are declared in `cli.commands`; this module is imported when one of them
+runs.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,10 @@ import argparse
 import datetime
 import sys
 
-from xos_runtime.cli.common import ConfigOption, load_runtime, print_json
+from xos_runtime.cli.common import load_runtime, print_json
 from xos_runtime.engines.status import collect_status
 from xos_runtime.exceptions import XosRuntimeError
 from xos_runtime.models import format_graph, sync_order
-
-
-def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
-    p = sub.add_parser("check", help="validate config, plugins, models and graph")
-    config_option(p)
-    p.set_defaults(handler=check, error_exit=1)
-
-    p = sub.add_parser("plugins", help="list the plugins that were discovered")
-    config_option(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=plugins)
-
-    p = sub.add_parser("graph", help="print the model dependency graph and step order")
-    config_option(p)
-    p.add_argument("--format", choices=("text", "dot", "json"), default="text")
-    p.set_defaults(handler=graph)
-
-    p = sub.add_parser("status", help="objects pending, in error or backing off")
-    config_option(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=status)
 
 
 def check(args: argparse.Namespace) -> int:

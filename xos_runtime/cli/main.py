@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 objects left in error, an expired `--timeout` or a failed check;
 2 bad usage, bad configuration, bad input, or start-up stopped by a plugin.
+
+This module and `cli.commands` import argparse and little else: the module of the command
+that runs (and with it the host, SQLAlchemy, networkx, loguru, ...) is imported on dispatch.
+`tests/cli/test_startup.py` keeps it so.
 """
 
 from __future__ import annotations
@@ -11,10 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loguru import logger
-
 from xos_runtime import __version__
-from xos_runtime.cli import inspect, objects, run
+from xos_runtime.cli import commands
 from xos_runtime.config import CONFIG_ENV_VAR
 from xos_runtime.exceptions import XosRuntimeError
 
@@ -47,18 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xos-runtime {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run, inspect, objects):
-        module.register(sub, config_option)
+    commands.register(sub, config_option)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code.
+
+    `argv` None: the process's own command line (the console script, `python -m
+    xos_runtime`), and the process is the command's: see `commands.Handler.load`.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "config", None):
         parser.error(f"no configuration file: pass -C FILE or set {CONFIG_ENV_VAR}")
     try:
-        code: int = args.handler(args)
+        handle = args.handler.load(own_process=argv is None)
+        code: int = handle(args)
         return code
     except XosRuntimeError as exc:
         print(f"xos-runtime: error: {exc}", file=sys.stderr)
@@ -68,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Not a diagnosis of bad input: a bug, or something the runtime does not handle yet.
         # Exit 3 keeps it apart from 1 (objects in error) and 2 (bad input or start-up).
+        from loguru import logger  # here, not at the top: --help need not load loguru
+
         logger.opt(exception=exc).debug("internal error")
         print(
             f"xos-runtime: internal error: {type(exc).__name__}: {exc} "

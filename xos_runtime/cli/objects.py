@@ -1,40 +1,16 @@
-"""`xos-runtime objects list/show/create/update/delete MODEL [ID] [field=value ...]`."""
+"""`xos-runtime objects list/show/create/update/delete MODEL [ID] [field=value ...]`.
+
+Its arguments are declared in `cli.commands`; this module is imported when `objects` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from xos_runtime.cli.common import ConfigOption, load_runtime, print_json
+from xos_runtime.cli.common import load_runtime, print_json
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError
 from xos_runtime.store import ModelAccessor, ModelObject, parse_text
-
-_WITH_ID = ("show", "update", "delete")
-
-
-def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
-    p = sub.add_parser("objects", help="read and change the objects in the store")
-    config_option(p)  # `objects -C FILE list ...` as well as `objects list -C FILE ...`
-    actions = p.add_subparsers(dest="action", metavar="ACTION")
-    actions.required = True
-    helps = {
-        "list": "list live objects (optionally filtered by field=value)",
-        "show": "show one object",
-        "create": "create an object from field=value pairs",
-        "update": "change fields of an object",
-        "delete": "delete an object (soft delete, as in XOS)",
-    }
-    for action, text in helps.items():
-        a = actions.add_parser(action, help=text)
-        config_option(a, inner=True)
-        a.add_argument("--json", action="store_true", help="print JSON")
-        a.add_argument("model", metavar="MODEL")
-        if action in _WITH_ID:
-            a.add_argument("id", metavar="ID", type=int)
-        if action != "show" and action != "delete":
-            a.add_argument("fields", metavar="field=value", nargs="*")
-        a.set_defaults(handler=handle)
-
 
 #: Bookkeeping fields an operator may set: the flags that steer the engines. The rest is the
 #: runtime's to write (`deleted` through `objects delete`, which cascades).

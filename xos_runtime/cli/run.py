@@ -1,42 +1,17 @@
-"""`xos-runtime run`: the host process, `--once`, or `--until-idle`."""
+"""`xos-runtime run`: the host process, `--once`, or `--until-idle`.
+
+Its arguments are declared in `cli.commands`; this module is imported when `run` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 
 from loguru import logger
 
-from xos_runtime.cli.common import ConfigOption, load_runtime
-
-
-def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
-    p = sub.add_parser("run", help="run the synchronizer (every engine)")
-    config_option(p)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="one pass of each engine, then exit")
-    mode.add_argument(
-        "--until-idle", action="store_true", help="passes until nothing is ready, then exit"
-    )
-    p.add_argument(
-        "--timeout",
-        type=_seconds,
-        metavar="S",
-        help="with --until-idle: give up after S seconds (exit 1)",
-    )
-    p.set_defaults(handler=handle)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
+from xos_runtime.cli.common import load_runtime
 
 
 def handle(args: argparse.Namespace) -> int:

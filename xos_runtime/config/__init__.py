@@ -1,28 +1,36 @@
 """Configuration: typed settings, loading them from YAML, and setting up logging.
 
 The lowest layer of xos-runtime: it imports nothing of the runtime but `exceptions`.
+
+The names below are imported from their modules on first use (PEP 562 `__getattr__`), so
+that the command line can name `CONFIG_ENV_VAR` in its help without loading attrs, PyYAML
+and loguru: `xos-runtime --help` stays a bare interpreter start.
 """
 
 from __future__ import annotations
 
-from .loader import CONFIG_ENV_VAR, load_config, settings_from_dict
-from .logging import configure_logging
-from .settings import (
-    LEGACY_KEYS,
-    LOG_LEVELS,
-    AccessorSettings,
-    BackoffSettings,
-    EventBusSettings,
-    EventSettings,
-    LoggingSettings,
-    MetricsSettings,
-    PluginSettings,
-    PolicySettings,
-    PullSettings,
-    Settings,
-    SyncSettings,
-    default_store_url,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loader import load_config, settings_from_dict
+    from .logging import configure_logging
+    from .settings import (
+        LEGACY_KEYS,
+        LOG_LEVELS,
+        AccessorSettings,
+        BackoffSettings,
+        EventBusSettings,
+        EventSettings,
+        LoggingSettings,
+        MetricsSettings,
+        PluginSettings,
+        PolicySettings,
+        PullSettings,
+        Settings,
+        SyncSettings,
+        default_store_url,
+    )
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -44,3 +52,46 @@ __all__ = [
     "load_config",
     "settings_from_dict",
 ]
+
+#: The environment variable naming the config file when none is passed (as in XOS).
+CONFIG_ENV_VAR = "XOS_CONFIG_FILE"
+
+#: The module of every other public name.
+_MODULES = {
+    "load_config": "loader",
+    "settings_from_dict": "loader",
+    "configure_logging": "logging",
+    **dict.fromkeys(
+        (
+            "LEGACY_KEYS",
+            "LOG_LEVELS",
+            "AccessorSettings",
+            "BackoffSettings",
+            "EventBusSettings",
+            "EventSettings",
+            "LoggingSettings",
+            "MetricsSettings",
+            "PluginSettings",
+            "PolicySettings",
+            "PullSettings",
+            "Settings",
+            "SyncSettings",
+            "default_store_url",
+        ),
+        "settings",
+    ),
+}
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
+
+    def __getattr__(name: str) -> Any:
+        module = _MODULES.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # from now on a plain attribute
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,12 +27,10 @@ from loguru import logger
 
 from xos_runtime.exceptions import ConfigError
 
+from . import CONFIG_ENV_VAR
 from .settings import LEGACY_KEYS, Settings, config_keys, default_store_url, did_you_mean
 
 __all__ = ["CONFIG_ENV_VAR", "load_config", "settings_from_dict"]
-
-#: The environment variable naming the config file when none is passed (as in XOS).
-CONFIG_ENV_VAR = "XOS_CONFIG_FILE"
 
 T = TypeVar("T")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import logging.config
 import sys
 import traceback
 from collections.abc import Mapping
@@ -58,8 +57,11 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
     """
     logger.remove()
     if settings.dict_config is not None:
+        # imported here: only a dictConfig needs it, and it brings in socketserver and more
+        import logging.config as logging_config
+
         try:
-            logging.config.dictConfig(settings.dict_config)
+            logging_config.dictConfig(settings.dict_config)
         except Exception as exc:  # never stop the runtime because of its logging
             level = _root_level(settings.dict_config) or settings.level
             _install(settings, level, stream)

@@ -2,18 +2,20 @@
 
 The host registers this module first; `xos_runtime_engines` builds the engines the loaded
 plugins need, in the order a pass runs them: pull, events, policies, sync (then delete).
+The pull and event engines are imported only when a plugin has pull or event steps: most
+synchronizers have neither, and every command that loads the runtime imports this module.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xos_runtime.engines.events import EventEngine
-from xos_runtime.engines.outcome import Outcome
 from xos_runtime.engines.policy import PolicyEngine, PolicyOptions
-from xos_runtime.engines.pull import PullEngine
 from xos_runtime.engines.sync import SyncEngine, SyncOptions
 from xos_runtime.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from xos_runtime.engines.outcome import Outcome
 
 
 def _observed_leaves(runtime: Any, names: Any) -> set[str]:
@@ -48,6 +50,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
 
     lease = runtime.lease if runtime.shares_work else None
     if plugins.pull_steps:
+        from xos_runtime.engines.pull import PullEngine
 
         def pull_outcome(step: Any, outcome: Outcome) -> None:
             hook.xos_runtime_pull_outcome(step=step, outcome=outcome)
@@ -64,6 +67,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
         )
     event_steps = _event_step_names(plugins)
     if event_steps:
+        from xos_runtime.engines.events import EventEngine
 
         def event_outcome(step: Any, event: Any, outcome: Outcome) -> None:
             hook.xos_runtime_event_outcome(step=step, event=event, outcome=outcome)

@@ -24,6 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from xos_runtime.exceptions import ModelError, XprotoSyntaxError
 from xos_runtime.models.definitions import NO_DEFAULT, ROOT_BASE, SCALAR_TYPES, Field, Link, Model
+from xos_runtime.models.parsercache import load_or_build
 
 __all__ = [
     "BASES_OPTION",
@@ -75,9 +76,10 @@ class XprotoFile:
 
 @functools.cache
 def _parser() -> Lark:
-    # Built once per process: compiling the LALR tables costs more than parsing a file.
+    # Once per process, and the tables from the cache when an earlier process saved them:
+    # compiling them costs more than parsing a file.
     grammar = resources.files("xos_runtime.models").joinpath("xproto.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return load_or_build(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
 def parse_xproto(text: str, source: str = "<string>") -> XprotoFile:

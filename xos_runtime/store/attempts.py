@@ -18,9 +18,9 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from xos_runtime.store.sqlstore import SqlStore
+from xos_runtime.store.upsert import dialect_insert
 
 __all__ = ["Attempts", "EventAttempts", "MessageKey", "PartitionKey"]
 
@@ -63,9 +63,7 @@ class EventAttempts:
             "last_error": error,
             "next_run": next_run,
         }
-        insert = (
-            postgresql.insert(t) if self.store.dialect == "postgresql" else sqlite.insert(t)
-        ).values(row)
+        insert = dialect_insert(self.store, t).values(row)
         upsert = insert.on_conflict_do_update(
             index_elements=[t.c.consumer_group, t.c.topic, t.c.partition, t.c.offset],
             set_={

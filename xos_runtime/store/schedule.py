@@ -9,9 +9,9 @@ a process that dies after taking a run simply lets the next interval come round.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from xos_runtime.store.sqlstore import SqlStore
+from xos_runtime.store.upsert import dialect_insert
 
 __all__ = ["Schedule"]
 
@@ -35,9 +35,8 @@ class Schedule:
             ).rowcount
             if moved:
                 return True
-            dialect = postgresql if self.store.dialect == "postgresql" else sqlite
             added = conn.execute(
-                dialect.insert(t)
+                dialect_insert(self.store, t)
                 .values(name=job, due=now + interval, owner=self.owner)
                 .on_conflict_do_nothing()
                 .returning(t.c.name)

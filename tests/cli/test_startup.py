@@ -1,0 +1,188 @@
+"""What the command line imports before it does any work (no timing: module sets only).
+
+`xos-runtime --help`, a usage error, and the parsing of every command import argparse and
+little else; the module of the command that runs, and the heavy libraries, are imported on
+dispatch (`xos_runtime.cli.commands`). Each check runs in a fresh interpreter, because this
+one has long imported everything. `benchmarks/bench_startup.py` prints what it is worth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from xos_runtime.cli.commands import Handler
+from xos_runtime.cli.main import build_parser
+
+from .conftest import REPO_ROOT, Project
+
+#: Libraries and runtime layers that no command needs in order to parse its arguments.
+HEAVY = [
+    "attrs",
+    "kafka",
+    "lark",
+    "loguru",
+    "networkx",
+    "pluggy",
+    "sqlalchemy",
+    "stevedore",
+    "yaml",
+    "xos_runtime.cli.common",
+    "xos_runtime.cli.inspect",
+    "xos_runtime.cli.objects",
+    "xos_runtime.cli.run",
+    "xos_runtime.engines",
+    "xos_runtime.hookspecs",
+    "xos_runtime.host",
+    "xos_runtime.models",
+    "xos_runtime.observe",
+    "xos_runtime.plugins",
+    "xos_runtime.steps",
+    "xos_runtime.store",
+]
+
+
+def imported_after(code: str, *argv: str) -> list[str]:
+    """The modules loaded by a fresh interpreter that runs `code` (`sys.modules` at exit)."""
+    script = textwrap.dedent(code) + textwrap.dedent("""
+        import json, sys
+        sys.__stdout__.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n")
+        """)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("XOS_CONFIG_FILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.rpartition("\nMODULES ")[2]
+    modules: list[str] = json.loads(line)
+    return modules
+
+
+def loaded(modules: list[str], names: list[str]) -> list[str]:
+    """Which of `names` (packages count with their submodules) are among `modules`."""
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["run", "--help"], ["objects", "list", "--help"], ["--version"], ["check"]],
+    ids=["help", "run-help", "objects-help", "version", "usage-error"],
+)
+def test_parsing_a_command_line_imports_nothing_heavy(argv: list[str]) -> None:
+    code = """
+        import contextlib, io, sys
+        from xos_runtime.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                main(sys.argv[1:])
+            except SystemExit:
+                pass
+        """
+    modules = imported_after(code, *argv)
+    assert "xos_runtime.cli.main" in modules
+    assert loaded(modules, HEAVY) == []
+
+
+def test_the_public_face_is_light_and_complete() -> None:
+    light = imported_after("import xos_runtime, xos_runtime.config, xos_runtime.exceptions")
+    assert loaded(light, HEAVY) == []
+
+    used = imported_after("""
+        import xos_runtime
+        from xos_runtime import *  # every name of __all__ resolves
+        from xos_runtime import DeferredException, SyncStep, connect, hookimpl
+        from xos_runtime.steps import SyncStep as Defined
+        from xos_runtime.hookspecs import hookimpl as marker
+        assert SyncStep is Defined and hookimpl is marker
+        assert set(xos_runtime.__all__) <= set(dir(xos_runtime))
+        assert sorted(xos_runtime.__all__) == sorted(set(xos_runtime.__all__))
+        for name in xos_runtime.__all__:
+            assert getattr(xos_runtime, name) is not None, name
+        try:
+            xos_runtime.NoSuchName
+        except AttributeError as exc:
+            assert "NoSuchName" in str(exc)
+        else:
+            raise AssertionError("NoSuchName resolved")
+        """)
+    assert "xos_runtime.steps" in used
+
+
+def test_every_command_names_a_handler_that_exists() -> None:
+    """The handlers are named by strings: a typo would only show when that command runs."""
+    handlers: dict[str, Handler] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers:
+            handler = parser.get_default("handler")
+            assert isinstance(handler, Handler), path
+            handlers[path] = handler
+        for action in subparsers:
+            for name, child in action.choices.items():
+                walk(child, f"{path} {name}".strip())
+
+    walk(build_parser(), "")
+    assert set(handlers) == {
+        "run",
+        "check",
+        "plugins",
+        "graph",
+        "status",
+        *(f"objects {a}" for a in ("list", "show", "create", "update", "delete")),
+    }
+    for path, handler in handlers.items():
+        module = importlib.import_module(handler.module)
+        assert callable(getattr(module, handler.function, None)), f"{path}: {handler}"
+
+
+def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) -> None:
+    """`run` imports neither the other commands nor Kafka (memory bus) nor the HTTP server
+    (metrics off)."""
+    code = """
+        import sys
+        from xos_runtime.cli.main import main
+        assert main(sys.argv[1:]) == 0
+        """
+    modules = imported_after(code, "run", "-C", str(project.config), "--once")
+    assert "xos_runtime.host" in modules  # it did run
+    assert (
+        loaded(
+            modules,
+            ["kafka", "http.server", "xos_runtime.cli.inspect", "xos_runtime.cli.objects"],
+        )
+        == []
+    )
+
+
+def test_only_a_command_of_its_own_process_freezes_what_it_loaded() -> None:
+    """`main()` of the console script pauses the GC while the command's module loads and
+    freezes it (`Handler.load(own_process=True)`); `main(argv)` in another program's process
+    (these tests, say) leaves that program's GC alone."""
+    modules = imported_after("""
+        import gc
+        from xos_runtime.cli.commands import Handler
+
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        Handler("xos_runtime.cli.inspect", "status").load()
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+
+        handle = Handler("xos_runtime.cli.run", "handle").load(own_process=True)
+        assert callable(handle)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+        """)
+    assert "xos_runtime.cli.run" in modules
