@@ -39,12 +39,12 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from loguru import logger
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.store.health import retrying
 from xos_runtime.store.sqlstore import SqlStore
+from xos_runtime.store.upsert import dialect_insert
 
 __all__ = [
     "ClaimKey",
@@ -161,11 +161,6 @@ class OwnerInfo:
 
 class StoreInUse(StoreError):
     """Another `run` uses the store in a way that excludes this one (`sync.claims: false`)."""
-
-
-def _insert(store: SqlStore, table: sa.Table) -> Any:
-    dialect = postgresql if store.dialect == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 class Lease:
@@ -483,7 +478,9 @@ class Claims:
     @functools.cached_property
     def _claim_stmt(self) -> Any:
         t = self.table
-        return _insert(self.store, t).on_conflict_do_nothing().returning(t.c.root, t.c.obj_id)
+        return (
+            dialect_insert(self.store, t).on_conflict_do_nothing().returning(t.c.root, t.c.obj_id)
+        )
 
     def _claim_where_stmt(self, root: str, where: RowFilter) -> Any:
         found = self._where_stmts.get((root, where))
@@ -496,7 +493,7 @@ class Claims:
                 .order_by(m.c.id)
             )
             found = (
-                _insert(self.store, t)
+                dialect_insert(self.store, t)
                 .from_select(["kind", "root", "obj_id", "owner", "abandoned"], rows)
                 .on_conflict_do_nothing()
                 .returning(t.c.obj_id)
