@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from xos_runtime.config import BackoffSettings
-from xos_runtime.engines.backoff import (
+from xos_runtime.engines.register import (
     data_version,
     failure_register,
     is_ready,

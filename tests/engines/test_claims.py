@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from xos_runtime import connect
-from xos_runtime.engines.sync import _share_of
+from xos_runtime.engines.sync.engine import _share_of
 from xos_runtime.exceptions import StoreError
 from xos_runtime.store import Claims, Lease, ProcessIdentity, sync_pending
 from xos_runtime.store.claims import _start_ticks

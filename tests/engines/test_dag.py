@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
+from xos_runtime.engines.sync.dag import Key, LinkPlan, dependencies, reverse_edges
 from xos_runtime.models import ModelSet, build_model_graph, load_models
 
 MODELS = """

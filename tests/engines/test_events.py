@@ -25,8 +25,8 @@ import pytest
 from loguru import logger
 
 from xos_runtime import hookimpl
-from xos_runtime.engines.bus import MemoryBus, Subscription
-from xos_runtime.engines.delivery import ATTEMPTS_HEADER, ERROR_HEADER
+from xos_runtime.engines.events.bus import MemoryBus, Subscription
+from xos_runtime.engines.events.delivery import ATTEMPTS_HEADER, ERROR_HEADER
 from xos_runtime.host import Runtime
 from xos_runtime.store import EventAttempts
 
@@ -465,7 +465,7 @@ FAST = {
 def kafka_runtime(
     make_runtime: Callable[..., Runtime], broker: Broker, name: str, **sections: Any
 ) -> Runtime:
-    from xos_runtime.engines.kafka import KafkaBus
+    from xos_runtime.engines.events.kafka import KafkaBus
 
     rt = make_runtime(
         name=name, event_bus={"kind": "kafka", "endpoint": broker.servers}, **sections
@@ -785,7 +785,7 @@ def test_skipped_messages_go_to_the_dead_letter_topic(buses, events, clock) -> N
 
 
 def test_kafka_python_records_are_passed_on_at_debug_while_a_bus_is_open(caplog) -> None:
-    from xos_runtime.engines.kafka import KafkaBus
+    from xos_runtime.engines.events.kafka import KafkaBus
 
     caplog.set_level(logging.DEBUG)
     client = logging.getLogger("kafka.net.connection")
@@ -804,7 +804,7 @@ def test_kafka_python_records_are_passed_on_at_debug_while_a_bus_is_open(caplog)
 
 
 def test_broker_watch_tells_an_outage_in_two_lines(log_records) -> None:
-    from xos_runtime.engines.kafka import BrokerWatch
+    from xos_runtime.engines.events.kafka import BrokerWatch
 
     now = [0.0]
     watch = BrokerWatch(["k:9092"], away_after=2, clock=lambda: now[0])

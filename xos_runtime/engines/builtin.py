@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from xos_runtime.engines.policy import PolicyEngine, PolicyOptions
-from xos_runtime.engines.sync import SyncEngine, SyncOptions
+from xos_runtime.engines.sync.engine import SyncEngine, SyncOptions
 from xos_runtime.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
         )
     event_steps = _event_step_names(plugins)
     if event_steps:
-        from xos_runtime.engines.events import EventEngine
+        from xos_runtime.engines.events.engine import EventEngine
 
         def event_outcome(step: Any, event: Any, outcome: Outcome) -> None:
             hook.xos_runtime_event_outcome(step=step, event=event, outcome=outcome)

@@ -26,11 +26,11 @@ from typing import Any
 import attrs
 
 from xos_runtime.config import BackoffSettings
-from xos_runtime.engines.backoff import Backoff
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.dag import Key
 from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sync.dag import Key
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
 from xos_runtime.store import Claims, Lease, ModelAccessor, ModelObject, acting_as

@@ -6,7 +6,7 @@ from collections import Counter
 
 import attrs
 
-from xos_runtime.engines.dag import Key
+from xos_runtime.engines.sync.dag import Key
 
 
 @attrs.define

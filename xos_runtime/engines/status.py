@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from xos_runtime.engines.backoff import data_version, read_register
+from xos_runtime.engines.register import data_version, read_register
 from xos_runtime.store import ModelAccessor, ProcessIdentity, held_claims, read_owners
 
 

@@ -42,7 +42,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from xos_runtime.config import BackoffSettings
-from xos_runtime.engines.backoff import (
+from xos_runtime.engines.base import LoopEngine
+from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.pool import Completion, WorkerPool
+from xos_runtime.engines.register import (
     Backoff,
     data_version,
     failure_register,
@@ -51,11 +54,8 @@ from xos_runtime.engines.backoff import (
     success_register,
     version_of,
 )
-from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.dag import Key, LinkPlan, dependencies, reverse_edges
-from xos_runtime.engines.outcome import Outcome, classify
-from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sync.dag import Key, LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
 from xos_runtime.store import (

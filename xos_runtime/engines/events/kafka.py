@@ -30,7 +30,7 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as _KafkaTP
 from loguru import logger
 
-from xos_runtime.engines.bus import Consumer, Subscription, TopicPartition, to_bytes
+from xos_runtime.engines.events.bus import Consumer, Subscription, TopicPartition, to_bytes
 from xos_runtime.steps import Event
 
 __all__ = ["AWAY_AFTER", "CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "BrokerWatch", "KafkaBus"]

@@ -45,13 +45,13 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from xos_runtime.config import BackoffSettings
-from xos_runtime.engines.backoff import Backoff
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.bus import Consumer, EventBus, Subscription
-from xos_runtime.engines.dag import Key
-from xos_runtime.engines.delivery import Deliveries, RetryRules
+from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
+from xos_runtime.engines.events.delivery import Deliveries, RetryRules
 from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sync.dag import Key
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import EventAttempts, ModelAccessor, acting_as
 

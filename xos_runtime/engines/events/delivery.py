@@ -24,11 +24,11 @@ from collections.abc import Callable
 import attrs
 from loguru import logger
 
-from xos_runtime.engines.backoff import Backoff
-from xos_runtime.engines.bus import Consumer, EventBus, TopicPartition
-from xos_runtime.engines.dag import Key
+from xos_runtime.engines.events.bus import Consumer, EventBus, TopicPartition
 from xos_runtime.engines.outcome import Outcome
+from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sync.dag import Key
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import Attempts, EventAttempts
 from xos_runtime.store.attempts import MessageKey

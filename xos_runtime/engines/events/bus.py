@@ -117,7 +117,7 @@ class EventBus(Protocol):
 def open_event_bus(settings: EventBusSettings, client_id: str = "xos-runtime") -> EventBus:
     """The bus the config's `event_bus` section names: a new `MemoryBus`, or a `KafkaBus`."""
     if settings.kind == "kafka":
-        from xos_runtime.engines.kafka import KafkaBus  # kafka-python only when asked for
+        from xos_runtime.engines.events.kafka import KafkaBus  # kafka-python only when asked for
 
         return KafkaBus(settings.servers, client_id=client_id)
     return MemoryBus()
