@@ -27,7 +27,8 @@ from loguru import logger
 from xos_runtime.config import Settings, load_config
 from xos_runtime.engines import builtin
 from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK
-from xos_runtime.engines.events.bus import EventBus, open_event_bus
+from xos_runtime.engines.events.bus import EventBus
+from xos_runtime.engines.events.connect import open_event_bus
 from xos_runtime.engines.sync.dag import Key
 from xos_runtime.engines.sync.engine import PassReport
 from xos_runtime.exceptions import ConfigError

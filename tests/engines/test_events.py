@@ -25,8 +25,9 @@ import pytest
 from loguru import logger
 
 from xos_runtime import hookimpl
-from xos_runtime.engines.events.bus import MemoryBus, Subscription
+from xos_runtime.engines.events.bus import Subscription
 from xos_runtime.engines.events.delivery import ATTEMPTS_HEADER, ERROR_HEADER
+from xos_runtime.engines.events.memory import MemoryBus
 from xos_runtime.host import Runtime
 from xos_runtime.store import EventAttempts
 

@@ -1,0 +1,26 @@
+"""Which event bus the config's `event_bus` section names, opened.
+
+Apart from the bus protocols (`bus.py`) so that neither bus imports the other and Kafka's
+client is imported only when the config asks for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from xos_runtime.engines.events.bus import EventBus
+from xos_runtime.engines.events.memory import MemoryBus
+
+if TYPE_CHECKING:
+    from xos_runtime.config import EventBusSettings
+
+__all__ = ["open_event_bus"]
+
+
+def open_event_bus(settings: EventBusSettings, client_id: str = "xos-runtime") -> EventBus:
+    """The bus the config's `event_bus` section names: a new `MemoryBus`, or a `KafkaBus`."""
+    if settings.kind == "kafka":
+        from xos_runtime.engines.events.kafka import KafkaBus  # kafka-python only when asked for
+
+        return KafkaBus(settings.servers, client_id=client_id)
+    return MemoryBus()
