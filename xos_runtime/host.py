@@ -29,14 +29,13 @@ from xos_runtime.engines import builtin
 from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK
 from xos_runtime.engines.events.bus import EventBus
 from xos_runtime.engines.events.connect import open_event_bus
-from xos_runtime.engines.sync.dag import Key
 from xos_runtime.engines.sync.engine import PassReport
 from xos_runtime.exceptions import ConfigError
 from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.observe import MetricsServer, OutcomeCounters
 from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
-from xos_runtime.store import HeldClaims, Lease, ModelAccessor, held_claims, open_store
+from xos_runtime.store import HeldClaims, Key, Lease, ModelAccessor, held_claims, open_store
 
 
 class Engine(Protocol):

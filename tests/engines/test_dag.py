@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from xos_runtime.engines.sync.dag import Key, LinkPlan, dependencies, reverse_edges
+from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.models import ModelSet, build_model_graph, load_models
+from xos_runtime.store import Key
 
 MODELS = """
 message Site { required string name = 1; }

@@ -25,7 +25,7 @@ def _values(
     `writing` refuses the bookkeeping fields the runtime owns; filters may name any field.
     """
     cls = acc.get_model_class(model)
-    meta = cls._meta
+    meta = cls.model_meta()
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -58,7 +58,7 @@ def _values(
 
 def as_json(obj: ModelObject) -> dict[str, Any]:
     """Every field, bookkeeping included, with each link as the id of its target."""
-    meta = obj._meta
+    meta = obj.model_meta()
     out: dict[str, Any] = {"id": obj.id}
     for name in meta.fields:
         out[name] = obj.__dict__.get(name)
@@ -73,7 +73,7 @@ def _print(obj: ModelObject, use_json: bool) -> None:
         return
     data = as_json(obj)
     width = max(len(k) for k in data)
-    print(f"{obj._meta.name} {obj.id}")
+    print(f"{obj.model_name} {obj.id}")
     for key, value in data.items():
         print(f"  {key.ljust(width)}  {value}")
 
@@ -121,7 +121,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _print_table(rows: list[ModelObject], cls: type[ModelObject]) -> None:
-    meta = cls._meta
+    meta = cls.model_meta()
     columns = ["id", *meta.data_fields, *meta.links, "backend_code", "backend_status"]
     data = [[str(as_json(o).get(c, "")) for c in columns] for o in rows]
     widths = [max([len(c)] + [len(r[i]) for r in data]) for i, c in enumerate(columns)]

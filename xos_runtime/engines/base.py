@@ -11,8 +11,7 @@ from loguru import logger
 
 from xos_runtime.engines.pool import Completion, RunningCall, WorkerPool
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.sync.dag import Key
-from xos_runtime.store import ModelAccessor, transient
+from xos_runtime.store import Key, ModelAccessor, transient
 
 #: Longest wait between passes while another process holds objects this one wants: its
 #: outcomes wake nobody, so the engine looks again soon.

@@ -30,10 +30,9 @@ from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.sync.dag import Key
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
-from xos_runtime.store import Claims, Lease, ModelAccessor, ModelObject, acting_as
+from xos_runtime.store import Claims, Key, Lease, ModelAccessor, ModelObject, acting_as
 
 PolicyHook = Callable[[Any, Any, str, Outcome], None]
 
@@ -112,10 +111,7 @@ class PolicyEngine(LoopEngine):
         work: list[tuple[ModelObject, str]] = []
         for deleted in (False, True):
             for obj in self.accessor.fetch_policy_pending(names, deleted=deleted):
-                leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
-                if leaf != obj._meta.name:
-                    # the row holds every column: build the leaf object without a query
-                    obj = self.accessor.get_model_class(leaf)._from_row(obj._row)
+                obj = obj.as_leaf()  # the row holds every column: no query
                 action = "delete" if deleted else ("create" if obj.policed is None else "update")
                 work.append((obj, action))
         return work
@@ -128,7 +124,7 @@ class PolicyEngine(LoopEngine):
         ready: dict[Key, tuple[ModelObject, str, float]] = {}
         for obj, action in self._pending():
             report.fetched += 1
-            key = (self.accessor.models.root(obj._meta.name), int(obj.id))  # type: ignore[arg-type]
+            key = obj.store_key
             version = policy_version(obj)
             retry = self._retries.get(key)
             if retry is not None and retry.version < version:
@@ -212,7 +208,7 @@ class PolicyEngine(LoopEngine):
 
     def call(self, obj: ModelObject, action: str) -> None:
         """Run every applicable handler for `action` on `obj` (in a worker thread)."""
-        leaf = obj._meta.name
+        leaf = obj.model_name
         with acting_as("policy"):
             for policy_cls in self.policies_for(leaf):
                 handler = getattr(policy_cls, f"handle_{action}", None)
@@ -233,7 +229,7 @@ class PolicyEngine(LoopEngine):
         report: PassReport,
     ) -> None:
         report.outcomes[outcome.kind] += 1
-        leaf = obj._meta.name
+        leaf = obj.model_name
         if outcome.ok:
             report.succeeded += 1
             self._retries.pop(key, None)
@@ -269,7 +265,7 @@ class PolicyEngine(LoopEngine):
             self.report(self.on_outcome, policy_cls, obj, action, outcome)
 
     def _after_save(self, obj: ModelObject) -> None:
-        for policy_cls in self.policies_for(obj._meta.name):
+        for policy_cls in self.policies_for(obj.model_name):
             if getattr(policy_cls, "after_policy_save", None) is None:
                 continue
             policy = policy_cls(model_accessor=self.accessor, log=self._log)

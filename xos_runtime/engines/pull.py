@@ -24,9 +24,8 @@ from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.pool import RunningCall
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.sync.dag import Key
 from xos_runtime.steps import PullStep
-from xos_runtime.store import ModelAccessor, Schedule, acting_as
+from xos_runtime.store import Key, ModelAccessor, Schedule, acting_as
 
 PullHook = Callable[[Any, Outcome], None]
 

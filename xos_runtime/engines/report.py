@@ -6,7 +6,7 @@ from collections import Counter
 
 import attrs
 
-from xos_runtime.engines.sync.dag import Key
+from xos_runtime.store import Key
 
 
 @attrs.define

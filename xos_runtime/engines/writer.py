@@ -25,7 +25,7 @@ class OutcomeWriter:
         self.size = 0
 
     def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
-        root = self.accessor.models.root(obj._meta.name)
+        root = obj.store_key[0]
         columns = tuple(sorted(values))
         self.updates.setdefault((root, columns), []).append({"id": obj.id, **values})
         obj.note_stored(values)
@@ -51,7 +51,7 @@ class OutcomeWriter:
                 store.write_by_keys(conn, store.table(root), ["id"], rows, set_columns=columns)
             by_leaf: dict[str, list[int]] = {}
             for obj in self.purges:
-                leaf = obj.__dict__.get("leaf_model_name") or obj._meta.name
+                leaf = obj.leaf_name
                 by_leaf.setdefault(leaf, []).append(int(obj.id))  # type: ignore[arg-type]
             for leaf, ids in by_leaf.items():
                 store.purge(leaf, ids, conn)

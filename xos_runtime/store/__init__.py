@@ -20,7 +20,7 @@ from xos_runtime.store.claims import (
 )
 from xos_runtime.store.health import StoreHealth, retrying, transient
 from xos_runtime.store.notify import ChangeHub, Subscription
-from xos_runtime.store.objects import ModelObject
+from xos_runtime.store.objects import Key, ModelObject
 from xos_runtime.store.query import Manager, QuerySet
 from xos_runtime.store.schedule import Schedule
 from xos_runtime.store.sqlstore import SqlStore, normalise_url
@@ -35,6 +35,7 @@ __all__ = [
     "Claims",
     "EventAttempts",
     "HeldClaims",
+    "Key",
     "Lease",
     "Manager",
     "ModelAccessor",

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from xos_runtime.store.accessor import ModelAccessor
     from xos_runtime.store.sqlstore import SqlStore
 
+#: The identity of a row across sub-models: `(root model, id)` (`ModelObject.store_key`).
+Key = tuple[str, int]
+
 #: The row of an object whose row was dropped (`ModelObject.drop_row`).
 _NO_ROW: Mapping[str, Any] = MappingProxyType({})
 
@@ -60,6 +63,8 @@ class ModelMeta:
         self.accessor = accessor
         self.store: SqlStore = store
         self.definition = store.models.get(name)
+        #: The model at the top of this one's inheritance chain: it names the row's table.
+        self.root = store.models.root(name)
         self.fields: dict[str, Field] = {f.name: f for f in store.models.all_fields(name)}
         self.links: dict[str, Link] = {x.name: x for x in store.models.all_links(name)}
         self.link_by_column: dict[str, Link] = {x.column: x for x in self.links.values()}
@@ -221,6 +226,45 @@ class ModelObject:
         # from it when the object was fetched through a base model.
         obj._row = row
         return obj
+
+    # -- the runtime's API (engines and the command line; not for plugin authors) -------------
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ModelObject:
+        """For the runtime: the object of a row the runtime read itself (`store.select`,
+        `accessor.load_rows`), as if the accessor had fetched it."""
+        return cls._from_row(row)
+
+    @classmethod
+    def model_meta(cls) -> ModelMeta:
+        """For the runtime: the model's fields, links and columns (the command line parses
+        and prints objects by them)."""
+        return cls._meta
+
+    @property
+    def store_key(self) -> Key:
+        """For the runtime: `(root model, id)`, the identity of the row whichever model of
+        its inheritance chain the object was read as (engines key their work by it)."""
+        return (self._meta.root, int(self.id))  # type: ignore[arg-type]
+
+    @property
+    def leaf_name(self) -> str:
+        """For the runtime: the name of the most derived model of the row (no query)."""
+        return self.__dict__.get("leaf_model_name") or self._meta.name
+
+    @property
+    def fetched_row(self) -> Mapping[str, Any]:
+        """For the runtime: the whole row the object was read from, sub-model columns
+        included (empty once `drop_row()` was called, or for an object never read)."""
+        return self.__dict__.get("_row", _NO_ROW)
+
+    def as_leaf(self) -> ModelObject:
+        """For the runtime: the most derived object of the row, built from the fetched row
+        without a query (the accessor reads whole rows); itself when it is the leaf."""
+        leaf = self.leaf_name
+        if leaf == self._meta.name:
+            return self
+        return self._meta.accessor.get_model_class(leaf)._from_row(self._row)
 
     def drop_row(self) -> None:
         """For the runtime: forget the whole row this object was read from (sub-model columns

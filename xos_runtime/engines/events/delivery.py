@@ -28,9 +28,8 @@ from xos_runtime.engines.events.bus import Consumer, EventBus, TopicPartition
 from xos_runtime.engines.outcome import Outcome
 from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.sync.dag import Key
 from xos_runtime.steps import Event, EventStep
-from xos_runtime.store import Attempts, EventAttempts
+from xos_runtime.store import Attempts, EventAttempts, Key
 from xos_runtime.store.attempts import MessageKey
 
 __all__ = [

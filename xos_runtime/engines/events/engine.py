@@ -51,9 +51,8 @@ from xos_runtime.engines.events.delivery import Deliveries, RetryRules
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.sync.dag import Key
 from xos_runtime.steps import Event, EventStep
-from xos_runtime.store import EventAttempts, ModelAccessor, acting_as
+from xos_runtime.store import EventAttempts, Key, ModelAccessor, acting_as
 
 __all__ = ["MAX_ATTEMPTS", "EventEngine", "EventHook", "group_id"]
 

@@ -21,10 +21,10 @@ from typing import Any
 import networkx as nx
 
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store import Key
 
-__all__ = ["Key", "LinkPlan", "RowLoader", "dependencies", "reverse_edges"]
+__all__ = ["LinkPlan", "RowLoader", "dependencies", "reverse_edges"]
 
-Key = tuple[str, int]  # (root model, id): identity of a row across sub-models
 RowLoader = Callable[[Iterable[Key]], Mapping[Key, Mapping[str, Any]]]
 
 

@@ -55,11 +55,12 @@ from xos_runtime.engines.register import (
     version_of,
 )
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.sync.dag import Key, LinkPlan, dependencies, reverse_edges
+from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
 from xos_runtime.store import (
     Claims,
+    Key,
     Lease,
     ModelAccessor,
     ModelObject,
@@ -154,7 +155,7 @@ def _share_of(key: Key, company: int) -> int:
 
 
 def _leaf(obj: ModelObject) -> str:
-    return obj.__dict__.get("leaf_model_name") or obj._meta.name
+    return obj.leaf_name
 
 
 class SyncEngine(LoopEngine):
@@ -277,11 +278,11 @@ class SyncEngine(LoopEngine):
                 log.exception("fetch_pending failed; its objects wait for the next pass")
                 continue
             for obj in pending:
-                key = (self.accessor.models.root(obj._meta.name), int(obj.id))
+                key = obj.store_key
                 item = items.get(key)
                 if item is None:
                     items[key] = _Item(key, obj, [step_cls])
-                    row = obj._row
+                    row = obj.fetched_row
                     leaf = row.get("leaf_model_name")
                     links[key] = {"leaf_model_name": leaf} | {
                         c: row.get(c) for c in self.plan.columns(str(leaf))
@@ -591,7 +592,7 @@ class _Dispatch:
                 self._drop(item, "claimed")  # failed elsewhere meanwhile: it holds dependents
             else:
                 if version > item.version:  # the latest data goes to the step
-                    item.obj, item.version = type(item.obj)._from_row(row), version
+                    item.obj, item.version = type(item.obj).from_row(row), version
                 else:
                     item.obj.note_stored(
                         {"enacted": enacted, "backend_register": row["backend_register"]}
@@ -747,7 +748,7 @@ class _Dispatch:
         With an outcome the held objects are stamped `Failed due to error in model ...`;
         without one (a deletion waiting for its policies) they just wait, unstamped.
         """
-        leaf = failed.obj.__dict__.get("leaf_model_name") or failed.obj._meta.name
+        leaf = failed.obj.leaf_name
         todo = list(failed.dependents)
         while todo:
             item = self.items[todo.pop()]
