@@ -28,8 +28,8 @@ import attrs
 from xos_runtime.config import BackoffSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
-from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.retry import Backoff, next_retry
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
 from xos_runtime.store import Claims, Key, Lease, ModelAccessor, ModelObject, acting_as
@@ -241,15 +241,15 @@ class PolicyEngine(LoopEngine):
         else:
             report.failed.add(key)
             previous = self._retries.get(key)
-            failures = previous.failures if previous else 0
-            if outcome.kind == "deferred":  # no backoff growth: its delay, or the first step
-                delay = outcome.retry_at
-                if delay is None:
-                    delay = self.options.backoff.delay(1, self.rand())
-            else:
-                failures += 1
-                delay = self.options.backoff.delay(failures, self.rand())
-            next_run = self.clock() + max(delay, 1e-3)
+            retry = next_retry(
+                self.options.backoff,
+                previous.failures if previous else 0,
+                now=self.clock(),
+                deferred=outcome.kind == "deferred",
+                delay=outcome.retry_at,
+                rand=self.rand,
+            )
+            failures, next_run = retry.failures, retry.at
             if outcome.kind != "permanent":
                 report.next_run = (
                     next_run if report.next_run is None else min(report.next_run, next_run)

@@ -12,13 +12,9 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-
-class Backoff(Protocol):
-    """The config's `sync.backoff` (`BackoffSettings`): how long to wait after failures."""
-
-    def delay(self, failures: int, rand: float) -> float: ...
+from xos_runtime.engines.retry import Backoff, next_retry
 
 
 def read_register(text: str | None) -> dict[str, Any]:
@@ -75,20 +71,21 @@ def failure_register(
 ) -> dict[str, Any]:
     """The register after a failure of `kind` (deferred, innocuous, permanent, error, timeout).
 
-    A deferred failure does not grow the exponent: it waits `delay` if the step gave one,
-    else the initial backoff. Every failure sets `next_run` in the future.
+    The exponent counts the failures that grow the backoff, and `next_run` is when the retry
+    rule (`retry.py`) says the object runs again; `delay` is a deferral's own wait.
     """
-    exponent = int(register.get("exponent") or 0)
-    if kind != "deferred":
-        exponent += 1
-    if delay is not None:
-        wait = delay
-    else:  # a deferral waits the first step, whatever errors came before it
-        wait = backoff.delay(1 if kind == "deferred" else max(1, exponent), rand())
+    retry = next_retry(
+        backoff,
+        int(register.get("exponent") or 0),
+        now=now,
+        deferred=kind == "deferred",
+        delay=delay,
+        rand=rand,
+    )
     out = {
         "failures": int(register.get("failures") or 0) + 1,
-        "exponent": exponent,
-        "next_run": now + max(wait, 1e-3),
+        "exponent": retry.failures,
+        "next_run": retry.at,
         "last_success": float(register.get("last_success") or 0.0),
         "last_failure": now,
         "version": version,

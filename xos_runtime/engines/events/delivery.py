@@ -26,8 +26,8 @@ from loguru import logger
 
 from xos_runtime.engines.events.bus import Consumer, EventBus, TopicPartition
 from xos_runtime.engines.outcome import Outcome
-from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.retry import Backoff, Retry, next_retry
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import Attempts, EventAttempts, Key
 from xos_runtime.store.attempts import MessageKey
@@ -75,10 +75,11 @@ class RetryRules:
     clock: Callable[[], float]
     rand: Callable[[], float]
 
-    def retry_at(self, failures: int) -> tuple[float, float]:
-        """The delay after `failures` failures, and the epoch time it ends."""
-        delay = self.backoff.delay(failures, self.rand())
-        return delay, self.clock() + max(delay, 1e-3)
+    def retry(self, failures: int, *, deferred: bool = False, delay: float | None = None) -> Retry:
+        """The retry after one more failure, `failures` counted ones before it (`retry.py`)."""
+        return next_retry(
+            self.backoff, failures, now=self.clock(), deferred=deferred, delay=delay, rand=self.rand
+        )
 
 
 @attrs.define
@@ -264,11 +265,8 @@ class Deliveries:
         key = self._key(event)
         report.failed.add(key)
         if outcome.kind == "deferred":
-            if outcome.retry_at is not None:
-                delay = outcome.retry_at
-                next_run = self.rules.clock() + max(delay, 1e-3)
-            else:
-                delay, next_run = self.rules.retry_at(1)
+            retry = self.rules.retry(attempts, deferred=True, delay=outcome.retry_at)
+            delay, next_run = retry.wait, retry.at
             self._log.bind(topic=event.topic, partition=event.partition).info(
                 "{}: message at {} deferred: {}; again in {:.3g}s",
                 self.name,
@@ -281,7 +279,8 @@ class Deliveries:
         if outcome.kind == "permanent":
             held = _Held(event.offset, attempts + 1, self.rules.clock(), key)
             return self._give_up(consumer, event, held, outcome.message, report)
-        delay, next_run = self.rules.retry_at(attempts + 1)
+        retry = self.rules.retry(attempts)
+        delay, next_run = retry.wait, retry.at
         attempts = self._count_failure(event, outcome.message, next_run, attempts)
         held = _Held(event.offset, attempts, next_run, key)
         if attempts >= self.rules.max_attempts:
@@ -338,8 +337,8 @@ class Deliveries:
                 self.rules.bus.publish(topic, event.key, event.value, headers)
             except Exception as exc:
                 held.give_up = error
-                held.sends += 1
-                delay, held.next_run = self.rules.retry_at(held.sends)
+                retry = self.rules.retry(held.sends)
+                held.sends, held.next_run = retry.failures, retry.at
                 log.warning(
                     "{}: cannot send the message at {} to the dead letter topic {}: {}; "
                     "retrying in {:.3g}s",
@@ -347,7 +346,7 @@ class Deliveries:
                     _where(event),
                     topic,
                     exc,
-                    delay,
+                    retry.wait,
                 )
                 self._hold(consumer, event, held, report)
                 return False

@@ -49,8 +49,8 @@ from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
 from xos_runtime.engines.events.delivery import Deliveries, RetryRules
 from xos_runtime.engines.outcome import Outcome, classify
-from xos_runtime.engines.register import Backoff
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.retry import Backoff
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import EventAttempts, Key, ModelAccessor, acting_as
 

@@ -46,7 +46,6 @@ from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.register import (
-    Backoff,
     data_version,
     failure_register,
     is_ready,
@@ -55,6 +54,7 @@ from xos_runtime.engines.register import (
     version_of,
 )
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.retry import Backoff
 from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
