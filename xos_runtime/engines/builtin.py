@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xos_runtime.engines.policy import PolicyEngine, PolicyOptions
-from xos_runtime.engines.sync.engine import SyncEngine, SyncOptions
+from xos_runtime.engines.policy import PolicyEngine
+from xos_runtime.engines.sync.engine import SyncEngine
 from xos_runtime.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             PullEngine(
                 runtime.accessor,
                 plugins.pull_steps,
-                timeout=settings.pull.timeout,
+                settings.pull,
                 shared_by=lease.owner if lease is not None else None,
                 on_outcome=pull_outcome,
                 clock=runtime.clock,
@@ -78,21 +78,12 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 event_steps,
                 runtime.event_bus,
                 group_prefix=settings.name,
-                backoff=settings.events.backoff,
-                max_attempts=settings.events.max_attempts,
-                dead_letter_topic=settings.events.dead_letter_topic,
+                settings=settings.events,
                 on_outcome=event_outcome,
                 clock=runtime.clock,
             )
         )
     if plugins.model_policies:
-        p = settings.policies
-        options = PolicyOptions(
-            workers=p.workers,
-            timeout=p.timeout,
-            poll_interval=settings.sync.poll_interval,
-            backoff=p.backoff,
-        )
 
         def policy_outcome(policy: Any, obj: Any, action: str, outcome: Outcome) -> None:
             hook.xos_runtime_policy_outcome(policy=policy, obj=obj, action=action, outcome=outcome)
@@ -101,7 +92,8 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             PolicyEngine(
                 runtime.accessor,
                 plugins.model_policies,
-                options,
+                settings.policies,
+                poll_interval=settings.sync.poll_interval,
                 synced_models=synced,
                 lease=lease,
                 on_outcome=policy_outcome,
@@ -109,16 +101,6 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
             )
         )
     if plugins.sync_steps:
-        s = settings.sync
-        sync_options = SyncOptions(
-            workers=s.workers,
-            timeout=s.timeout,
-            poll_interval=s.poll_interval,
-            backoff=s.backoff,
-            claims=lease is not None,
-            claim_ttl=s.claim_ttl,
-            max_abandoned=s.max_abandoned,
-        )
 
         def sync_outcome(step: Any, obj: Any, outcome: Outcome) -> None:
             hook.xos_runtime_sync_outcome(step=step, obj=obj, outcome=outcome)
@@ -128,7 +110,7 @@ def xos_runtime_engines(runtime: Any) -> list[Any]:
                 runtime.accessor,
                 plugins.sync_steps,
                 runtime.graph,
-                sync_options,
+                settings.sync,
                 held_for_policies=policed,
                 on_outcome=sync_outcome,
                 lease=lease,

@@ -25,26 +25,16 @@ from typing import Any
 
 import attrs
 
-from xos_runtime.config import BackoffSettings
+from xos_runtime.config import PolicySettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.retry import Backoff, next_retry
+from xos_runtime.engines.retry import next_retry
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
 from xos_runtime.store import Claims, Key, Lease, ModelAccessor, ModelObject, acting_as
 
 PolicyHook = Callable[[Any, Any, str, Outcome], None]
-
-
-@attrs.frozen
-class PolicyOptions:
-    """How the policy engine runs; built from the config's `policies` section."""
-
-    workers: int = 4
-    timeout: float | None = None
-    poll_interval: float = 5.0
-    backoff: Backoff = attrs.field(factory=BackoffSettings)
 
 
 @attrs.define
@@ -72,19 +62,20 @@ class PolicyEngine(LoopEngine):
         self,
         accessor: ModelAccessor,
         policies: Sequence[type[ModelPolicy]],
-        options: PolicyOptions | None = None,
+        settings: PolicySettings | None = None,
         *,
+        poll_interval: float = 5.0,
         synced_models: Collection[str] = (),
         lease: Lease | None = None,
         on_outcome: PolicyHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
-        self.options = options or PolicyOptions()
+        self.settings = settings or PolicySettings()
         super().__init__(
             accessor,
-            workers=self.options.workers,
-            poll_interval=self.options.poll_interval,
+            workers=self.settings.workers,
+            poll_interval=poll_interval,
             clock=clock,
         )
         self.policies: dict[str, list[type[ModelPolicy]]] = {}
@@ -185,7 +176,7 @@ class PolicyEngine(LoopEngine):
                 break
             running[key] = (obj, action, version)
             report.attempted += 1
-            self.pool.submit(key, self._caller(obj, action), self.options.timeout)
+            self.pool.submit(key, self._caller(obj, action), self.settings.timeout)
         pool = self.pool
         while running and not self.abandoned:
             done = pool.next_completion()
@@ -197,7 +188,7 @@ class PolicyEngine(LoopEngine):
                 done.timed_out,
                 done.duration,
                 action == "delete",
-                self.options.timeout,
+                self.settings.timeout,
                 call=f"handle_{action}",
             )
             self._record(done.key, obj, action, version, outcome, writes, report)
@@ -242,7 +233,7 @@ class PolicyEngine(LoopEngine):
             report.failed.add(key)
             previous = self._retries.get(key)
             retry = next_retry(
-                self.options.backoff,
+                self.settings.backoff,
                 previous.failures if previous else 0,
                 now=self.clock(),
                 deferred=outcome.kind == "deferred",

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from xos_runtime.config import PullSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.pool import RunningCall
@@ -33,8 +34,8 @@ PullHook = Callable[[Any, Outcome], None]
 class PullEngine(LoopEngine):
     """Runs pull steps on their intervals (see the module docstring).
 
-    `timeout` is the default time limit of one call in seconds (a step's `timeout` wins);
-    None is no limit.
+    `settings.timeout` is the default time limit of one call in seconds (a step's `timeout`
+    wins); None is no limit.
     """
 
     name = "pull"
@@ -43,8 +44,8 @@ class PullEngine(LoopEngine):
         self,
         accessor: ModelAccessor,
         steps: Sequence[type[PullStep]],
+        settings: PullSettings | None = None,
         *,
-        timeout: float | None = None,
         shared_by: str | None = None,
         on_outcome: PullHook | None = None,
         clock: Callable[[], float] = time.time,
@@ -56,7 +57,7 @@ class PullEngine(LoopEngine):
             poll_interval=max([float(s.interval) for s in self.steps] or [5.0]),
             clock=clock,
         )
-        self.timeout = timeout
+        self.settings = settings or PullSettings()
         self.on_outcome = on_outcome
         self._due: dict[type[PullStep], float] = {step: 0.0 for step in self.steps}
         # Steps whose call has not returned yet (timed-out ones included), with its start in
@@ -71,7 +72,7 @@ class PullEngine(LoopEngine):
 
     def timeout_for(self, step_cls: type[PullStep]) -> float | None:
         """Seconds one call of `step_cls` may take: its own `timeout`, else the engine's."""
-        return float(step_cls.timeout) if step_cls.timeout is not None else self.timeout
+        return float(step_cls.timeout) if step_cls.timeout is not None else self.settings.timeout
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         report = PassReport()

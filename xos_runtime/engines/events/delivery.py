@@ -5,10 +5,11 @@ One `Deliveries` per event step. A polled batch is handled in offset order per p
 
 * a message that succeeds is committed;
 * one that fails is held: its partition is sought back to it and paused until its retry
-  time (`RetryRules.backoff`), so later messages of that partition wait behind it while
-  other partitions go on. `DeferredException` holds it without using up an attempt;
-* after `RetryRules.max_attempts` failed calls, or at once on `PermanentException`, it is
-  skipped: sent to `RetryRules.dead_letter_topic` if set (and held, without another call,
+  time (`events.backoff`, by the rule of `retry.py`), so later messages of that partition
+  wait behind it while other partitions go on. `DeferredException` holds it without using
+  up an attempt;
+* after `events.max_attempts` failed calls, or at once on `PermanentException`, it is
+  skipped: sent to `events.dead_letter_topic` if set (and held, without another call,
   until that send works), then committed.
 
 Failed calls are counted in the store (`EventAttempts`), and each batch first reads what
@@ -24,10 +25,11 @@ from collections.abc import Callable
 import attrs
 from loguru import logger
 
+from xos_runtime.config import EventSettings
 from xos_runtime.engines.events.bus import Consumer, EventBus, TopicPartition
 from xos_runtime.engines.outcome import Outcome
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.retry import Backoff, Retry, next_retry
+from xos_runtime.engines.retry import Retry, next_retry
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import Attempts, EventAttempts, Key
 from xos_runtime.store.attempts import MessageKey
@@ -67,9 +69,7 @@ def earliest(report: PassReport, when: float) -> None:
 class RetryRules:
     """The engine's rules for failing messages (`events.*` in the config)."""
 
-    max_attempts: int
-    backoff: Backoff
-    dead_letter_topic: str | None
+    settings: EventSettings
     #: where dead letters are sent (the bus the messages come from)
     bus: EventBus
     clock: Callable[[], float]
@@ -78,7 +78,12 @@ class RetryRules:
     def retry(self, failures: int, *, deferred: bool = False, delay: float | None = None) -> Retry:
         """The retry after one more failure, `failures` counted ones before it (`retry.py`)."""
         return next_retry(
-            self.backoff, failures, now=self.clock(), deferred=deferred, delay=delay, rand=self.rand
+            self.settings.backoff,
+            failures,
+            now=self.clock(),
+            deferred=deferred,
+            delay=delay,
+            rand=self.rand,
         )
 
 
@@ -232,7 +237,7 @@ class Deliveries:
             if held is None:
                 held = _Held(event.offset, known.attempts, known.next_run, self._key(event))
             held.attempts = max(held.attempts, known.attempts)
-            if held.attempts >= self.rules.max_attempts and held.give_up is None:
+            if held.attempts >= self.rules.settings.max_attempts and held.give_up is None:
                 held.give_up = known.last_error
         if held is not None:
             if held.next_run > self.rules.clock():
@@ -283,14 +288,14 @@ class Deliveries:
         delay, next_run = retry.wait, retry.at
         attempts = self._count_failure(event, outcome.message, next_run, attempts)
         held = _Held(event.offset, attempts, next_run, key)
-        if attempts >= self.rules.max_attempts:
+        if attempts >= self.rules.settings.max_attempts:
             return self._give_up(consumer, event, held, outcome.message, report)
         self._log.bind(topic=event.topic, partition=event.partition).warning(
             "{}: message at {} failed (attempt {} of {}): {}; retrying in {:.3g}s",
             self.name,
             _where(event),
             attempts,
-            self.rules.max_attempts,
+            self.rules.settings.max_attempts,
             outcome.message,
             delay,
         )
@@ -328,7 +333,7 @@ class Deliveries:
         it until that works); True when it may be committed."""
         assert event.partition is not None
         attempts = max(held.attempts, 1)
-        topic = self.rules.dead_letter_topic
+        topic = self.rules.settings.dead_letter_topic
         log = self._log.bind(topic=event.topic, partition=event.partition)
         sent = ""
         if topic:

@@ -9,7 +9,7 @@ Differences from the original (reference 4.2 and 8.C4/C5):
   after its failure was dealt with, never automatically;
 * a handler that raises is logged (one line; the traceback at DEBUG), reported through
   `xos_runtime_event_outcome`, and retried with the backoff of `events.backoff`: one message
-  gets at most `events.max_attempts` calls in all (default `MAX_ATTEMPTS`). Then it is
+  gets at most `events.max_attempts` calls in all (default 3). Then it is
   skipped (committed), or first sent to `events.dead_letter_topic` when that is set, with
   the `dead_letter_headers`, so that one poison message cannot block its partition for
   ever. `PermanentException` skips it at once; `DeferredException` retries the same
@@ -44,22 +44,19 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from xos_runtime.config import BackoffSettings
+from xos_runtime.config import EventSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
 from xos_runtime.engines.events.delivery import Deliveries, RetryRules
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.retry import Backoff
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import EventAttempts, Key, ModelAccessor, acting_as
 
-__all__ = ["MAX_ATTEMPTS", "EventEngine", "EventHook", "group_id"]
+__all__ = ["EventEngine", "EventHook", "group_id"]
 
 EventHook = Callable[[type[EventStep], Event, Outcome], None]
 
-#: Calls of `process_event` for one message before it is skipped (deferrals do not count).
-MAX_ATTEMPTS = 3
 #: Seconds to wait before creating a consumer again or polling again after a bus error.
 RECONNECT_DELAY = 1.0
 
@@ -98,9 +95,7 @@ class EventEngine(LoopEngine):
         bus: EventBus,
         *,
         group_prefix: str,
-        backoff: Backoff | None = None,
-        max_attempts: int = MAX_ATTEMPTS,
-        dead_letter_topic: str | None = None,
+        settings: EventSettings | None = None,
         serve_poll: float = 1.0,
         on_outcome: EventHook | None = None,
         clock: Callable[[], float] = time.time,
@@ -109,16 +104,13 @@ class EventEngine(LoopEngine):
         super().__init__(
             accessor, workers=max(1, len(steps)), poll_interval=serve_poll, clock=clock
         )
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.bus = bus
-        self.backoff: Backoff = backoff or BackoffSettings()
-        self.max_attempts = max_attempts
-        self.dead_letter_topic = dead_letter_topic
+        self.settings = settings or EventSettings()
+        dead_letter_topic = self.settings.dead_letter_topic
         self.on_outcome = on_outcome
         self.rand = rand
         self._failing: set[str] = set()  # steps whose last bus operation failed
-        rules = RetryRules(max_attempts, self.backoff, dead_letter_topic, bus, clock, rand)
+        rules = RetryRules(self.settings, bus, clock, rand)
         self.states: list[_StepState] = []
         for name, cls in steps:
             group = group_id(group_prefix, name)

@@ -41,7 +41,7 @@ import networkx as nx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from xos_runtime.config import BackoffSettings
+from xos_runtime.config import SyncSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.pool import Completion, WorkerPool
@@ -54,7 +54,6 @@ from xos_runtime.engines.register import (
     version_of,
 )
 from xos_runtime.engines.report import PassReport
-from xos_runtime.engines.retry import Backoff
 from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
@@ -86,34 +85,14 @@ _RECHECK = ("id", "deleted", "enacted", "updated", "changed_by_policy", "backend
 STILL_RUNNING = "; the call has not returned yet"
 
 
-@attrs.frozen
-class SyncOptions:
-    """How the engine runs; built from the config's `sync` section."""
+#: Longest time (seconds) a finished outcome waits before it is written.
+FLUSH_INTERVAL = 0.1
 
-    #: Size of the global worker pool.
-    workers: int = 8
-    #: Default seconds one call may take (a step's `timeout` wins); None = no limit.
-    timeout: float | None = None
-    #: Longest sleep between passes when no change notification arrives.
-    poll_interval: float = 5.0
-    #: Retry delays after failures.
-    backoff: Backoff = attrs.field(factory=BackoffSettings)
-    #: Outcomes collected before they are written (None: `workers`, so that a crash loses
-    #: at most about twice the workers' worth of finished work).
-    batch_size: int | None = None
-    #: Longest time a finished outcome waits before it is written.
-    flush_interval: float = 0.1
-    #: Claim objects before syncing them (several processes on one store); see `Claims`.
-    claims: bool = False
-    #: Seconds the lease of this process lives unless renewed (another host's claims are
-    #: taken over after it).
-    claim_ttl: float = 60.0
-    #: Calls abandoned after a timeout that may still run (None: 2 x workers).
-    max_abandoned: int | None = None
 
-    @property
-    def flush_size(self) -> int:
-        return self.batch_size or self.workers
+def flush_size(settings: SyncSettings) -> int:
+    """Outcomes collected before they are written: `sync.workers`, so that a crash loses at
+    most about twice the workers' worth of finished work."""
+    return settings.workers
 
 
 @attrs.define(eq=False)
@@ -163,8 +142,8 @@ class SyncEngine(LoopEngine):
 
     `held_for_policies` names the models whose deleted objects must first get their
     `handle_delete` from the policy engine: their `delete_record` and purge wait for it.
-    `lease` is this process's registration on the store (shared with the other engines);
-    with claims on and none given, the engine makes its own.
+    `lease` is this process's registration on the store (shared with the other engines):
+    given, the engine claims the objects it syncs (several processes on one store, `Claims`).
     """
 
     name = "sync"
@@ -174,7 +153,7 @@ class SyncEngine(LoopEngine):
         accessor: ModelAccessor,
         steps: Sequence[type[SyncStep]],
         graph: nx.DiGraph,
-        options: SyncOptions | None = None,
+        settings: SyncSettings | None = None,
         *,
         held_for_policies: Collection[str] = (),
         on_outcome: OutcomeHook | None = None,
@@ -182,27 +161,20 @@ class SyncEngine(LoopEngine):
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
-        self.options = options or SyncOptions()
+        self.settings = settings or SyncSettings()
         super().__init__(
             accessor,
-            workers=self.options.workers,
-            poll_interval=self.options.poll_interval,
+            workers=self.settings.workers,
+            poll_interval=self.settings.poll_interval,
             clock=clock,
-            max_abandoned=self.options.max_abandoned,
+            max_abandoned=self.settings.max_abandoned,
         )
         self.steps = list(steps)
         self.plan = LinkPlan(accessor.models, graph)
         self.held_for_policies = frozenset(held_for_policies)
         self.on_outcome = on_outcome
         self.rand = rand
-        self._own_lease: Lease | None = None
-        self.claims: Claims | None = None
-        if self.options.claims:
-            if lease is None:
-                lease = self._own_lease = Lease(
-                    accessor.store, ttl=self.options.claim_ttl, clock=clock
-                )
-            self.claims = Claims(lease, "sync")
+        self.claims = Claims(lease, "sync") if lease is not None else None
         #: Calls that timed out and have not returned, by object.
         self.overdue: dict[Key, _Overdue] = {}
         self._returned: list[Key] = []
@@ -218,11 +190,6 @@ class SyncEngine(LoopEngine):
         if not self.stopping:
             report.merge(self.run_phase(deleted=True, exclude=skip))
         return report
-
-    def close(self) -> None:
-        super().close()
-        if self._own_lease is not None:
-            self._own_lease.close()
 
     # -- abandoned calls ----------------------------------------------------------------------
 
@@ -362,7 +329,7 @@ class SyncEngine(LoopEngine):
 
     def timeout_for(self, item: _Item) -> float | None:
         timeouts = [s.timeout for s in item.steps if s.timeout is not None]
-        return max(timeouts) if timeouts else self.options.timeout
+        return max(timeouts) if timeouts else self.settings.timeout
 
 
 class _Dispatch:
@@ -400,7 +367,7 @@ class _Dispatch:
         self.reaped_at = time.monotonic()
         #: Objects in hand (running or claimed to start) after a claim: a small multiple of
         #: the workers, so that several processes share a pass (set in `run`).
-        self.claim_target = 4 * engine.options.workers
+        self.claim_target = 4 * engine.settings.workers
 
     def run(self) -> None:
         for item in self.items.values():
@@ -417,7 +384,7 @@ class _Dispatch:
             if company == 1:
                 # Alone at the start of the pass: fewer, larger claims (a process that
                 # starts now waits at most for this batch, then the next pass shares).
-                self.claim_target = ALONE_BATCH * self.engine.options.workers
+                self.claim_target = ALONE_BATCH * self.engine.settings.workers
             for key in first:
                 mine = company == 1 or _share_of(key, company) == rank
                 (self.ready if mine else self.later).append(key)
@@ -526,7 +493,7 @@ class _Dispatch:
             return
         while (self.ready or self.later) and not self.engine.stopping:
             in_hand = self.running + len(self.startable)
-            if in_hand > self.engine.options.workers:
+            if in_hand > self.engine.settings.workers:
                 return  # enough to do: claim when workers free up
             self._claim(self._next_batch(in_hand))
             if in_hand or self.startable:
@@ -642,7 +609,7 @@ class _Dispatch:
     def _take(self, pool: WorkerPool) -> None:
         wait = 0.2
         if self.unflushed_since is not None:
-            due = self.unflushed_since + self.engine.options.flush_interval
+            due = self.unflushed_since + FLUSH_INTERVAL
             wait = max(0.0, min(wait, due - time.monotonic()))
         done = pool.next_completion(wait)
         if done is None:
@@ -707,7 +674,7 @@ class _Dispatch:
                 kind=outcome.kind,
                 now=now,
                 version=item.version,
-                backoff=engine.options.backoff,
+                backoff=engine.settings.backoff,
                 delay=outcome.retry_at,
                 rand=engine.rand,
             )
@@ -772,16 +739,16 @@ class _Dispatch:
         with claims, take the next batch in the same transaction when workers run short."""
         if self.unflushed_since is None:
             return
-        options = self.engine.options
+        settings = self.engine.settings
         if (
-            self.writes.size >= options.flush_size
-            or time.monotonic() - self.unflushed_since >= options.flush_interval
+            self.writes.size >= flush_size(settings)
+            or time.monotonic() - self.unflushed_since >= FLUSH_INTERVAL
         ):
             in_hand = self.running + len(self.startable)
             if (
                 self.claims is not None
                 and (self.ready or self.later)
-                and in_hand <= options.workers
+                and in_hand <= settings.workers
                 and not self.engine.stopping
             ):
                 self._claim(self._next_batch(in_hand))
