@@ -29,6 +29,7 @@ from xos_runtime.engines import builtin
 from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK
 from xos_runtime.engines.events.bus import EventBus
 from xos_runtime.engines.events.connect import open_event_bus
+from xos_runtime.engines.outcome import BackendCode
 from xos_runtime.engines.sync.engine import PassReport
 from xos_runtime.exceptions import ConfigError
 from xos_runtime.models import build_model_graph, load_models
@@ -440,7 +441,12 @@ class Runtime:
                 q = (
                     sa.select(sa.func.count())
                     .select_from(table)
-                    .where(sa.or_(table.c.backend_code == 2, table.c.policy_code == 2))
+                    .where(
+                        sa.or_(
+                            table.c.backend_code == BackendCode.ERROR,
+                            table.c.policy_code == BackendCode.ERROR,
+                        )
+                    )
                 )
                 total += int(conn.execute(q).scalar_one())
         return total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Literal
 
 import attrs
@@ -12,15 +13,27 @@ OutcomeKind = Literal[
     "success", "deferred", "innocuous", "permanent", "error", "timeout", "blocked"
 ]
 
-#: `backend_code` written for each kind (contract section 5): 0 pending/deferred, 1 in sync
-#: (OK or innocuous), 2 error. A blocked object takes the code of the failure that blocked it.
-BACKEND_CODES: dict[str, int] = {
-    "success": 1,
-    "deferred": 0,
-    "innocuous": 1,
-    "permanent": 2,
-    "error": 2,
-    "timeout": 2,
+
+class BackendCode(IntEnum):
+    """`backend_code` and `policy_code` (contract section 5); stored and printed as 0, 1, 2."""
+
+    #: Pending, or deferred (`DeferredException`).
+    PENDING = 0
+    #: In sync: OK, or an `InnocuousException`.
+    OK = 1
+    #: An error: a failure, `PermanentException`, or a timeout.
+    ERROR = 2
+
+
+#: The code written for each kind. A blocked object takes the code of the failure that
+#: blocked it.
+BACKEND_CODES: dict[str, BackendCode] = {
+    "success": BackendCode.OK,
+    "deferred": BackendCode.PENDING,
+    "innocuous": BackendCode.OK,
+    "permanent": BackendCode.ERROR,
+    "error": BackendCode.ERROR,
+    "timeout": BackendCode.ERROR,
 }
 
 
@@ -29,13 +42,14 @@ class Outcome:
     """The result of one `sync_record`/`delete_record` (or policy/event handler) call.
 
     `message` is `"OK"` on success and the exception's text otherwise; `code` is the
-    `backend_code` the runtime writes; `duration` is the call's wall time in seconds;
-    `deleted` tells a deletion from a sync.
+    `backend_code` the runtime writes (a `BackendCode`; for an object that holds its
+    dependents back while it waits to retry, the code it has stored); `duration` is the
+    call's wall time in seconds; `deleted` tells a deletion from a sync.
     """
 
     kind: OutcomeKind
     message: str = "OK"
-    code: int = 1
+    code: int = BackendCode.OK
     duration: float = 0.0
     deleted: bool = False
     retry_at: float | None = None

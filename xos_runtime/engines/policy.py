@@ -27,7 +27,7 @@ import attrs
 
 from xos_runtime.config import PolicySettings
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.outcome import BackendCode, Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import next_retry
 from xos_runtime.engines.writer import OutcomeWriter
@@ -224,7 +224,9 @@ class PolicyEngine(LoopEngine):
         if outcome.ok:
             report.succeeded += 1
             self._retries.pop(key, None)
-            writes.update(obj, {"policed": version, "policy_status": "done", "policy_code": 1})
+            writes.update(
+                obj, {"policed": version, "policy_status": "done", "policy_code": BackendCode.OK}
+            )
             if action == "delete" and leaf not in self.synced_models:
                 writes.purge(obj)
             else:

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
+from xos_runtime.engines.outcome import BackendCode
 from xos_runtime.engines.register import data_version, read_register
 from xos_runtime.store import ModelAccessor, ProcessIdentity, held_claims, read_owners
 
@@ -114,13 +115,13 @@ def _state(row: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
         and (enacted is None or enacted < data_version(_Row(row)))
     )
     if not pending:
-        return ("error" if code == 2 else "ok"), register
+        return ("error" if code == BackendCode.ERROR else "ok"), register
     if status.startswith("Failed due to error in model"):
         return "held_back", register
     if register.get("failures") and register.get("version") == data_version(_Row(row)):
-        if register.get("permanent") or code == 2:
+        if register.get("permanent") or code == BackendCode.ERROR:
             return "error", register
-        if code == 0:
+        if code == BackendCode.PENDING:
             return "deferred", register
         if float(register.get("next_run") or 0) > now:
             return "backing_off", register
@@ -137,7 +138,7 @@ def collect_status(accessor: ModelAccessor, now: float) -> StatusReport:
                 r = dict(row)
                 model = str(r["leaf_model_name"])
                 state, register = _state(r, now)
-                if state == "ok" and int(r.get("policy_code") or 0) == 2:
+                if state == "ok" and int(r.get("policy_code") or 0) == BackendCode.ERROR:
                     state = "policy_error"
                 bucket = counts.setdefault(model, {"total": 0})
                 bucket["total"] += 1

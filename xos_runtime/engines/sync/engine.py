@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.config import SyncSettings
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.outcome import BackendCode, Outcome, classify
 from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.register import (
     data_version,
@@ -658,7 +658,7 @@ class _Dispatch:
                     {
                         "enacted": item.version,
                         "backend_status": "OK",
-                        "backend_code": 1,
+                        "backend_code": BackendCode.OK,
                         "backend_register": json.dumps(register),
                         "backend_need_delete": True,
                     },
