@@ -25,12 +25,14 @@ import sqlalchemy as sa
 from loguru import logger
 
 from xos_runtime.config import Settings, load_config
-from xos_runtime.engines import builtin
-from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK
-from xos_runtime.engines.events.bus import EventBus
-from xos_runtime.engines.events.connect import open_event_bus
-from xos_runtime.engines.outcome import BackendCode
-from xos_runtime.engines.sync.engine import PassReport
+from xos_runtime.engines import (
+    HELD_ELSEWHERE_RECHECK,
+    BackendCode,
+    EventBus,
+    PassReport,
+    builtin,
+    open_event_bus,
+)
 from xos_runtime.exceptions import ConfigError
 from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet

@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from xos_runtime.engines.outcome import Outcome
+from xos_runtime.engines import Outcome
 from xos_runtime.hookspecs import hookimpl
 from xos_runtime.store import ModelAccessor
 
@@ -70,7 +70,7 @@ def render_metrics(
 ) -> str:
     """The Prometheus text exposition of the counters, of the calls abandoned after a
     timeout that still run (by engine), and of the objects' states."""
-    from xos_runtime.engines.status import collect_status
+    from xos_runtime.engines import collect_status
 
     outcomes, seconds = counters.snapshot()
     lines = [

@@ -11,7 +11,7 @@ import datetime
 import sys
 
 from xos_runtime.cli.common import load_runtime, print_json
-from xos_runtime.engines.status import collect_status
+from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import XosRuntimeError
 from xos_runtime.models import format_graph, sync_order
 

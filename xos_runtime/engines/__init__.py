@@ -1,1 +1,102 @@
-"""engines."""
+"""The engines: sync, model policies, pull and events, and what they share.
+
+The host (`xos_runtime.host`, `cli`, `observe`) imports from here, never from a submodule.
+The layout, top to bottom (a module imports only from the rows below its own; `lint-imports`
+checks it):
+
+* `builtin` - the built-in engines, registered as a plugin of the hook contract;
+* `sync/` (the engine, its object DAG and dispatch), `policy`, `pull`, `events/` (the bus
+  protocols, the embedded bus, Kafka, delivery of messages and the engine): one per engine,
+  none imports another;
+* `base` (the wake-up loop every engine runs), `status` (what `xos-runtime status` reports);
+* `pool` (the worker pool), `writer` (batched bookkeeping writes), `register` (the retry
+  bookkeeping in `backend_register`), `report` (what a pass did);
+* `retry` (the one retry rule), `outcome` (outcome records and backend codes).
+
+The names are imported on first use (PEP 562 `__getattr__`): `status` and the metrics
+endpoint need none of the engines, and no command pays for the pull or event engine (or for
+Kafka's client) unless a plugin has such steps.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK, LoopEngine
+    from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
+    from xos_runtime.engines.events.connect import open_event_bus
+    from xos_runtime.engines.events.engine import EventEngine
+    from xos_runtime.engines.events.memory import MemoryBus
+    from xos_runtime.engines.outcome import BackendCode, Outcome, OutcomeKind, classify
+    from xos_runtime.engines.policy import PolicyEngine
+    from xos_runtime.engines.pull import PullEngine
+    from xos_runtime.engines.report import PassReport
+    from xos_runtime.engines.retry import Backoff, Retry, next_retry
+    from xos_runtime.engines.status import StatusReport, collect_status
+    from xos_runtime.engines.sync.engine import SyncEngine
+
+__all__ = [
+    "HELD_ELSEWHERE_RECHECK",
+    "BackendCode",
+    "Backoff",
+    "Consumer",
+    "EventBus",
+    "EventEngine",
+    "LoopEngine",
+    "MemoryBus",
+    "Outcome",
+    "OutcomeKind",
+    "PassReport",
+    "PolicyEngine",
+    "PullEngine",
+    "Retry",
+    "StatusReport",
+    "Subscription",
+    "SyncEngine",
+    "classify",
+    "collect_status",
+    "next_retry",
+    "open_event_bus",
+]
+
+#: The module of each public name.
+_MODULES = {
+    "HELD_ELSEWHERE_RECHECK": "base",
+    "LoopEngine": "base",
+    "Consumer": "events.bus",
+    "EventBus": "events.bus",
+    "Subscription": "events.bus",
+    "open_event_bus": "events.connect",
+    "EventEngine": "events.engine",
+    "MemoryBus": "events.memory",
+    "BackendCode": "outcome",
+    "Outcome": "outcome",
+    "OutcomeKind": "outcome",
+    "classify": "outcome",
+    "PolicyEngine": "policy",
+    "PullEngine": "pull",
+    "PassReport": "report",
+    "Backoff": "retry",
+    "Retry": "retry",
+    "next_retry": "retry",
+    "StatusReport": "status",
+    "collect_status": "status",
+    "SyncEngine": "sync.engine",
+}
+
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
+
+    def __getattr__(name: str) -> Any:
+        module = _MODULES.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # from now on a plain attribute
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
