@@ -31,13 +31,20 @@ Hooks:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from xos_runtime.config import Settings
+    from xos_runtime.models.definitions import ModelSet
+    from xos_runtime.store import Lease, ModelAccessor
+
+__all__ = ["PROJECT_NAME", "Runtime", "hookimpl", "hookspec"]
 
 #: The pluggy project name: the markers and the plugin manager are tied to it.
 PROJECT_NAME = "xos_runtime"
@@ -47,6 +54,66 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 #: One model source: an xproto file path, or `(name, text)` where name is used in messages.
 ModelSource = str | PathLike[str] | tuple[str, str]
+
+
+class Runtime(Protocol):
+    """The host object that `xos_runtime_engines`, `xos_runtime_startup` and
+    `xos_runtime_shutdown` receive (`xos_runtime.host.Runtime`): what a plugin may read of it.
+
+    Read-only for plugins. `plugins` and `event_bus` are typed where they are defined, in
+    layers above this contract: `xos_runtime.plugins.DiscoveredPlugins` and
+    `xos_runtime.engines.EventBus` (`xos_runtime.engines.builtin.EngineHost` names them).
+    """
+
+    @property
+    def settings(self) -> Settings:
+        """The loaded configuration."""
+        ...
+
+    @property
+    def accessor(self) -> ModelAccessor:
+        """The model accessor over the store."""
+        ...
+
+    @property
+    def models(self) -> ModelSet:
+        """The model definitions (xproto of `models_dir` and of the plugins)."""
+        ...
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The model dependency graph."""
+        ...
+
+    @property
+    def plugins(self) -> Any:
+        """The discovered plugins: their steps, policies and the plugin table."""
+        ...
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        """The hooks of every plugin (call them with keyword arguments)."""
+        ...
+
+    @property
+    def event_bus(self) -> Any:
+        """The event bus the config's `event_bus` names (opened on first use)."""
+        ...
+
+    @property
+    def shares_work(self) -> bool:
+        """Whether the engines claim their work (several processes on one store)."""
+        ...
+
+    @property
+    def lease(self) -> Lease | None:
+        """This process's registration on the store, when it shares work."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The wall clock (epoch seconds) the engines use."""
+        ...
 
 
 # -------------------------------------------------------------------------------------------
@@ -101,7 +168,7 @@ def xos_runtime_configure(config: Any) -> None:
 
 
 @hookspec
-def xos_runtime_engines(runtime: Any) -> Iterable[Any] | None:
+def xos_runtime_engines(runtime: Runtime) -> Iterable[Any] | None:
     """Return the engines this plugin runs.
 
     Called once, after the store is open and before any engine starts. The built-in sync,
@@ -115,7 +182,7 @@ def xos_runtime_engines(runtime: Any) -> Iterable[Any] | None:
 
 
 @hookspec
-def xos_runtime_startup(runtime: Any) -> None:
+def xos_runtime_startup(runtime: Runtime) -> None:
     """Called once every engine has started, before the first pass.
 
     :param runtime: the host object: settings, model accessor, plugin table, event bus.
@@ -181,7 +248,7 @@ def xos_runtime_pull_outcome(step: Any, outcome: Any) -> None:
 
 
 @hookspec
-def xos_runtime_shutdown(runtime: Any) -> None:
+def xos_runtime_shutdown(runtime: Runtime) -> None:
     """Called once after every engine has stopped and drained, before the store closes.
 
     Also called when start-up fails after `xos_runtime_startup` ran.

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import networkx as nx
@@ -476,3 +476,12 @@ def load_model_definitions(
     deps = _merge_deps(call_hook(plugins, "xos_runtime_model_deps"))
     graph = build_model_graph(models, settings.dependency_graph, deps=deps or None)
     return models, graph
+
+
+if TYPE_CHECKING:
+    from xos_runtime.engines import EngineHost
+
+    def _an_engine_host(runtime: Runtime) -> EngineHost:
+        """Where mypy checks that the host is what the hook contract (`hookspecs.Runtime`)
+        and the built-in engines (`EngineHost`) take it for."""
+        return runtime

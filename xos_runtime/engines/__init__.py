@@ -10,7 +10,8 @@ checks it):
   none imports another;
 * `base` (the wake-up loop every engine runs), `status` (what `xos-runtime status` reports);
 * `pool` (the worker pool), `writer` (batched bookkeeping writes), `register` (the retry
-  bookkeeping in `backend_register`), `report` (what a pass did);
+  bookkeeping in `backend_register`), `report` (what a pass did), `sink` (where outcomes go:
+  `HookSink` calls the contract's outcome hooks);
 * `retry` (the one retry rule), `outcome` (outcome records and backend codes).
 
 The names are imported on first use (PEP 562 `__getattr__`): `status` and the metrics
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from xos_runtime.engines.base import HELD_ELSEWHERE_RECHECK, LoopEngine
+    from xos_runtime.engines.builtin import EngineHost
     from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
     from xos_runtime.engines.events.connect import open_event_bus
     from xos_runtime.engines.events.engine import EventEngine
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from xos_runtime.engines.pull import PullEngine
     from xos_runtime.engines.report import PassReport
     from xos_runtime.engines.retry import Backoff, Retry, next_retry
+    from xos_runtime.engines.sink import HookSink, OutcomeSink
     from xos_runtime.engines.status import StatusReport, collect_status
     from xos_runtime.engines.sync.engine import SyncEngine
 
@@ -42,12 +45,15 @@ __all__ = [
     "BackendCode",
     "Backoff",
     "Consumer",
+    "EngineHost",
     "EventBus",
     "EventEngine",
+    "HookSink",
     "LoopEngine",
     "MemoryBus",
     "Outcome",
     "OutcomeKind",
+    "OutcomeSink",
     "PassReport",
     "PolicyEngine",
     "PullEngine",
@@ -65,6 +71,7 @@ __all__ = [
 _MODULES = {
     "HELD_ELSEWHERE_RECHECK": "base",
     "LoopEngine": "base",
+    "EngineHost": "builtin",
     "Consumer": "events.bus",
     "EventBus": "events.bus",
     "Subscription": "events.bus",
@@ -81,6 +88,8 @@ _MODULES = {
     "Backoff": "retry",
     "Retry": "retry",
     "next_retry": "retry",
+    "HookSink": "sink",
+    "OutcomeSink": "sink",
     "StatusReport": "status",
     "collect_status": "status",
     "SyncEngine": "sync.engine",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
 
 import attrs
 
@@ -30,11 +29,10 @@ from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.outcome import BackendCode, Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import next_retry
+from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
 from xos_runtime.store import Claims, Key, Lease, ModelAccessor, ModelObject, acting_as
-
-PolicyHook = Callable[[Any, Any, str, Outcome], None]
 
 
 @attrs.define
@@ -67,7 +65,7 @@ class PolicyEngine(LoopEngine):
         poll_interval: float = 5.0,
         synced_models: Collection[str] = (),
         lease: Lease | None = None,
-        on_outcome: PolicyHook | None = None,
+        outcomes: OutcomeSink | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
@@ -82,7 +80,7 @@ class PolicyEngine(LoopEngine):
         for policy in policies:
             self.policies.setdefault(str(policy.model_name), []).append(policy)
         self.synced_models = frozenset(synced_models)
-        self.on_outcome = on_outcome
+        self.on_outcome = outcomes.policy if outcomes is not None else None
         self.rand = rand
         self._retries: dict[Key, _Retry] = {}
         #: Claims shared with other runtime processes on the same store (see `Claims`).

@@ -18,17 +18,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from xos_runtime.config import PullSettings
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.outcome import classify
 from xos_runtime.engines.pool import RunningCall
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.steps import PullStep
 from xos_runtime.store import Key, ModelAccessor, Schedule, acting_as
-
-PullHook = Callable[[Any, Outcome], None]
 
 
 class PullEngine(LoopEngine):
@@ -47,7 +45,7 @@ class PullEngine(LoopEngine):
         settings: PullSettings | None = None,
         *,
         shared_by: str | None = None,
-        on_outcome: PullHook | None = None,
+        outcomes: OutcomeSink | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.steps = list(steps)
@@ -58,7 +56,7 @@ class PullEngine(LoopEngine):
             clock=clock,
         )
         self.settings = settings or PullSettings()
-        self.on_outcome = on_outcome
+        self.on_outcome = outcomes.pull if outcomes is not None else None
         self._due: dict[type[PullStep], float] = {step: 0.0 for step in self.steps}
         # Steps whose call has not returned yet (timed-out ones included), with its start in
         # monotonic seconds. Written by the dispatching thread and by the workers.

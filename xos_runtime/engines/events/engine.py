@@ -50,12 +50,11 @@ from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
 from xos_runtime.engines.events.delivery import Deliveries, RetryRules
 from xos_runtime.engines.outcome import Outcome, classify
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import EventAttempts, Key, ModelAccessor, acting_as
 
-__all__ = ["EventEngine", "EventHook", "group_id"]
-
-EventHook = Callable[[type[EventStep], Event, Outcome], None]
+__all__ = ["EventEngine", "group_id"]
 
 #: Seconds to wait before creating a consumer again or polling again after a bus error.
 RECONNECT_DELAY = 1.0
@@ -97,7 +96,7 @@ class EventEngine(LoopEngine):
         group_prefix: str,
         settings: EventSettings | None = None,
         serve_poll: float = 1.0,
-        on_outcome: EventHook | None = None,
+        outcomes: OutcomeSink | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
@@ -107,7 +106,7 @@ class EventEngine(LoopEngine):
         self.bus = bus
         self.settings = settings or EventSettings()
         dead_letter_topic = self.settings.dead_letter_topic
-        self.on_outcome = on_outcome
+        self.on_outcome = outcomes.event if outcomes is not None else None
         self.rand = rand
         self._failing: set[str] = set()  # steps whose last bus operation failed
         rules = RetryRules(self.settings, bus, clock, rand)

@@ -54,6 +54,7 @@ from xos_runtime.engines.register import (
     version_of,
 )
 from xos_runtime.engines.report import PassReport
+from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
@@ -68,8 +69,6 @@ from xos_runtime.store import (
     sync_pending,
     transient,
 )
-
-OutcomeHook = Callable[[Any, Any, Outcome], None]
 
 #: Seconds between looks for gone processes during a pass that waits on their objects.
 REAP_EVERY = 0.5
@@ -156,7 +155,7 @@ class SyncEngine(LoopEngine):
         settings: SyncSettings | None = None,
         *,
         held_for_policies: Collection[str] = (),
-        on_outcome: OutcomeHook | None = None,
+        outcomes: OutcomeSink | None = None,
         lease: Lease | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -172,7 +171,7 @@ class SyncEngine(LoopEngine):
         self.steps = list(steps)
         self.plan = LinkPlan(accessor.models, graph)
         self.held_for_policies = frozenset(held_for_policies)
-        self.on_outcome = on_outcome
+        self.on_outcome = outcomes.sync if outcomes is not None else None
         self.rand = rand
         self.claims = Claims(lease, "sync") if lease is not None else None
         #: Calls that timed out and have not returned, by object.
