@@ -1,4 +1,9 @@
-"""What `xos-runtime status` reports: objects pending, in error, held back or backing off."""
+"""What `xos-runtime status` reports: objects pending, in error, held back or backing off.
+
+Whether an object is pending is the store's to say (`store.sync_pending`, the conditions
+`fetch_pending` and the claims use): the status query selects them as a column, so that
+`status` and the sync engine can never disagree on it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,17 @@ import attrs
 import sqlalchemy as sa
 
 from xos_runtime.engines.outcome import BackendCode
-from xos_runtime.engines.register import data_version, read_register
-from xos_runtime.store import ModelAccessor, ProcessIdentity, held_claims, read_owners
+from xos_runtime.engines.register import read_register, version_of
+from xos_runtime.store import (
+    ModelAccessor,
+    ProcessIdentity,
+    held_claims,
+    read_owners,
+    sync_pending,
+)
+
+#: The label of the column that says whether a row is pending (`store.sync_pending`).
+_PENDING = "xos_runtime_sync_pending"
 
 
 @attrs.frozen
@@ -95,30 +109,18 @@ def collect_processes(accessor: ModelAccessor, now: float) -> list[ProcessStatus
     return list(found.values())
 
 
-class _Row:
-    """Attribute access over a row dict, for the helpers that read objects."""
-
-    def __init__(self, row: dict[str, Any]):
-        self.__dict__.update(row)
-
-
 def _state(row: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
     register = read_register(row.get("backend_register"))
     code = int(row.get("backend_code") or 0)
     status = str(row.get("backend_status") or "")
     if row.get("deleted"):
         return "deleting", register
-    enacted = row.get("enacted")
-    pending = (
-        not row.get("no_sync")
-        and not row.get("lazy_blocked")
-        and (enacted is None or enacted < data_version(_Row(row)))
-    )
-    if not pending:
+    if not row[_PENDING]:
         return ("error" if code == BackendCode.ERROR else "ok"), register
     if status.startswith("Failed due to error in model"):
         return "held_back", register
-    if register.get("failures") and register.get("version") == data_version(_Row(row)):
+    version = version_of(row.get("updated"), row.get("changed_by_policy"))
+    if register.get("failures") and register.get("version") == version:
         if register.get("permanent") or code == BackendCode.ERROR:
             return "error", register
         if code == BackendCode.PENDING:
@@ -134,7 +136,9 @@ def collect_status(accessor: ModelAccessor, now: float) -> StatusReport:
     objects: list[ObjectStatus] = []
     with store.read() as conn:
         for table in store.schema.tables.values():
-            for row in conn.execute(sa.select(table).order_by(table.c.id)).mappings():
+            pending = sa.and_(*sync_pending(False)(table)).label(_PENDING)
+            query = sa.select(table, pending).order_by(table.c.id)
+            for row in conn.execute(query).mappings():
                 r = dict(row)
                 model = str(r["leaf_model_name"])
                 state, register = _state(r, now)
