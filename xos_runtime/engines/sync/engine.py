@@ -577,8 +577,12 @@ class _Dispatch:
             self._hold_dependents(item, None)
 
     def _start_ready(self) -> None:
+        """Hand claimed objects to the pool, never more than it has workers: calls that
+        finish while an outcome write is in progress wait in memory, so a kill -9 loses at
+        most 2 x `sync.workers` finished outcomes however many objects are claimed."""
         engine = self.engine
-        while self.startable and not engine.stopping:
+        workers = engine.settings.workers
+        while self.startable and not engine.stopping and self.running < workers:
             key = self.startable.popleft()
             item = self.items[key]
             if item.state != "pending":
