@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable
 
 from loguru import logger
 
+#: Seconds the listener takes at most to notice `stop()`.
+_STOP_WITHIN = 0.1
+
 #: PostgreSQL limits a NOTIFY payload to 8000 bytes; model names beyond it are summarised.
 _MAX_PAYLOAD = 7000
 
@@ -75,7 +78,9 @@ class PgListener:
                 conn.execute(f'LISTEN "{self.channel}"')  # type: ignore[attr-defined]
                 self._ready.set()
                 while not self._stop.is_set():
-                    for note in conn.notifies(timeout=0.5):  # type: ignore[attr-defined]
+                    # short waits: `stop()` (every run's exit) waits for the last one to end
+                    wait = conn.notifies(timeout=_STOP_WITHIN)  # type: ignore[attr-defined]
+                    for note in wait:
                         sender, _, names = str(note.payload).partition("|")
                         if sender != self.token:
                             self.deliver({n for n in names.split(",") if n})
