@@ -191,11 +191,13 @@ class EventEngine(LoopEngine):
         self._failing.discard(state.name)
         if events and not self.stopping:
             # Messages polled after stop() are left uncommitted: they are delivered again.
-            state.deliveries.handle(consumer, events, report)
+            # Handlers run as the "event" caller (set once for the batch, not per message).
+            with acting_as("event"):
+                state.deliveries.handle(consumer, events, report)
         return True
 
     def _call(self, name: str, cls: type[EventStep], event: Event) -> tuple[EventStep, Outcome]:
-        """One call of `process_event`, as the "event" caller."""
+        """One call of `process_event` (inside `acting_as("event")`, entered per batch)."""
         log = self._log.bind(
             step=name, topic=event.topic, partition=event.partition, offset=event.offset
         )
@@ -203,8 +205,7 @@ class EventEngine(LoopEngine):
         error: BaseException | None = None
         start = time.monotonic()
         try:
-            with acting_as("event"):
-                step.process_event(event)
+            step.process_event(event)  # as the "event" caller: see `_poll_once`
         except Exception as exc:
             error = exc
             # one line per failure is logged by the caller; the traceback only at DEBUG
