@@ -353,6 +353,8 @@ class _Dispatch:
         self.in_flight: Counter[type[SyncStep]] = Counter()
         self.running = 0
         self.writes = OutcomeWriter(engine.accessor)
+        #: Calls finished (outcome decided) since the last stored flush.
+        self.unstored = 0
         self.after_save: list[_Item] = []
         #: Claims this pass took and has not released.
         self.mine: set[Key] = set()
@@ -577,12 +579,16 @@ class _Dispatch:
             self._hold_dependents(item, None)
 
     def _start_ready(self) -> None:
-        """Hand claimed objects to the pool, never more than it has workers: calls that
-        finish while an outcome write is in progress wait in memory, so a kill -9 loses at
-        most 2 x `sync.workers` finished outcomes however many objects are claimed."""
+        """Hand claimed objects to the pool while calls in hand and finished outcomes not
+        yet stored stay under 2 x `sync.workers`: whatever a kill -9 can lose (calls that
+        finished meanwhile, outcomes not committed) stays within that bound however many
+        objects are claimed, and the workers still have calls queued while outcomes are
+        written."""
         engine = self.engine
-        workers = engine.settings.workers
-        while self.startable and not engine.stopping and self.running < workers:
+        bound = 2 * engine.settings.workers
+        if self.startable and not self.running and self.unstored >= bound:
+            self._flush()  # (not reached while flushes keep up: they come every `workers`)
+        while self.startable and not engine.stopping and self.running + self.unstored < bound:
             key = self.startable.popleft()
             item = self.items[key]
             if item.state != "pending":
@@ -644,6 +650,7 @@ class _Dispatch:
     def _finish(self, item: _Item, outcome: Outcome) -> None:
         engine = self.engine
         now = engine.clock()
+        self.unstored += 1
         if item.key in self.mine:
             (self.to_keep if item.key in engine.overdue else self.to_release).append(item.key)
         if self.unflushed_since is None:
@@ -783,6 +790,7 @@ class _Dispatch:
         self.mine.difference_update(keep)
         self.to_release, self.to_keep = [], []
         self.unflushed_since = None
+        self.unstored = 0
         if self.after_save:
             items, self.after_save = self.after_save, []
             for item in items:
