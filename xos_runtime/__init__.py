@@ -11,11 +11,11 @@ pluggy, which they bring in. `from xos_runtime import SyncStep` works as it alwa
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
+from xos_runtime.lazy import lazy_names
 
 if TYPE_CHECKING:
     from xos_runtime.hookspecs import hookimpl
@@ -52,14 +52,7 @@ _LAZY = {
 
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # from now on a plain attribute
-        return value
+    __getattr__ = lazy_names(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

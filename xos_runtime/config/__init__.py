@@ -9,8 +9,9 @@ and loguru: `xos-runtime --help` stays a bare interpreter start.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from xos_runtime.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .loader import load_config, settings_from_dict
@@ -83,14 +84,7 @@ _MODULES = {
 }
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
-
-    def __getattr__(name: str) -> Any:
-        module = _MODULES.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
-        globals()[name] = value  # from now on a plain attribute
-        return value
+    __getattr__ = lazy_names(__name__, {n: f".{m}" for n, m in _MODULES.items()})
 
 
 def __dir__() -> list[str]:

@@ -1,0 +1,31 @@
+"""Public names of a package imported on first use, so that importing the package is cheap.
+
+`--help` and argument parsing must not pay for SQLAlchemy, networkx or the engines: the
+packages whose faces name them (`xos_runtime`, `xos_runtime.config`, `xos_runtime.engines`)
+resolve each name from its module the first time it is asked for (PEP 562), then keep it as
+a plain attribute.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["lazy_names"]
+
+
+def lazy_names(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]:
+    """The module `__getattr__` of `package`: `modules` maps each lazy name to its module
+    (absolute, or relative to `package` when it starts with a dot)."""
+
+    def __getattr__(name: str) -> Any:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        setattr(sys.modules[package], name, value)  # from now on a plain attribute
+        return value
+
+    return __getattr__
