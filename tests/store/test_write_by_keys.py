@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from xos_runtime.models import load_models
-from xos_runtime.store.sqlstore import SqlStore
+from xos_runtime.store.sqlstore import KeyedWrite, SqlStore
 
 # `b` and `xrt_id`: column names like the parameter names a naive statement would use
 MODELS = [
@@ -50,4 +50,25 @@ def test_updates_and_deletes_many_rows_by_key(store_url):
     with store.write() as conn:
         store.write_by_keys(conn, t, ["id"], [{"id": 1}, {"id": 5}])
     assert sorted(_rows(store)) == [2, 4]
+    store.close()
+
+
+def test_a_batch_of_writes_is_one_step(store_url):
+    store = SqlStore(store_url, load_models(MODELS))
+    t = store.table("Thing")
+    with store.write() as conn:
+        for i in range(1, 5):
+            conn.execute(sa.insert(t).values(id=i, name=f"t{i}", big=i, flag=False, b=i))
+    set_name = KeyedWrite(
+        t, ("id",), [{"id": 1, "name": "one"}, {"id": 3, "name": None}], ("name",)
+    )
+    set_big = KeyedWrite(t, ("id",), [{"id": 2, "big": 2**64 - 1, "flag": True}], ("big", "flag"))
+    delete = KeyedWrite(t, ("id",), [{"id": 3}, {"id": 4}], where={"b": 4})
+    nothing = KeyedWrite(t, ("id",), [])
+    for _ in range(2):  # idempotent: a retry after a lost answer changes nothing more
+        store.write_batch([set_name, set_big, delete, nothing])
+        rows = _rows(store)
+        assert sorted(rows) == [1, 2, 3]  # only the row matching `where` is deleted
+        assert rows[1]["name"] == "one" and rows[3]["name"] is None
+        assert rows[2]["big"] == 2**64 - 1 and rows[2]["flag"] is True
     store.close()

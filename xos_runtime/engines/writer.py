@@ -7,12 +7,12 @@ not publish change notifications (bookkeeping wakes nobody), except purges.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from xos_runtime.store import ModelAccessor, ModelObject
+from xos_runtime.store import KeyedWrite, ModelAccessor, ModelObject
 
 
 class OutcomeWriter:
@@ -35,29 +35,43 @@ class OutcomeWriter:
         self.purges.append(obj)
         self.size += 1
 
-    def flush(self, also: Callable[[Connection], None] | None = None) -> None:
-        """Store what was collected in one transaction; `also(conn)` runs inside it.
+    def flush(
+        self,
+        also: Callable[[Connection], None] | None = None,
+        then: Sequence[KeyedWrite] = (),
+    ) -> None:
+        """Store what was collected in one atomic step; `also(conn)` runs inside it, and the
+        writes `then` (claim releases) come last.
 
-        Rows are written in one fixed order (table, then id), so two processes writing
-        overlapping rows cannot deadlock. On failure nothing is forgotten: call again.
+        Without `also` and purges, the step is `SqlStore.write_batch` (one statement on
+        PostgreSQL); else one transaction. Rows are written in one fixed order (table, then
+        id), so two processes writing overlapping rows cannot deadlock. On failure nothing is
+        forgotten: call again.
         """
-        if not self.size and also is None:
+        if not self.size and also is None and not then:
             return
         store = self.accessor.store
-        touched: set[str] = set()
-        with store.write(touched, durable=False) as conn:
-            for (root, columns), updates in sorted(self.updates.items()):
-                rows = sorted(updates, key=_by_id)
-                store.write_by_keys(conn, store.table(root), ["id"], rows, set_columns=columns)
-            by_leaf: dict[str, list[int]] = {}
-            for obj in self.purges:
-                leaf = obj.leaf_name
-                by_leaf.setdefault(leaf, []).append(int(obj.id))  # type: ignore[arg-type]
-            for leaf, ids in by_leaf.items():
-                store.purge(leaf, ids, conn)
-                touched.update(store.touched_names([leaf]))
-            if also is not None:
-                also(conn)
+        writes = [
+            KeyedWrite(store.table(root), ("id",), sorted(updates, key=_by_id), columns)
+            for (root, columns), updates in sorted(self.updates.items())
+        ]
+        if also is None and not self.purges:
+            store.write_batch([*writes, *then])
+        else:
+            touched: set[str] = set()
+            with store.write(touched, durable=False) as conn:
+                for w in writes:
+                    store.write_by_keys(conn, w.table, w.keys, w.rows, set_columns=w.set_columns)
+                by_leaf: dict[str, list[int]] = {}
+                for obj in self.purges:
+                    by_leaf.setdefault(obj.leaf_name, []).append(int(obj.id))  # type: ignore[arg-type]
+                for leaf, ids in by_leaf.items():
+                    store.purge(leaf, ids, conn)
+                    touched.update(store.touched_names([leaf]))
+                if also is not None:
+                    also(conn)
+                for w in then:
+                    store.write_by_keys(conn, w.table, w.keys, w.rows, where=w.where)
         self.updates.clear()
         self.purges.clear()
         self.size = 0

@@ -23,7 +23,7 @@ from xos_runtime.store.notify import ChangeHub, Subscription
 from xos_runtime.store.objects import Key, ModelObject
 from xos_runtime.store.query import Manager, QuerySet
 from xos_runtime.store.schedule import Schedule
-from xos_runtime.store.sqlstore import SqlStore, normalise_url
+from xos_runtime.store.sqlstore import KeyedWrite, SqlStore, normalise_url
 from xos_runtime.store.tracking import CallerKind, MonotonicClock, acting_as, current_caller
 from xos_runtime.store.values import parse_text
 
@@ -36,6 +36,7 @@ __all__ = [
     "EventAttempts",
     "HeldClaims",
     "Key",
+    "KeyedWrite",
     "Lease",
     "Manager",
     "ModelAccessor",

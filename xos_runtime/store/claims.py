@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.store.health import retrying
-from xos_runtime.store.sqlstore import SqlStore
+from xos_runtime.store.sqlstore import KeyedWrite, SqlStore
 from xos_runtime.store.upsert import dialect_insert
 
 __all__ = [
@@ -511,9 +511,8 @@ class Claims:
         if not todo:
             return
         if conn is not None:
-            rows = [{"root": r, "obj_id": i} for r, i in todo]
-            mine = {"kind": self.kind, "owner": self.owner}
-            self.store.write_by_keys(conn, self.table, ["root", "obj_id"], rows, where=mine)
+            w = self.release_write(todo)
+            self.store.write_by_keys(conn, w.table, w.keys, w.rows, where=w.where)
             return
 
         def run() -> None:
@@ -521,6 +520,12 @@ class Claims:
                 self.release(todo, c)
 
         retrying(run, what="releasing claims")
+
+    def release_write(self, keys: Iterable[ClaimKey]) -> KeyedWrite:
+        """Dropping these claims, as a write for `SqlStore.write_batch` (keys in order)."""
+        rows = [{"root": r, "obj_id": i} for r, i in sorted(set(keys))]
+        mine = {"kind": self.kind, "owner": self.owner}
+        return KeyedWrite(self.table, ("root", "obj_id"), rows, where=mine)
 
     def mark_abandoned(self, keys: Iterable[ClaimKey], conn: Connection) -> None:
         """Keep these claims while their timed-out calls run on; `status` shows them."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -59,6 +60,27 @@ def _dicts(result: sa.CursorResult[Any]) -> list[Row]:
     converting SQLAlchemy's row mappings)."""
     keys = list(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+@attrs.frozen
+class KeyedWrite:
+    """One `write_by_keys` to run as part of `SqlStore.write_batch`."""
+
+    table: sa.Table
+    keys: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    set_columns: tuple[str, ...] = ()
+    where: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _array_params(
+    prefix: str, columns: Sequence[str], rows: list[dict[str, Any]], where: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The parameters of an unnest statement (`SqlStore._unnest_sql`): one list per column."""
+    params = {f"{prefix}{c}": v for c, v in where.items()}
+    for i, name in enumerate(columns):
+        params[f"{prefix}a{i}"] = [row[name] for row in rows]
+    return params
 
 
 def param_prefix(columns: Iterable[Any]) -> str:
@@ -261,27 +283,31 @@ class SqlStore:
             self.hub.publish(touched)
 
     @contextlib.contextmanager
-    def _bookkeeping(self) -> Iterator[Connection]:
+    def _bookkeeping(self, *, autocommit: bool = False) -> Iterator[Connection]:
         """This thread's own connection for bookkeeping writes, kept open: the engines write
         outcomes every few objects, and a pool checkout (with its liveness ping, on
         PostgreSQL) per write would cost more than the write. On PostgreSQL its session does
-        not wait for the disk on commit (see `write`). A connection that failed is closed and
-        replaced."""
-        conn: Connection | None = getattr(self._local, "bookkeeping", None)
+        not wait for the disk on commit (see `write`); with `autocommit`, a second one whose
+        statements commit by themselves (`write_batch`). A connection that failed is closed
+        and replaced."""
+        slot = "bookkeeping_autocommit" if autocommit else "bookkeeping"
+        conn: Connection | None = getattr(self._local, slot, None)
         if conn is None or conn.closed or conn.invalidated:
             conn = self.engine.connect()
+            if autocommit:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.info["xrt_write"] = True  # SQLite: its transactions take the write lock first
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SET synchronous_commit TO OFF")
                 conn.commit()
-            self._local.bookkeeping = conn
+            setattr(self._local, slot, conn)
             # kept for `close()`; those closed after a failure are forgotten here
             self._bookkeeping_conns = [c for c in self._bookkeeping_conns if not c.closed]
             self._bookkeeping_conns.append(conn)
         try:
             yield conn
         except BaseException:
-            self._local.bookkeeping = None
+            setattr(self._local, slot, None)
             with contextlib.suppress(Exception):
                 conn.close()
             raise
@@ -365,13 +391,7 @@ class SqlStore:
         where = dict(where or {})
         shape = (table.name, tuple(keys), tuple(set_columns), tuple(sorted(where)))
         columns = (*keys, *set_columns)
-        dialect = self.engine.dialect
-        processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
-        if any(processors.values()):  # the driver gets values as SQLAlchemy would send them
-            rows = [
-                {c: (f(row[c]) if (f := processors[c]) else row[c]) for c in columns}
-                for row in rows
-            ]
+        rows = self._bound_rows(table, columns, rows)
         if self.dialect != "postgresql" or len(rows) == 1:
             found = self._by_keys_stmts.get(shape)
             if found is None:
@@ -389,24 +409,80 @@ class SqlStore:
         sql = self._arrays_sql.get(shape)
         if sql is None:
             sql = self._arrays_sql[shape] = self._unnest_sql(table, keys, set_columns, where)
-        arrays: dict[str, Any] = dict(where)
-        for i, name in enumerate(columns):
-            arrays[f"a{i}"] = [row[name] for row in rows]
+        arrays = _array_params("", columns, rows, where)
         with self._driver_cursor(conn, sql, arrays) as cursor:
             cursor.execute(sql, arrays)
 
+    def write_batch(self, writes: Sequence[KeyedWrite]) -> None:
+        """Run `writes` (in order) as one atomic step: the engines' outcomes and claim
+        releases of a flush that takes no new claims.
+
+        On PostgreSQL, one statement (each write a data-modifying `WITH` part) on a
+        connection in autocommit: one round trip instead of BEGIN, one per write and COMMIT.
+        Elsewhere, one transaction of `write_by_keys`. Run again after a failure: the writes
+        are idempotent (they set values and delete rows by key).
+        """
+        writes = [w for w in writes if w.rows]
+        if not writes:
+            return
+        if self.dialect != "postgresql":
+            with self.write(durable=False) as conn:
+                for w in writes:
+                    self.write_by_keys(
+                        conn, w.table, w.keys, w.rows, set_columns=w.set_columns, where=w.where
+                    )
+            return
+        shape = tuple((w.table.name, w.keys, w.set_columns, tuple(sorted(w.where))) for w in writes)
+        sql = self._arrays_sql.get(shape)
+        if sql is None:
+            parts = [
+                f"w{i} AS ({self._unnest_sql(w.table, w.keys, w.set_columns, w.where, f'w{i}_')})"
+                for i, w in enumerate(writes)
+            ]
+            sql = self._arrays_sql[shape] = f"WITH {', '.join(parts)} SELECT 1"
+        params: dict[str, Any] = {}
+        for i, w in enumerate(writes):
+            columns = (*w.keys, *w.set_columns)
+            rows = self._bound_rows(w.table, columns, w.rows)
+            params.update(_array_params(f"w{i}_", columns, rows, w.where))
+        with (
+            self._reporting(),
+            self._bookkeeping(autocommit=True) as conn,
+            self._driver_cursor(conn, sql, params) as cursor,
+        ):
+            cursor.execute(sql, params)
+
+    def _bound_rows(
+        self, table: sa.Table, columns: Sequence[str], rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """`rows` with each value as SQLAlchemy would send it to the driver (the columns'
+        bind processors: a uint64 shifted into a BIGINT, a bool as an int in SQLite)."""
+        dialect = self.engine.dialect
+        processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
+        if not any(processors.values()):
+            return rows
+        return [
+            {c: (f(row[c]) if (f := processors[c]) else row[c]) for c in columns} for row in rows
+        ]
+
     def _unnest_sql(
-        self, table: sa.Table, keys: Sequence[str], set_columns: Sequence[str], where: Any
+        self,
+        table: sa.Table,
+        keys: Sequence[str],
+        set_columns: Sequence[str],
+        where: Any,
+        prefix: str = "",
     ) -> str:
         dialect = self.engine.dialect
         q = dialect.identifier_preparer.quote
         columns = (*keys, *set_columns)
         arrays = ", ".join(
-            f"%(a{i})s::{table.c[c].type.compile(dialect=dialect)}[]" for i, c in enumerate(columns)
+            f"%({prefix}a{i})s::{table.c[c].type.compile(dialect=dialect)}[]"
+            for i, c in enumerate(columns)
         )
         names = ", ".join(q(c) for c in columns)
         match = [f"t.{q(k)} = v.{q(k)}" for k in keys]
-        match += [f"t.{q(c)} = %({c})s" for c in where]
+        match += [f"t.{q(c)} = %({prefix}{c})s" for c in where]
         if set_columns:
             sets = ", ".join(f"{q(c)} = v.{q(c)}" for c in set_columns)
             head = f"UPDATE {q(table.name)} AS t SET {sets} FROM"

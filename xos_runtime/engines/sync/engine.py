@@ -771,18 +771,20 @@ class _Dispatch:
         release, keep = self.to_release, self.to_keep
         claims = self.claims
         if self.writes.size or release or keep or then is not None:
+            also: Callable[[Connection], None] | None = None
+            if then is not None or (claims is not None and keep):
 
-            def also(conn: Connection) -> None:
-                # Claims first, releases last: a transaction that waits for another's claim
-                # rows then holds none of its own to be waited for, so no cycle can form.
-                if then is not None:
-                    then(conn)
-                if claims is not None:
-                    claims.release(release, conn)
-                    claims.mark_abandoned(keep, conn)
+                def also(conn: Connection) -> None:
+                    if then is not None:
+                        then(conn)
+                    if claims is not None:
+                        claims.mark_abandoned(keep, conn)
 
+            # Claims first, releases last: a transaction that waits for another's claim
+            # rows then holds none of its own to be waited for, so no cycle can form.
+            releases = [claims.release_write(release)] if claims is not None and release else []
             retrying(
-                lambda: self.writes.flush(also),
+                lambda: self.writes.flush(also, releases),
                 what="storing outcomes",
                 stopping=lambda: self.engine.stopping,
             )
