@@ -149,7 +149,7 @@ class PolicyEngine(LoopEngine):
             del ready[key]
             report.waiting += 1
             report.held_elsewhere += 1
-        rows = self.accessor.load_rows(ready)
+        rows = self.accessor.load_rows(ready, columns=("id", "deleted", "policed"))
         for key in list(ready):
             row = rows.get(key)
             _obj, action, version = ready[key]
