@@ -11,8 +11,11 @@ One pass = a sync phase then a deletion phase. Each phase:
 3. starts every object whose dependencies succeeded on a bounded worker pool (per-step
    `concurrency` respected), with no barrier between unrelated objects. With claims on
    (several processes on one store, `claims.py`), it claims ready objects in small batches
-   (about twice its workers) just before starting them, so processes share a pass; an
-   object another process holds waits, with everything that depends on it;
+   (4 per worker; 32 when it is alone on the store) just before starting them, its own
+   share of the pass first, so processes share a pass without trying the same objects; a
+   claim skips what another process finished meanwhile; an object another process holds
+   waits, with everything that depends on it. Calls in hand plus outcomes not yet stored
+   stay under 2 x `sync.workers`;
 4. writes the outcomes back (contract section 5) every `sync.workers` outcomes and at least
    every 100 ms, releasing their claims in the same transaction; a failure holds back only
    the objects that depend on it, transitively.
