@@ -37,7 +37,7 @@ def test_updates_and_deletes_many_rows_by_key(store_url):
         {"id": 4, "name": "four", "big": None, "flag": False, "b": 40},
     ]
     with store.write() as conn:
-        store.write_by_keys(conn, t, ["id"], updates, set_columns=["name", "big", "flag", "b"])
+        store.write_by_keys(conn, KeyedWrite(t, ("id",), updates, ("name", "big", "flag", "b")))
     rows = _rows(store)
     assert rows[1] == {"id": 1, "name": None, "big": 2**64 - 1, "flag": True, "b": 10}
     assert rows[2] == {"id": 2, "name": "two", "big": 0, "flag": True, "b": 20}
@@ -45,10 +45,10 @@ def test_updates_and_deletes_many_rows_by_key(store_url):
     assert rows[4] == {"id": 4, "name": "four", "big": None, "flag": False, "b": 40}
     with store.write() as conn:  # delete where the key matches and so does `where`
         keys = [{"id": 2}, {"id": 3}, {"id": 5}]
-        store.write_by_keys(conn, t, ["id"], keys, where={"name": "t3"})
+        store.write_by_keys(conn, KeyedWrite(t, ("id",), keys, where={"name": "t3"}))
     assert sorted(_rows(store)) == [1, 2, 4, 5]
     with store.write() as conn:
-        store.write_by_keys(conn, t, ["id"], [{"id": 1}, {"id": 5}])
+        store.write_by_keys(conn, KeyedWrite(t, ("id",), [{"id": 1}, {"id": 5}]))
     assert sorted(_rows(store)) == [2, 4]
     store.close()
 

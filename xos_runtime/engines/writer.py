@@ -61,7 +61,7 @@ class OutcomeWriter:
             touched: set[str] = set()
             with store.write(touched, durable=False) as conn:
                 for w in writes:
-                    store.write_by_keys(conn, w.table, w.keys, w.rows, set_columns=w.set_columns)
+                    store.write_by_keys(conn, w)
                 by_leaf: dict[str, list[int]] = {}
                 for obj in self.purges:
                     by_leaf.setdefault(obj.leaf_name, []).append(int(obj.id))  # type: ignore[arg-type]
@@ -71,7 +71,7 @@ class OutcomeWriter:
                 if also is not None:
                     also(conn)
                 for w in then:
-                    store.write_by_keys(conn, w.table, w.keys, w.rows, where=w.where)
+                    store.write_by_keys(conn, w)
         self.updates.clear()
         self.purges.clear()
         self.size = 0

@@ -511,8 +511,7 @@ class Claims:
         if not todo:
             return
         if conn is not None:
-            w = self.release_write(todo)
-            self.store.write_by_keys(conn, w.table, w.keys, w.rows, where=w.where)
+            self.store.write_by_keys(conn, self.release_write(todo))
             return
 
         def run() -> None:

@@ -64,13 +64,25 @@ def _dicts(result: sa.CursorResult[Any]) -> list[Row]:
 
 @attrs.frozen
 class KeyedWrite:
-    """One `write_by_keys` to run as part of `SqlStore.write_batch`."""
+    """An UPDATE of `set_columns` (or, without them, a DELETE) of the rows of `table` whose
+    `keys` columns match one of `rows` (dicts of key and new values) and whose columns equal
+    `where`: run by `SqlStore.write_by_keys`, or with others by `SqlStore.write_batch`."""
 
     table: sa.Table
     keys: tuple[str, ...]
     rows: list[dict[str, Any]]
     set_columns: tuple[str, ...] = ()
     where: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns each row gives: the keys, then the values to set."""
+        return (*self.keys, *self.set_columns)
+
+    @property
+    def shape(self) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """What its SQL depends on (not the rows, nor the values of `where`)."""
+        return (self.table.name, self.keys, self.set_columns, tuple(sorted(self.where)))
 
 
 def _array_params(
@@ -138,6 +150,8 @@ class SqlStore:
         #: statement run per row and its parameter prefix.
         self._arrays_sql: dict[Hashable, str] = {}
         self._by_keys_stmts: dict[Hashable, tuple[str, Any]] = {}
+        #: The bind processors of a table's columns that have one, by (table, columns).
+        self._bind_processors: dict[Hashable, dict[str, Callable[[Any], Any]]] = {}
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
@@ -367,49 +381,37 @@ class SqlStore:
         finally:
             cursor.close()
 
-    def write_by_keys(
-        self,
-        conn: Connection,
-        table: sa.Table,
-        keys: Sequence[str],
-        rows: list[dict[str, Any]],
-        *,
-        set_columns: Sequence[str] = (),
-        where: Mapping[str, Any] | None = None,
-    ) -> None:
-        """UPDATE `set_columns` of (or, without them, DELETE) the rows of `table` whose `keys`
-        columns match one of `rows` (dicts of key and new values) and whose columns equal
-        `where`: the engines' outcome writes and claim releases, every few objects.
+    def write_by_keys(self, conn: Connection, write: KeyedWrite) -> None:
+        """Run `write` inside `conn`: the engines' outcome writes and claim releases, every
+        few objects.
 
         On PostgreSQL, one statement whatever the number of rows: each column's values go as
         one array, unnested (one round trip instead of one per row). Elsewhere the statement
         runs once per row on the driver's cursor (`execute_each`). Rows are written in the
         order given: callers sort them, so that two processes lock rows in the same order.
         """
-        if not rows:
+        if not write.rows:
             return
-        where = dict(where or {})
-        shape = (table.name, tuple(keys), tuple(set_columns), tuple(sorted(where)))
-        columns = (*keys, *set_columns)
-        rows = self._bound_rows(table, columns, rows)
+        table, where, shape = write.table, write.where, write.shape
+        rows = self._bound_rows(write)
         if self.dialect != "postgresql" or len(rows) == 1:
             found = self._by_keys_stmts.get(shape)
             if found is None:
                 p = param_prefix(table.c.keys())
-                match = [table.c[k] == sa.bindparam(f"{p}{k}") for k in (*keys, *where)]
-                stmt: Any = sa.update(table) if set_columns else sa.delete(table)
+                match = [table.c[k] == sa.bindparam(f"{p}{k}") for k in (*write.keys, *where)]
+                stmt: Any = sa.update(table) if write.set_columns else sa.delete(table)
                 stmt = stmt.where(*match)
-                if set_columns:
-                    stmt = stmt.values({c: sa.bindparam(f"{p}{c}") for c in set_columns})
+                if write.set_columns:
+                    stmt = stmt.values({c: sa.bindparam(f"{p}{c}") for c in write.set_columns})
                 found = self._by_keys_stmts[shape] = (p, stmt)
             p, stmt = found
-            each = [{f"{p}{k}": v for k, v in (where | row).items()} for row in rows]
+            each = [{f"{p}{k}": v for k, v in (dict(where) | row).items()} for row in rows]
             self.execute_each(conn, ("by-keys", *shape), stmt, each)
             return
         sql = self._arrays_sql.get(shape)
         if sql is None:
-            sql = self._arrays_sql[shape] = self._unnest_sql(table, keys, set_columns, where)
-        arrays = _array_params("", columns, rows, where)
+            sql = self._arrays_sql[shape] = self._unnest_sql(write)
+        arrays = _array_params("", write.columns, rows, where)
         with self._driver_cursor(conn, sql, arrays) as cursor:
             cursor.execute(sql, arrays)
 
@@ -428,23 +430,16 @@ class SqlStore:
         if self.dialect != "postgresql":
             with self.write(durable=False) as conn:
                 for w in writes:
-                    self.write_by_keys(
-                        conn, w.table, w.keys, w.rows, set_columns=w.set_columns, where=w.where
-                    )
+                    self.write_by_keys(conn, w)
             return
-        shape = tuple((w.table.name, w.keys, w.set_columns, tuple(sorted(w.where))) for w in writes)
+        shape = tuple(w.shape for w in writes)
         sql = self._arrays_sql.get(shape)
         if sql is None:
-            parts = [
-                f"w{i} AS ({self._unnest_sql(w.table, w.keys, w.set_columns, w.where, f'w{i}_')})"
-                for i, w in enumerate(writes)
-            ]
+            parts = [f"w{i} AS ({self._unnest_sql(w, f'w{i}_')})" for i, w in enumerate(writes)]
             sql = self._arrays_sql[shape] = f"WITH {', '.join(parts)} SELECT 1"
         params: dict[str, Any] = {}
         for i, w in enumerate(writes):
-            columns = (*w.keys, *w.set_columns)
-            rows = self._bound_rows(w.table, columns, w.rows)
-            params.update(_array_params(f"w{i}_", columns, rows, w.where))
+            params.update(_array_params(f"w{i}_", w.columns, self._bound_rows(w), w.where))
         with (
             self._reporting(),
             self._bookkeeping(autocommit=True) as conn,
@@ -452,30 +447,26 @@ class SqlStore:
         ):
             cursor.execute(sql, params)
 
-    def _bound_rows(
-        self, table: sa.Table, columns: Sequence[str], rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """`rows` with each value as SQLAlchemy would send it to the driver (the columns'
-        bind processors: a uint64 shifted into a BIGINT, a bool as an int in SQLite)."""
-        dialect = self.engine.dialect
-        processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
-        if not any(processors.values()):
-            return rows
-        return [
-            {c: (f(row[c]) if (f := processors[c]) else row[c]) for c in columns} for row in rows
-        ]
+    def _bound_rows(self, write: KeyedWrite) -> list[dict[str, Any]]:
+        """The rows of `write` with each value as SQLAlchemy would send it to the driver (the
+        columns' bind processors: a uint64 shifted into a BIGINT, a bool as an int in
+        SQLite), found once per table and columns."""
+        key = (write.table.name, write.columns)
+        processors = self._bind_processors.get(key)
+        if processors is None:
+            dialect = self.engine.dialect
+            found = {c: write.table.c[c].type.bind_processor(dialect) for c in write.columns}
+            processors = self._bind_processors[key] = {c: f for c, f in found.items() if f}
+        if not processors:
+            return write.rows
+        return [row | {c: f(row[c]) for c, f in processors.items()} for row in write.rows]
 
-    def _unnest_sql(
-        self,
-        table: sa.Table,
-        keys: Sequence[str],
-        set_columns: Sequence[str],
-        where: Any,
-        prefix: str = "",
-    ) -> str:
+    def _unnest_sql(self, write: KeyedWrite, prefix: str = "") -> str:
+        """`write` as one statement over its rows sent as arrays (PostgreSQL)."""
+        table, keys, set_columns, where = write.table, write.keys, write.set_columns, write.where
         dialect = self.engine.dialect
         q = dialect.identifier_preparer.quote
-        columns = (*keys, *set_columns)
+        columns = write.columns
         arrays = ", ".join(
             f"%({prefix}a{i})s::{table.c[c].type.compile(dialect=dialect)}[]"
             for i, c in enumerate(columns)
