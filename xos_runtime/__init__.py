@@ -52,11 +52,7 @@ _LAZY = {
 
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
-    __getattr__ = lazy_names(__name__, _LAZY)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
 
 
 def connect(endpoint_or_config: str | os.PathLike[str]) -> ModelAccessor:

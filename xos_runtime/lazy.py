@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["lazy_names"]
 
 
-def lazy_names(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]:
-    """The module `__getattr__` of `package`: `modules` maps each lazy name to its module
-    (absolute, or relative to `package` when it starts with a dot)."""
+def lazy_names(
+    package: str, modules: Mapping[str, str], public: Sequence[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The module `__getattr__` and `__dir__` of `package`: `modules` maps each lazy name to
+    its module (absolute, or relative to `package` when it starts with a dot); `public` is
+    the package's `__all__`, listed by `dir()` before any name is loaded."""
 
     def __getattr__(name: str) -> Any:
         module = modules.get(name)
@@ -28,4 +31,7 @@ def lazy_names(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]
         setattr(sys.modules[package], name, value)  # from now on a plain attribute
         return value
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted(set(vars(sys.modules[package])) | set(public))
+
+    return __getattr__, __dir__

@@ -57,11 +57,11 @@ __all__ = [
 #: The environment variable naming the config file when none is passed (as in XOS).
 CONFIG_ENV_VAR = "XOS_CONFIG_FILE"
 
-#: The module of every other public name.
+#: The module of every other public name (relative to this package).
 _MODULES = {
-    "load_config": "loader",
-    "settings_from_dict": "loader",
-    "configure_logging": "logging",
+    "load_config": ".loader",
+    "settings_from_dict": ".loader",
+    "configure_logging": ".logging",
     **dict.fromkeys(
         (
             "LEGACY_KEYS",
@@ -79,13 +79,9 @@ _MODULES = {
             "SyncSettings",
             "default_store_url",
         ),
-        "settings",
+        ".settings",
     ),
 }
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
-    __getattr__ = lazy_names(__name__, {n: f".{m}" for n, m in _MODULES.items()})
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = lazy_names(__name__, _MODULES, __all__)

@@ -68,38 +68,34 @@ __all__ = [
     "open_event_bus",
 ]
 
-#: The module of each public name.
+#: The module of each public name (relative to this package).
 _MODULES = {
-    "HELD_ELSEWHERE_RECHECK": "base",
-    "LoopEngine": "base",
-    "EngineHost": "builtin",
-    "Consumer": "events.bus",
-    "EventBus": "events.bus",
-    "Subscription": "events.bus",
-    "open_event_bus": "events.connect",
-    "EventEngine": "events.engine",
-    "MemoryBus": "events.memory",
-    "BackendCode": "outcome",
-    "Outcome": "outcome",
-    "OutcomeKind": "outcome",
-    "classify": "outcome",
-    "PolicyEngine": "policy",
-    "PullEngine": "pull",
-    "PassReport": "report",
-    "Backoff": "retry",
-    "Retry": "retry",
-    "next_retry": "retry",
-    "HookSink": "sink",
-    "OutcomeSink": "sink",
-    "StatusReport": "status",
-    "collect_status": "status",
-    "SyncEngine": "sync.engine",
+    "HELD_ELSEWHERE_RECHECK": ".base",
+    "LoopEngine": ".base",
+    "EngineHost": ".builtin",
+    "Consumer": ".events.bus",
+    "EventBus": ".events.bus",
+    "Subscription": ".events.bus",
+    "open_event_bus": ".events.connect",
+    "EventEngine": ".events.engine",
+    "MemoryBus": ".events.memory",
+    "BackendCode": ".outcome",
+    "Outcome": ".outcome",
+    "OutcomeKind": ".outcome",
+    "classify": ".outcome",
+    "PolicyEngine": ".policy",
+    "PullEngine": ".pull",
+    "PassReport": ".report",
+    "Backoff": ".retry",
+    "Retry": ".retry",
+    "next_retry": ".retry",
+    "HookSink": ".sink",
+    "OutcomeSink": ".sink",
+    "StatusReport": ".status",
+    "collect_status": ".status",
+    "SyncEngine": ".sync.engine",
 }
 
 
 if not TYPE_CHECKING:  # mypy reads the imports above; a `__getattr__` would hide typos
-    __getattr__ = lazy_names(__name__, {n: f".{m}" for n, m in _MODULES.items()})
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = lazy_names(__name__, _MODULES, __all__)
