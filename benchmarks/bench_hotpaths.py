@@ -66,10 +66,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from bench_sync import run_baseline  # noqa: E402  (this folder: how the original is run)
+
 from tests.tansu import Broker, BrokerError, tansu_binary  # noqa: E402
 
-BASELINE = REPO.parent / "shared" / "baseline"
-BASE_PY = Path(os.environ.get("XOSBASE", "/tmp/xosbase")) / "venv" / "bin" / "python"
 PG_ADMIN = os.environ.get("XRT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 K = 4
 
@@ -575,22 +575,9 @@ def raw_sqlite_floor(n: int, work: Path) -> float:
 
 
 def baseline_policy(n: int) -> float | None:
-    if not BASE_PY.exists():
-        return None
-    with tempfile.NamedTemporaryFile(suffix=".jsonl") as f:
-        out = subprocess.run(
-            [
-                *(str(BASE_PY), str(BASELINE / "bench_xos.py"), "--json", f.name),
-                *("--mode", "policy", "--n", str(n), "--k", str(K), "--shape", "chain"),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        records = [json.loads(line) for line in Path(f.name).read_text().splitlines() if line]
-    if out.returncode or not records:
-        sys.stderr.write(out.stderr[-2000:])
-        return None
-    return float(records[-1]["objects_per_s"])
+    """Objects/s of the original's policy engine on the same workload (None: not set up)."""
+    found = run_baseline(["--mode", "policy", "--n", str(n), "--k", str(K), "--shape", "chain"])
+    return float(found["policy"]["objects_per_s"]) if found and "policy" in found else None
 
 
 # -- the report -----------------------------------------------------------------------------

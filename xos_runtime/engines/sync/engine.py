@@ -135,10 +135,6 @@ def _share_of(key: Key, company: int) -> int:
     return (key[1] * 2654435761 + zlib.crc32(key[0].encode())) % 2**32 % company
 
 
-def _leaf(obj: ModelObject) -> str:
-    return obj.leaf_name
-
-
 class SyncEngine(LoopEngine):
     """Runs sync steps over the pending objects of a store (see the module docstring).
 
@@ -310,7 +306,7 @@ class SyncEngine(LoopEngine):
 
     def _awaits_policy(self, obj: ModelObject) -> bool:
         """A deleted object whose policies have not yet handled the deletion."""
-        if _leaf(obj) not in self.held_for_policies:
+        if obj.leaf_name not in self.held_for_policies:
             return False
         return obj.policed is None or (obj.updated is not None and obj.policed < obj.updated)
 
@@ -319,7 +315,7 @@ class SyncEngine(LoopEngine):
     def call(self, item: _Item, deleted: bool) -> None:
         """Run the steps of one object (in a worker thread)."""
         obj = item.obj
-        leaf = _leaf(obj)
+        leaf = obj.leaf_name
         with acting_as("sync"):
             for step_cls in item.steps:
                 log = self._log.bind(step=step_cls.__name__, model=leaf, id=obj.id)
