@@ -26,6 +26,7 @@ import attrs
 
 from xos_runtime.config import PolicySettings
 from xos_runtime.engines.base import LoopEngine
+from xos_runtime.engines.longlived import long_lived
 from xos_runtime.engines.outcome import BackendCode, Outcome, classify
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import next_retry
@@ -105,9 +106,8 @@ class PolicyEngine(LoopEngine):
                 work.append((obj, action))
         return work
 
-    def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
+    def _pass(self, skip: set[Key], keep: Callable[[], None]) -> PassReport:
         report = PassReport()
-        skip = set(exclude)
         now = self.clock()
         writes = OutcomeWriter(self.accessor)
         ready: dict[Key, tuple[ModelObject, str, float]] = {}
@@ -129,6 +129,7 @@ class PolicyEngine(LoopEngine):
                     )
                 continue
             ready[key] = (obj, action, version)
+        keep()  # the pass's objects live until it ends
         if self.claims is not None:
             self.claims.lease.reap(["policy"])
             self._claim(ready, now, report)
@@ -138,6 +139,10 @@ class PolicyEngine(LoopEngine):
             if self.claims is not None:
                 self.claims.release_all()
         return report
+
+    def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
+        with long_lived() as keep:
+            return self._pass(set(exclude), keep)
 
     def _claim(
         self, ready: dict[Key, tuple[ModelObject, str, float]], now: float, report: PassReport

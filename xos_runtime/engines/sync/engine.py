@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.config import SyncSettings
 from xos_runtime.engines.base import LoopEngine
+from xos_runtime.engines.longlived import long_lived
 from xos_runtime.engines.outcome import BackendCode, Outcome, classify
 from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.register import (
@@ -274,9 +275,16 @@ class SyncEngine(LoopEngine):
         return items
 
     def run_phase(self, *, deleted: bool, exclude: set[Key] | None = None) -> PassReport:
-        report = PassReport()
         self.settle_returned()
-        items = self._read(deleted)
+        with long_lived() as keep:
+            items = self._read(deleted)
+            keep()  # the pass's objects live until it ends
+            return self._run_items(items, deleted, exclude)
+
+    def _run_items(
+        self, items: dict[Key, _Item], deleted: bool, exclude: set[Key] | None
+    ) -> PassReport:
+        report = PassReport()
         report.fetched = len(items)
         if not items:
             return report
@@ -379,12 +387,15 @@ class _Dispatch:
         if self.claims is not None:
             # Processes that read the same pending set would otherwise all try the same
             # objects first: each starts with its own share, in a random order.
-            random.shuffle(first)
             rank, company = self.claims.lease.share()
             if company == 1:
                 # Alone at the start of the pass: fewer, larger claims (a process that
-                # starts now waits at most for this batch, then the next pass shares).
+                # starts now waits at most for this batch, then the next pass shares),
+                # in store order, so that each write touches few pages.
                 self.claim_target = ALONE_BATCH * self.engine.settings.workers
+                first.sort()
+            else:
+                random.shuffle(first)
             for key in first:
                 mine = company == 1 or _share_of(key, company) == rank
                 (self.ready if mine else self.later).append(key)
