@@ -19,6 +19,7 @@ from xos_runtime.engines.register import (
     is_ready,
     read_register,
     success_register,
+    success_text,
     version_of,
 )
 
@@ -133,6 +134,13 @@ def test_success_resets_the_backoff_and_keeps_the_last_failure():
     }
     assert is_ready(ok, 0.0, NOW + 60)
     assert waits(fail(ok)) == 2.0  # the next failure starts from the first step again
+
+
+def test_the_stored_text_of_a_success_is_its_register_as_json():
+    for before in ({}, fail(fail({}), now=NOW), {"last_failure": 1}):
+        text = success_text(before, NOW + 0.1)
+        assert json.loads(text) == success_register(before, NOW + 0.1)
+        assert text == json.dumps(success_register(before, NOW + 0.1))
 
 
 # -- readiness --------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from xos_runtime.engines.register import (
     failure_register,
     is_ready,
     read_register,
-    success_register,
+    success_text,
     version_of,
 )
 from xos_runtime.engines.report import PassReport
@@ -672,14 +672,14 @@ class _Dispatch:
             if self.deleted:
                 self.writes.purge(item.obj)
             else:
-                register = success_register(read_register(item.obj.backend_register), now)
+                register = success_text(read_register(item.obj.backend_register), now)
                 self.writes.update(
                     item.obj,
                     {
                         "enacted": item.version,
                         "backend_status": "OK",
                         "backend_code": BackendCode.OK,
-                        "backend_register": json.dumps(register),
+                        "backend_register": register,
                         "backend_need_delete": True,
                     },
                 )
@@ -780,6 +780,10 @@ class _Dispatch:
         next claim), then run the steps' `after_sync_save` follow-ups."""
         release, keep = self.to_release, self.to_keep
         claims = self.claims
+        if then is None and (self.ready or self.later) and not self.engine.stopping:
+            # More claims to come this pass: the releases ride with the next one (a
+            # finished object's claim only keeps other processes off what is done).
+            release = []
         if self.writes.size or release or keep or then is not None:
             also: Callable[[Connection], None] | None = None
             if then is not None or (claims is not None and keep):
@@ -800,7 +804,9 @@ class _Dispatch:
             )
         self.mine.difference_update(release)
         self.mine.difference_update(keep)
-        self.to_release, self.to_keep = [], []
+        if release:
+            self.to_release = []
+        self.to_keep = []
         self.unflushed_since = None
         self.unstored = 0
         if self.after_save:
