@@ -672,14 +672,14 @@ class _Dispatch:
             if self.deleted:
                 self.writes.purge(item.obj)
             else:
-                register = success_text(read_register(item.obj.backend_register), now)
+                text = success_text(read_register(item.obj.backend_register), now)
                 self.writes.update(
                     item.obj,
                     {
                         "enacted": item.version,
                         "backend_status": "OK",
                         "backend_code": BackendCode.OK,
-                        "backend_register": register,
+                        "backend_register": text,
                         "backend_need_delete": True,
                     },
                 )
