@@ -16,9 +16,11 @@ One pass = a sync phase then a deletion phase. Each phase:
    claim skips what another process finished meanwhile; an object another process holds
    waits, with everything that depends on it. Calls in hand plus outcomes not yet stored
    stay under 2 x `sync.workers`;
-4. writes the outcomes back (contract section 5) every `sync.workers` outcomes and at least
-   every 100 ms, releasing their claims in the same transaction; a failure holds back only
-   the objects that depend on it, transitively.
+4. writes the outcomes back (contract section 5) when the workers are about to run short
+   (every `sync.workers` outcomes while calls take a while, up to twice that when they
+   return at once) and at least every 100 ms; claims are released with the next claim (or
+   at the end of the pass); a failure holds back only the objects that depend on it,
+   transitively.
 
 A call that overruns its timeout is abandoned (`pool.py`): its object is stored as timed out
 and is not started again, by this or any process (its claim is kept), until the call returns.
@@ -92,10 +94,10 @@ STILL_RUNNING = "; the call has not returned yet"
 FLUSH_INTERVAL = 0.1
 
 
-def flush_size(settings: SyncSettings) -> int:
-    """Outcomes collected before they are written: `sync.workers`, so that a crash loses at
-    most about twice the workers' worth of finished work."""
-    return settings.workers
+def loss_bound(settings: SyncSettings) -> int:
+    """Calls in hand plus finished outcomes not yet stored: at most 2 x `sync.workers`, all a
+    kill -9 can lose."""
+    return 2 * settings.workers
 
 
 @attrs.define(eq=False)
@@ -595,9 +597,9 @@ class _Dispatch:
         objects are claimed, and the workers still have calls queued while outcomes are
         written."""
         engine = self.engine
-        bound = 2 * engine.settings.workers
+        bound = loss_bound(engine.settings)
         if self.startable and not self.running and self.unstored >= bound:
-            self._flush()  # (not reached while flushes keep up: they come every `workers`)
+            self._flush()  # (not reached while flushes keep up: they come at the bound)
         while self.startable and not engine.stopping and self.running + self.unstored < bound:
             key = self.startable.popleft()
             item = self.items[key]
@@ -755,13 +757,27 @@ class _Dispatch:
             self.engine.report(self.engine.on_outcome, item.step, item.obj, blocked)
 
     def _maybe_flush(self) -> None:
-        """Write when `flush_size` outcomes are waiting or the oldest waited long enough;
-        with claims, take the next batch in the same transaction when workers run short."""
+        """Write when the workers are about to run short, or the oldest outcome waited long
+        enough; with claims, take the next batch in the same transaction when workers run
+        short.
+
+        The workers run short when nothing more may start (calls in hand and outcomes
+        waiting are at the loss bound) and fewer calls than workers are left: every
+        `sync.workers` outcomes while calls take a while. Calls that return faster than
+        they are taken are all taken first: up to 2 x `sync.workers` outcomes per write,
+        half the transactions.
+        """
         if self.unflushed_since is None:
             return
         settings = self.engine.settings
+        bound = loss_bound(settings)
         if (
-            self.writes.size >= flush_size(settings)
+            (
+                self.running + self.unstored >= bound
+                and self.running < settings.workers
+                and self.engine.pool.completions.empty()
+            )
+            or self.writes.size >= bound
             or time.monotonic() - self.unflushed_since >= FLUSH_INTERVAL
         ):
             in_hand = self.running + len(self.startable)
