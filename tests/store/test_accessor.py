@@ -172,3 +172,28 @@ def test_exclude_and_ne_keep_rows_whose_field_is_null(acc: ModelAccessor) -> Non
         "y",
     ]
     assert sorted(u.email for u in acc.User.objects.filter(score__ne=1.0)) == ["none", "y"]
+
+
+def test_objects_read_in_bulk_are_those_read_one_by_one(acc: ModelAccessor) -> None:
+    """`fetch_pending` reads rows as tuples (`select_rows`): the objects it makes hold the
+    same values, bools as bools, the whole row by name, and save only what changed."""
+    acc.Site.objects.create(name="a", max_users=3, enabled=False)
+    bulk = acc.fetch_pending(["Site"])
+    one = acc.Site.objects.get(name="a")
+    assert [o.to_dict() for o in bulk] == [one.to_dict()]
+    obj = bulk[0]
+    assert type(obj.enabled) is bool and obj.enabled is False
+    assert obj.fetched_row["name"] == "a" and dict(obj.fetched_row) == dict(one.fetched_row)
+    assert obj.changed_fields == []
+    obj.max_users = 4
+    assert obj.changed_fields == ["max_users"]
+    obj.save()
+    assert acc.Site.objects.get(name="a").max_users == 4
+
+
+def test_a_reader_of_a_partial_row_leaves_missing_columns_unset(acc: ModelAccessor) -> None:
+    acc.Site.objects.create(name="a", max_users=3)
+    keys, rows = acc.store.select_rows("Site", columns=("id", "name"))
+    site = acc.get_model_class("Site")
+    obj = site._from_values(site.model_meta().reader(keys), rows[0])
+    assert (obj.name, obj.max_users) == ("a", None)

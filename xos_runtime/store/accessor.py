@@ -134,11 +134,14 @@ class ModelAccessor:
         for name in model_names:
             cls = self.get_model_class(name)
             root = self.store.models.root(name)
-            for row in self.store.select(name, conditions(self.store.table(name))):
-                key = (root, row["id"])
+            keys, rows = self.store.select_rows(name, conditions(self.store.table(name)))
+            reader = cls._meta.reader(keys)
+            at = reader.index["id"]
+            for row in rows:
+                key = (root, row[at])
                 if key not in seen:
                     seen.add(key)
-                    out.append(cls._from_row(row))
+                    out.append(cls._from_values(reader, row))
         return out
 
     def fetch_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[ModelObject]:

@@ -10,7 +10,7 @@ on which timestamp the save moves (see `tracking.py`).
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,6 +54,46 @@ class Stored:
                     self._values[i] = value
 
 
+class RowView(Mapping[str, Any]):
+    """A row as read, by column name, over the values the driver returned (a dict per row
+    costs four times the memory): what `ModelObject.fetched_row` gives for objects read
+    in bulk."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: Mapping[str, int], values: Sequence[Any]):
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, column: str) -> Any:
+        return self._values[self._index[column]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class RowReader:
+    """How a model's objects are made from rows of one shape (the column names of a
+    query's result): where each of the model's columns is among them. Missing columns
+    (a row read through a base model lacks the sub-model's) read as unset."""
+
+    def __init__(self, meta: ModelMeta, keys: Sequence[str]):
+        self.index: dict[str, int] = {k: i for i, k in enumerate(keys)}
+        positions = [self.index.get(c) for c in meta.columns]
+        if None in positions:
+            self.pick: Callable[[Sequence[Any]], Sequence[Any]] = lambda row: [
+                None if i is None else row[i] for i in positions
+            ]
+        elif len(positions) == 1:
+            only = positions[0]
+            self.pick = lambda row: (row[only],)  # type: ignore[index]
+        else:
+            self.pick = operator.itemgetter(*positions)
+
+
 class ModelMeta:
     """What a model class knows about its model: fields, links, columns, and its store."""
 
@@ -77,6 +117,14 @@ class ModelMeta:
             self.column_index[f.name] for f in self.fields.values() if f.type == "bool"
         )
         self.data_fields = tuple(f.name for f in self.fields.values() if f.declared_in != "XOSBase")
+        self._readers: dict[tuple[str, ...], RowReader] = {}
+
+    def reader(self, keys: tuple[str, ...]) -> RowReader:
+        """The `RowReader` of rows with these column names (made once per shape)."""
+        found = self._readers.get(keys)
+        if found is None:
+            found = self._readers[keys] = RowReader(self, keys)
+        return found
 
     def column_for(self, name: str) -> str:
         """The column a field, link or link id name refers to; unknown names are refused."""
@@ -210,12 +258,22 @@ class ModelObject:
 
     @classmethod
     def _from_row(cls, row: Mapping[str, Any]) -> ModelObject:
-        obj = cls.__new__(cls)
         meta = cls._meta
         try:
             values = list(meta.pick(row))
         except KeyError:  # a partial row: missing columns read as unset
             values = [row.get(c) for c in meta.columns]
+        return cls._made(values, row)
+
+    @classmethod
+    def _from_values(cls, reader: RowReader, row: Sequence[Any]) -> ModelObject:
+        """The object of a row read in bulk (`SqlStore.select_rows`), in `reader`'s shape."""
+        return cls._made(list(reader.pick(row)), RowView(reader.index, row))
+
+    @classmethod
+    def _made(cls, values: list[Any], row: Mapping[str, Any]) -> ModelObject:
+        obj = cls.__new__(cls)
+        meta = cls._meta
         for i in meta.bool_positions:  # what the database did to bools (ints in SQLite)
             v = values[i]
             if v is not None and v.__class__ is not bool:

@@ -55,13 +55,6 @@ def normalise_url(endpoint: str) -> str:
     )
 
 
-def _dicts(result: sa.CursorResult[Any]) -> list[Row]:
-    """The rows of `result` as dicts (zip of keys and tuples: a third of the cost of
-    converting SQLAlchemy's row mappings)."""
-    keys = list(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result]
-
-
 @attrs.frozen
 class KeyedWrite:
     """An UPDATE of `set_columns` (or, without them, a DELETE) of the rows of `table` whose
@@ -622,6 +615,24 @@ class SqlStore:
         columns: Sequence[str] = (),
     ) -> list[Row]:
         """Rows of `model` as dicts (every column, or only `columns`), by id unless ordered."""
+        keys, rows = self.select_rows(
+            model, where, order_by=order_by, limit=limit, offset=offset, conn=conn, columns=columns
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def select_rows(
+        self,
+        model: str,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+        *,
+        order_by: Sequence[sa.ColumnElement[Any]] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+        conn: Connection | None = None,
+        columns: Sequence[str] = (),
+    ) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """`select`, as the column names and one sequence of values per row: for reads of
+        many objects (a dict per row costs four times the memory and twice the time)."""
         table = self.table(model)
         q = sa.select(*(table.c[c] for c in columns)) if columns else sa.select(table)
         q = q.where(*self.family_filter(model), *where)
@@ -631,9 +642,11 @@ class SqlStore:
         if offset:
             q = q.offset(offset)
         if conn is not None:
-            return _dicts(conn.execute(q))
+            result = conn.execute(q)
+            return tuple(result.keys()), list(result)
         with self.read() as c:
-            return _dicts(c.execute(q))
+            result = c.execute(q)
+            return tuple(result.keys()), list(result)
 
     def count(self, model: str, where: Sequence[sa.ColumnElement[bool]] = ()) -> int:
         table = self.table(model)
