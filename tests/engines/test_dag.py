@@ -59,7 +59,10 @@ class Store:
         return {k: self.rows[k] for k in wanted if k in self.rows}
 
     def deps(self, plan: LinkPlan, *pending: Key) -> dict[Key, set[Key]]:
-        return dependencies({k: self.rows[k] for k in pending}, plan, self.load)
+        found = dependencies({k: self.rows[k] for k in pending}, plan, self.load)
+        for targets in found.values():  # each dependency once, never the row itself
+            assert len(set(targets)) == len(targets)
+        return {k: set(v) for k, v in found.items()}
 
 
 @pytest.fixture

@@ -33,12 +33,13 @@ _NO_ROW: Mapping[str, Any] = MappingProxyType({})
 
 class Stored:
     """What the store holds for an object, column by column, as of its last read or write:
-    what `save()` compares with. One list per object (a pass keeps many objects alive, and a
-    dict per object costs three times the memory)."""
+    what `save()` compares with. The row as read, by position (a pass keeps many objects
+    alive, and a dict per object costs three times the memory): the driver's own row for an
+    object read in bulk, copied into a list of its own on the first write."""
 
     __slots__ = ("_index", "_values")
 
-    def __init__(self, index: dict[str, int], values: list[Any]):
+    def __init__(self, index: Mapping[str, int], values: Sequence[Any]):
         self._index = index
         self._values = values
 
@@ -47,11 +48,14 @@ class Stored:
         return default if i is None else self._values[i]
 
     def update(self, values: Mapping[str, Any] = _NO_ROW, **more: Any) -> None:
+        stored = self._values
+        if type(stored) is not list:
+            stored = self._values = list(stored)
         for source in (values, more):
             for column, value in source.items():
                 i = self._index.get(column)
                 if i is not None:
-                    self._values[i] = value
+                    stored[i] = value
 
 
 class RowView(Mapping[str, Any]):
@@ -67,6 +71,10 @@ class RowView(Mapping[str, Any]):
 
     def __getitem__(self, column: str) -> Any:
         return self._values[self._index[column]]
+
+    def get(self, column: str, default: Any = None) -> Any:
+        i = self._index.get(column)
+        return default if i is None else self._values[i]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
@@ -263,15 +271,19 @@ class ModelObject:
             values = list(meta.pick(row))
         except KeyError:  # a partial row: missing columns read as unset
             values = [row.get(c) for c in meta.columns]
-        return cls._made(values, row)
+        return cls._made(values, row, Stored(meta.column_index, values))
 
     @classmethod
     def _from_values(cls, reader: RowReader, row: Sequence[Any]) -> ModelObject:
-        """The object of a row read in bulk (`SqlStore.select_rows`), in `reader`'s shape."""
-        return cls._made(list(reader.pick(row)), RowView(reader.index, row))
+        """The object of a row read in bulk (`SqlStore.select_rows`), in `reader`'s shape:
+        the row itself is what the store holds (its bools are bools: SQLAlchemy's result
+        processors made them)."""
+        return cls._made(
+            list(reader.pick(row)), RowView(reader.index, row), Stored(reader.index, row)
+        )
 
     @classmethod
-    def _made(cls, values: list[Any], row: Mapping[str, Any]) -> ModelObject:
+    def _made(cls, values: list[Any], row: Mapping[str, Any], stored: Stored) -> ModelObject:
         obj = cls.__new__(cls)
         meta = cls._meta
         for i in meta.bool_positions:  # what the database did to bools (ints in SQLite)
@@ -279,7 +291,7 @@ class ModelObject:
             if v is not None and v.__class__ is not bool:
                 values[i] = bool(v)
         obj.__dict__.update(zip(meta.columns, values, strict=True))
-        obj._orig = Stored(meta.column_index, values)
+        obj._orig = stored
         # The whole row, sub-model columns included: engines read links of the leaf model
         # from it when the object was fetched through a base model.
         obj._row = row

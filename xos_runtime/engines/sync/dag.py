@@ -91,7 +91,7 @@ def dependencies(
     rows: Mapping[Key, Mapping[str, Any]],
     plan: LinkPlan,
     load: RowLoader,
-) -> dict[Key, set[Key]]:
+) -> dict[Key, tuple[Key, ...]]:
     """For each pending row, the pending rows it depends on (transitively through others).
 
     Called once per phase with every pending row, so it runs in one pass over them: a row's
@@ -127,30 +127,29 @@ def dependencies(
             out.extend(reverse_deps(key, accessors))
         return out
 
-    result: dict[Key, set[Key]] = {}
+    result: dict[Key, tuple[Key, ...]] = {}
     # Pending rows with links to rows that are not pending: resolved after the walk below.
     outside: dict[Key, list[Key]] = {}
     for key, row in rows.items():
         leaf = row.get("leaf_model_name")
         if type(leaf) is not str:  # leaf_of(row), inline: this loop runs for every row
             leaf = str(leaf)
-        deps: set[Key] = set()
+        deps: list[Key] = []
         for column, target_root in forward.get(leaf, ()):
             target = row.get(column)
             if target is None:
                 continue
             t = (target_root, target if type(target) is int else int(target))
             if t in rows:
-                deps.add(t)
+                deps.append(t)
             elif key in outside:
                 outside[key].append(t)
             else:
                 outside[key] = [t]
         accessors = reverse.get(leaf)
         if accessors:
-            deps.update(reverse_deps(key, accessors))  # always pending rows (`by_link`)
-        deps.discard(key)
-        result[key] = deps
+            deps.extend(reverse_deps(key, accessors))  # always pending rows (`by_link`)
+        result[key] = _distinct(deps, key)
     if not outside:
         return result
 
@@ -189,12 +188,20 @@ def dependencies(
         return memo[key]
 
     for key, targets in outside.items():
-        deps = result[key]
+        merged = list(result[key])
         for t in targets:
             reached = memo.get(t)
-            deps.update(reach(t, set()) if reached is None else reached)
-        deps.discard(key)
+            merged.extend(reach(t, set()) if reached is None else reached)
+        result[key] = _distinct(merged, key)
     return result
+
+
+def _distinct(deps: list[Key], key: Key) -> tuple[Key, ...]:
+    """`deps` without repeats and without `key`, as a tuple (a pass holds one per pending
+    row; a set each would cost four times the memory)."""
+    if len(deps) < 2:
+        return () if not deps or deps[0] == key else (deps[0],)
+    return tuple(d for d in dict.fromkeys(deps) if d != key)
 
 
 def _index_reverse(
@@ -216,7 +223,7 @@ def _index_reverse(
     return by_link
 
 
-def reverse_edges(deps: Mapping[Key, set[Key]]) -> dict[Key, set[Key]]:
+def reverse_edges(deps: Mapping[Key, Iterable[Key]]) -> dict[Key, set[Key]]:
     """Deletion order: each row waits for the rows that depended on it."""
     out: dict[Key, set[Key]] = {k: set() for k in deps}
     for key, targets in deps.items():

@@ -38,7 +38,7 @@ import threading
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -104,9 +104,10 @@ def loss_bound(settings: SyncSettings) -> int:
 class _Item:
     key: Key
     obj: ModelObject
-    steps: list[type[SyncStep]]
+    steps: tuple[type[SyncStep], ...]
     deps_left: int = 0
-    dependents: list[Key] = attrs.field(factory=list)
+    #: Made on the first dependent (most objects have none: a list each would cost memory).
+    dependents: list[Key] | tuple[()] = ()
     #: pending | waiting | policy | overdue | claimed | running | done | failed | blocked
     state: str = "pending"
     #: The data version when fetched: what a success enacts. Read before the step runs, so
@@ -229,12 +230,11 @@ class SyncEngine(LoopEngine):
 
     # -- one phase --------------------------------------------------------------------------
 
-    def _fetch(self, deleted: bool) -> tuple[dict[Key, _Item], dict[Key, dict[str, Any]]]:
-        """The pending objects of every step, and of each the columns its links are
-        resolved from (the whole rows are dropped one step at a time: a pass keeps many
-        objects alive, and their rows would double its memory)."""
+    def _fetch(self, deleted: bool) -> tuple[dict[Key, _Item], dict[Key, Mapping[str, Any]]]:
+        """The pending objects of every step, and of each the row its links are resolved
+        from (as read: a view over the values the object keeps anyway)."""
         items: dict[Key, _Item] = {}
-        links: dict[Key, dict[str, Any]] = {}
+        links: dict[Key, Mapping[str, Any]] = {}
         for step_cls in self.steps:
             log = self._log.bind(step=step_cls.__name__)
             step = step_cls(model_accessor=self.accessor, log=log)
@@ -245,19 +245,15 @@ class SyncEngine(LoopEngine):
                 # whole pass, both phases, for every step).
                 log.exception("fetch_pending failed; its objects wait for the next pass")
                 continue
+            only = (step_cls,)  # shared by the objects of this step alone
             for obj in pending:
                 key = obj.store_key
                 item = items.get(key)
                 if item is None:
-                    items[key] = _Item(key, obj, [step_cls])
-                    row = obj.fetched_row
-                    leaf = row.get("leaf_model_name")
-                    links[key] = {"leaf_model_name": leaf} | {
-                        c: row.get(c) for c in self.plan.columns(str(leaf))
-                    }
-                    obj.drop_row()
+                    items[key] = _Item(key, obj, only)
+                    links[key] = obj.fetched_row
                 elif step_cls not in item.steps:
-                    item.steps.append(step_cls)
+                    item.steps = (*item.steps, step_cls)
         return items, links
 
     def _read(self, deleted: bool) -> dict[Key, _Item]:
@@ -266,14 +262,22 @@ class SyncEngine(LoopEngine):
             items, links = self._fetch(deleted)
             if not items:
                 return items
-            deps = dependencies(links, self.plan, self.accessor.load_rows)
+            deps: Mapping[Key, Collection[Key]] = dependencies(
+                links, self.plan, self.accessor.load_rows
+            )
         del links
+        for item in items.values():
+            item.obj.drop_row()  # the links are resolved
         if deleted:
             deps = reverse_edges(deps)
         for key, targets in deps.items():
             items[key].deps_left = len(targets)
             for t in targets:
-                items[t].dependents.append(key)
+                target = items[t]
+                if target.dependents:
+                    target.dependents.append(key)
+                else:
+                    target.dependents = [key]
         return items
 
     def run_phase(self, *, deleted: bool, exclude: set[Key] | None = None) -> PassReport:
