@@ -20,7 +20,7 @@ from xos_runtime.store.claims import (
 )
 from xos_runtime.store.health import StoreHealth, retrying, transient
 from xos_runtime.store.notify import ChangeHub, Subscription
-from xos_runtime.store.objects import Key, ModelObject
+from xos_runtime.store.objects import Key, ModelObject, RowView
 from xos_runtime.store.query import Manager, QuerySet
 from xos_runtime.store.schedule import Schedule
 from xos_runtime.store.sqlstore import KeyedWrite, SqlStore, normalise_url
@@ -46,6 +46,7 @@ __all__ = [
     "ProcessIdentity",
     "QuerySet",
     "RowFilter",
+    "RowView",
     "Schedule",
     "SqlStore",
     "StoreHealth",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from sys import intern
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,15 +32,18 @@ Key = tuple[str, int]
 _NO_ROW: Mapping[str, Any] = MappingProxyType({})
 
 
+#: Bookkeeping columns with few distinct values (`ModelMeta.repeating`).
+_REPEATING = ("leaf_model_name", "backend_status", "policy_status")
+
+
 class Stored:
     """What the store holds for an object, column by column, as of its last read or write:
-    what `save()` compares with. The row as read, by position (a pass keeps many objects
-    alive, and a dict per object costs three times the memory): the driver's own row for an
-    object read in bulk, copied into a list of its own on the first write."""
+    what `save()` compares with. One list per object (a pass keeps many objects alive, and a
+    dict per object costs three times the memory)."""
 
     __slots__ = ("_index", "_values")
 
-    def __init__(self, index: Mapping[str, int], values: Sequence[Any]):
+    def __init__(self, index: dict[str, int], values: list[Any]):
         self._index = index
         self._values = values
 
@@ -48,14 +52,11 @@ class Stored:
         return default if i is None else self._values[i]
 
     def update(self, values: Mapping[str, Any] = _NO_ROW, **more: Any) -> None:
-        stored = self._values
-        if type(stored) is not list:
-            stored = self._values = list(stored)
         for source in (values, more):
             for column, value in source.items():
                 i = self._index.get(column)
                 if i is not None:
-                    stored[i] = value
+                    self._values[i] = value
 
 
 class RowView(Mapping[str, Any]):
@@ -126,6 +127,9 @@ class ModelMeta:
         )
         self.data_fields = tuple(f.name for f in self.fields.values() if f.declared_in != "XOSBase")
         self._readers: dict[tuple[str, ...], RowReader] = {}
+        #: Columns whose few distinct values recur on every row (a pass reading thousands of
+        #: objects keeps one copy of each, `sys.intern`), by position in `columns`.
+        self.repeating = tuple(self.column_index[c] for c in _REPEATING if c in self.column_index)
 
     def reader(self, keys: tuple[str, ...]) -> RowReader:
         """The `RowReader` of rows with these column names (made once per shape)."""
@@ -275,12 +279,15 @@ class ModelObject:
 
     @classmethod
     def _from_values(cls, reader: RowReader, row: Sequence[Any]) -> ModelObject:
-        """The object of a row read in bulk (`SqlStore.select_rows`), in `reader`'s shape:
-        the row itself is what the store holds (its bools are bools: SQLAlchemy's result
-        processors made them)."""
-        return cls._made(
-            list(reader.pick(row)), RowView(reader.index, row), Stored(reader.index, row)
-        )
+        """The object of a row read in bulk (`SqlStore.select_rows`), in `reader`'s shape;
+        the strings of `ModelMeta.repeating` columns are shared among objects."""
+        meta = cls._meta
+        values = list(reader.pick(row))
+        for i in meta.repeating:
+            v = values[i]
+            if v.__class__ is str:
+                values[i] = intern(v)
+        return cls._made(values, RowView(reader.index, row), Stored(meta.column_index, values))
 
     @classmethod
     def _made(cls, values: list[Any], row: Mapping[str, Any], stored: Stored) -> ModelObject:
@@ -335,6 +342,12 @@ class ModelObject:
         if leaf == self._meta.name:
             return self
         return self._meta.accessor.get_model_class(leaf)._from_row(self._row)
+
+    @property
+    def column_values(self) -> Mapping[str, Any]:
+        """For the runtime: the object's columns by name as they are now (links as ids), a
+        view without a copy; those of a sub-model are in `fetched_row` (`as_leaf`)."""
+        return self.__dict__
 
     def drop_row(self) -> None:
         """For the runtime: forget the whole row this object was read from (sub-model columns

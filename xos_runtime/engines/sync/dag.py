@@ -21,7 +21,7 @@ from typing import Any
 import networkx as nx
 
 from xos_runtime.models.definitions import ModelSet
-from xos_runtime.store import Key
+from xos_runtime.store import Key, RowView
 
 __all__ = ["LinkPlan", "RowLoader", "dependencies", "reverse_edges"]
 
@@ -49,6 +49,7 @@ class LinkPlan:
             leaf: sorted(columns) for leaf, columns in indexed.items()
         }
         self._columns: dict[str, list[str]] = {}
+        self._slim_index: dict[Any, dict[str, int]] = {}
 
     def columns(self, leaf: str) -> list[str]:
         """The link columns `dependencies` reads of a row of `leaf` (besides its
@@ -58,6 +59,16 @@ class LinkPlan:
             pairs = (*self.forward.get(leaf, ()), *self.indexed.get(leaf, ()))
             found = self._columns[leaf] = sorted({column for column, _ in pairs})
         return found
+
+    def slim(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What `dependencies` reads of `row`: its leaf model and link columns, as a view
+        over a small tuple (a pass holds one per pending row until its DAG is built)."""
+        leaf = row.get("leaf_model_name")
+        index = self._slim_index.get(leaf)
+        if index is None:
+            names = ("leaf_model_name", *self.columns(str(leaf)))
+            index = self._slim_index[leaf] = {c: i for i, c in enumerate(names)}
+        return RowView(index, tuple([row.get(c) for c in index]))
 
     def _plan(self, leaf: str, graph: nx.DiGraph) -> None:
         models = self.models

@@ -38,7 +38,7 @@ import threading
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -120,6 +120,29 @@ class _Item:
     @property
     def step(self) -> type[SyncStep]:
         return self.steps[0]
+
+
+class _LinkRows(Mapping[Key, Mapping[str, Any]]):
+    """The pending rows as `dependencies` reads them, by key, without a dict of its own (a
+    pass holds it beside every object): the object's own columns when it was read as its
+    leaf model, else the link columns kept from its row."""
+
+    def __init__(self, items: dict[Key, _Item], sub_rows: dict[Key, Mapping[str, Any]]):
+        self._items = items
+        self._sub_rows = sub_rows
+
+    def __getitem__(self, key: Key) -> Mapping[str, Any]:
+        row = self._sub_rows.get(key)
+        return self._items[key].obj.column_values if row is None else row
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @attrs.frozen
@@ -231,10 +254,11 @@ class SyncEngine(LoopEngine):
     # -- one phase --------------------------------------------------------------------------
 
     def _fetch(self, deleted: bool) -> tuple[dict[Key, _Item], dict[Key, Mapping[str, Any]]]:
-        """The pending objects of every step, and of each the row its links are resolved
-        from (as read: a view over the values the object keeps anyway)."""
+        """The pending objects of every step; and, of the objects read through a base of
+        their model, what their links are resolved from (the whole rows are dropped as they
+        are read: a pass keeps many objects alive)."""
         items: dict[Key, _Item] = {}
-        links: dict[Key, Mapping[str, Any]] = {}
+        sub_rows: dict[Key, Mapping[str, Any]] = {}
         for step_cls in self.steps:
             log = self._log.bind(step=step_cls.__name__)
             step = step_cls(model_accessor=self.accessor, log=log)
@@ -251,23 +275,23 @@ class SyncEngine(LoopEngine):
                 item = items.get(key)
                 if item is None:
                     items[key] = _Item(key, obj, only)
-                    links[key] = obj.fetched_row
+                    if obj.leaf_name != obj.model_name:
+                        sub_rows[key] = self.plan.slim(obj.fetched_row)
+                    obj.drop_row()
                 elif step_cls not in item.steps:
                     item.steps = (*item.steps, step_cls)
-        return items, links
+        return items, sub_rows
 
     def _read(self, deleted: bool) -> dict[Key, _Item]:
         """The pending objects and their dependencies, all from one snapshot of the store."""
         with self.accessor.store.snapshot():
-            items, links = self._fetch(deleted)
+            items, sub_rows = self._fetch(deleted)
             if not items:
                 return items
             deps: Mapping[Key, Collection[Key]] = dependencies(
-                links, self.plan, self.accessor.load_rows
+                _LinkRows(items, sub_rows), self.plan, self.accessor.load_rows
             )
-        del links
-        for item in items.values():
-            item.obj.drop_row()  # the links are resolved
+        del sub_rows
         if deleted:
             deps = reverse_edges(deps)
         for key, targets in deps.items():
@@ -368,7 +392,8 @@ class _Dispatch:
         self.writes = OutcomeWriter(engine.accessor)
         #: Calls finished (outcome decided) since the last stored flush.
         self.unstored = 0
-        self.after_save: list[_Item] = []
+        #: Succeeded objects whose steps have an `after_sync_save`, run after the next write.
+        self.after_save: list[tuple[tuple[type[SyncStep], ...], ModelObject]] = []
         #: Claims this pass took and has not released.
         self.mine: set[Key] = set()
         #: Claims to release, and claims of timed-out calls to keep, at the next flush.
@@ -690,7 +715,7 @@ class _Dispatch:
                     },
                 )
                 if any(hasattr(s, "after_sync_save") for s in item.steps):
-                    self.after_save.append(item)
+                    self.after_save.append((item.steps, item.obj))
             self._release_dependents(item)
         else:
             item.state = "failed"
@@ -719,6 +744,10 @@ class _Dispatch:
             )
             self._hold_dependents(item, outcome)
         engine.report(engine.on_outcome, item.step, item.obj, outcome)
+        if outcome.ok:
+            # Done for this pass: nothing reads the object again, and a pass that holds
+            # every object it synced until it ends would grow by each one's new register.
+            del item.obj
 
     def _release_dependents(self, item: _Item) -> None:
         """`item` is done (here or elsewhere): dependents with nothing else to wait for go."""
@@ -830,9 +859,9 @@ class _Dispatch:
         self.unflushed_since = None
         self.unstored = 0
         if self.after_save:
-            items, self.after_save = self.after_save, []
-            for item in items:
-                for step_cls in item.steps:
+            done, self.after_save = self.after_save, []
+            for steps, obj in done:
+                for step_cls in steps:
                     hook = getattr(step_cls, "after_sync_save", None)
                     if hook is None:
                         continue
@@ -842,9 +871,9 @@ class _Dispatch:
                     )
                     try:
                         with acting_as("sync"):
-                            step.after_sync_save(item.obj)  # type: ignore[attr-defined]
+                            step.after_sync_save(obj)  # type: ignore[attr-defined]
                     except Exception:
                         # The success is already stored; a failing follow-up must not undo it.
-                        self.engine._log.bind(step=step_cls.__name__, id=item.key[1]).exception(
+                        self.engine._log.bind(step=step_cls.__name__, id=obj.id).exception(
                             "after_sync_save failed"
                         )
