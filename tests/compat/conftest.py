@@ -24,7 +24,15 @@ COMPAT_SOURCE = REPO_ROOT / "plugins" / "xos-runtime-xos-compat"
 SAMPLE_SERVICE = REPO_ROOT / "tests" / "fixtures" / "xos_services" / "widget"
 
 #: Top-level modules the compat distribution and the sample service bring in.
-COMPAT_MODULES = ("xossynchronizer", "xosconfig", "xoskafka", "xosapi", "multistructlog", "helpers")
+COMPAT_MODULES = (
+    "xossynchronizer",
+    "synchronizers",
+    "xosconfig",
+    "xoskafka",
+    "xosapi",
+    "multistructlog",
+    "helpers",
+)
 
 
 @pytest.fixture(scope="session")

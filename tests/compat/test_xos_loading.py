@@ -143,3 +143,17 @@ def test_xos_step_signatures_are_adapted() -> None:
         xos_runtime.Event(topic="t", key=b"k", value=b'{"a": 1}')
     )
     assert seen == ['{"a": 1}']
+
+
+def test_pre_4_0_import_paths_are_aliases() -> None:
+    from synchronizers.new_base import modelaccessor, policy, pullstep, syncstep
+    from synchronizers.new_base.eventstep import EventStep
+    from xossynchronizer.event_steps import eventstep
+    from xossynchronizer.model_policies.policy import Policy
+    from xossynchronizer.pull_steps.pullstep import PullStep
+    from xossynchronizer.steps.syncstep import SyncStep
+
+    assert syncstep.SyncStep is SyncStep
+    assert EventStep is eventstep.EventStep
+    assert policy.Policy is Policy and pullstep.PullStep is PullStep
+    assert modelaccessor.ServiceInstance.__name__ == "ServiceInstance"
