@@ -215,3 +215,21 @@ def test_an_event_through_xoskafka_changes_the_model_and_the_dependent_sync_runs
     assert backend.take() == [
         ("PUT", "/widgets/1", {"color": "red", "size": 1, "account": "acct-red", "status": "up"})
     ]
+
+
+def test_scripts_through_connect_get_the_core_behaviours(service: Path) -> None:
+    import xos_runtime
+
+    a = xos_runtime.connect(service / "config.yaml")
+    try:
+        svc = a.WidgetService.objects.create(name="widgets")
+        provider = a.WidgetAccount.objects.create(owner=svc, account_name="acct")
+        subscriber = a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+        link = a.ServiceInstanceLink.objects.create(
+            provider_service_instance=provider, subscriber_service_instance=subscriber
+        )
+        assert subscriber.account.id == provider.id  # the service's convenience wrapper
+        link.delete()
+        assert a.WidgetAccount.objects.get(id=provider.id).link_deleted_count == 1
+    finally:
+        a.close()

@@ -6,6 +6,8 @@
 * `xos_runtime_models`: the XOS core models (`models/core.xproto`);
 * `xos_runtime_configure`: loads the convenience wrappers of every configured service
   (`models/convenience/*.py` next to each `models_dir` entry);
+* `xos_runtime_store_opened`: binds the accessor, so that the convenience methods and the
+  core-side behaviours hold for scripts (`xos_runtime.connect(config)`) too;
 * `xos_runtime_startup` / `xos_runtime_shutdown`: bind and unbind the runtime the XOS names
   act on (`model_accessor`, model classes, `XOSKafkaProducer`).
 """
@@ -27,6 +29,7 @@ __all__ = [
     "xos_runtime_models",
     "xos_runtime_shutdown",
     "xos_runtime_startup",
+    "xos_runtime_store_opened",
 ]
 
 #: The XOS core models. Absolute, because the runtime resolves relative paths against the cwd.
@@ -49,6 +52,12 @@ def xos_runtime_models() -> list[str]:
 def xos_runtime_configure(config: Any) -> None:
     """Load `models/convenience/*.py` of every configured `models_dir`'s service."""
     load_convenience_wrappers(config.models_dir)
+
+
+@hookimpl
+def xos_runtime_store_opened(accessor: Any) -> None:
+    """Bind the opened store: model classes and convenience wrappers become live."""
+    binding.bind(accessor)
 
 
 @hookimpl
