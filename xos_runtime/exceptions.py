@@ -55,8 +55,12 @@ class ObjectValidationError(StoreError):
     """A value that does not fit its model: unknown field, wrong type, missing link target."""
 
 
-class DoesNotExist(StoreError):
-    """`get()` found no object."""
+class DoesNotExist(StoreError, IndexError):
+    """`get()` found no object.
+
+    Also an `IndexError`, as XOS's ORM raised on a miss (its `get()` was `filter(...)[0]`):
+    plugins written for XOS catch `IndexError` around `get()`.
+    """
 
 
 class MultipleObjectsReturned(StoreError):

@@ -23,7 +23,8 @@ registers them first, so a third-party plugin's implementations run before them.
 Hooks:
 
 * discovery and models: `xos_runtime_models`, `xos_runtime_model_deps`;
-* start-up: `xos_runtime_configure`, `xos_runtime_engines`, `xos_runtime_startup`;
+* start-up: `xos_runtime_configure`, `xos_runtime_store_opened`, `xos_runtime_engines`,
+  `xos_runtime_startup`;
 * work (observers): `xos_runtime_sync_outcome`, `xos_runtime_policy_outcome`,
   `xos_runtime_event_outcome`, `xos_runtime_pull_outcome`;
 * shut-down: `xos_runtime_shutdown`.
@@ -164,6 +165,19 @@ def xos_runtime_configure(config: Any) -> None:
     the operator; start-up then stops with exit status 2).
 
     :param config: the runtime's settings object (`xos_runtime.config`), read-only.
+    """
+
+
+@hookspec
+def xos_runtime_store_opened(accessor: ModelAccessor) -> None:
+    """Called once the store is open and its model classes are built, before any engine.
+
+    Also when a script opens the store through a config file (`xos_runtime.connect(path)`)
+    and for `xos-runtime check`, which start no engine: the place to prepare what objects of
+    the store need in every process that uses it (XOS compatibility puts its convenience
+    methods on the model classes here). An exception stops start-up (exit status 2).
+
+    :param accessor: the model accessor over the opened store (`accessor.<Model>`).
     """
 
 

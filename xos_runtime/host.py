@@ -212,6 +212,11 @@ class Runtime:
             models = accessor.models
             graph = build_model_graph(models, settings.dependency_graph)
             plugins.validate(models.names())
+        try:
+            call_hook(plugins, "xos_runtime_store_opened", accessor=accessor)
+        except BaseException:
+            accessor.close()
+            raise
         return cls(settings, plugins, models, graph, accessor, clock=clock or time.time)
 
     def engines(self) -> list[Engine]:

@@ -18,6 +18,7 @@ EXPECTED_HOOKS = {
     "xos_runtime_models": [],
     "xos_runtime_model_deps": [],
     "xos_runtime_configure": ["config"],
+    "xos_runtime_store_opened": ["accessor"],
     "xos_runtime_engines": ["runtime"],
     "xos_runtime_startup": ["runtime"],
     "xos_runtime_shutdown": ["runtime"],

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from xos_runtime.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .loader import load_config, settings_from_dict
+    from .loader import load_config, loaded_config_file, settings_from_dict
     from .logging import configure_logging
     from .settings import (
         LEGACY_KEYS,
@@ -51,6 +51,7 @@ __all__ = [
     "configure_logging",
     "default_store_url",
     "load_config",
+    "loaded_config_file",
     "settings_from_dict",
 ]
 
@@ -60,6 +61,7 @@ CONFIG_ENV_VAR = "XOS_CONFIG_FILE"
 #: The module of every other public name (relative to this package).
 _MODULES = {
     "load_config": ".loader",
+    "loaded_config_file": ".loader",
     "settings_from_dict": ".loader",
     "configure_logging": ".logging",
     **dict.fromkeys(

@@ -30,9 +30,21 @@ from xos_runtime.exceptions import ConfigError
 from . import CONFIG_ENV_VAR
 from .settings import LEGACY_KEYS, Settings, config_keys, default_store_url, did_you_mean
 
-__all__ = ["CONFIG_ENV_VAR", "load_config", "settings_from_dict"]
+__all__ = ["CONFIG_ENV_VAR", "load_config", "loaded_config_file", "settings_from_dict"]
 
 T = TypeVar("T")
+
+#: The absolute path of the config file `load_config` read last in this process.
+_last_loaded: list[str] = []
+
+
+def loaded_config_file() -> str | None:
+    """The absolute path of the config file `load_config` read last, or None.
+
+    For plugins written against XOS, whose `xosconfig.Config()` is a process-wide singleton
+    that plugin modules read while they are imported (before any hook is called).
+    """
+    return _last_loaded[-1] if _last_loaded else None
 
 
 def load_config(
@@ -64,7 +76,9 @@ def load_config(
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from exc
     source = os.path.abspath(file)
-    return _settings(data, file=file, source=source, base_dir=os.path.dirname(source))
+    settings = _settings(data, file=file, source=source, base_dir=os.path.dirname(source))
+    _last_loaded[:] = [source]
+    return settings
 
 
 def settings_from_dict(

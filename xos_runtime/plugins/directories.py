@@ -9,6 +9,10 @@ Rules (the same for the four kinds, unlike XOS, whose four loaders disagreed):
   (without running an `__init__.py`), so a relative import (`from . import helpers`) reaches
   a sibling file under a unique name too; while a file is imported its directory is also on
   `sys.path`, so XOS-style absolute imports of siblings (`import helpers`) keep working;
+* before any file is imported, the parent folder of each plugin directory goes first on
+  `sys.path`, for the life of the process, as in XOS (where the synchronizer's root, which
+  holds the `*_dir` folders, is the entry script's folder): plugins import the root's
+  modules by bare name (`from helpers import ...`), also later, from inside their calls;
 * a class is a plugin when it subclasses (anywhere in its MRO) the base class of the
   directory's kind, is defined in that file (not imported into it), is not the base class
   itself, and is neither abstract nor named with a leading underscore (the way to write a
@@ -24,7 +28,7 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 
 from loguru import logger
@@ -32,7 +36,13 @@ from loguru import logger
 from xos_runtime.plugins.failures import FailureLog, describe_exception
 from xos_runtime.plugins.table import DIR_OPTIONS, KIND_BASES, PluginInfo, StepKind
 
-__all__ = ["ROOT_PACKAGE", "DirectoryLoader", "package_name_for", "plugin_files"]
+__all__ = [
+    "ROOT_PACKAGE",
+    "DirectoryLoader",
+    "package_name_for",
+    "parents_on_sys_path",
+    "plugin_files",
+]
 
 #: The package under which the modules of every plugin directory are imported.
 ROOT_PACKAGE = "xos_runtime_plugins_dir"
@@ -57,6 +67,26 @@ def plugin_files(directory: str) -> list[str]:
             and not entry.name.startswith(("test", "."))
             and entry.is_file()
         )
+
+
+def parents_on_sys_path(directories: Iterable[str]) -> list[str]:
+    """Put the parent folder of each directory first on `sys.path` (once); return those added.
+
+    The first directory's parent ends up first. Never undone: modules imported later, from
+    inside a plugin's calls, must still be found.
+    """
+    parents: list[str] = []
+    for directory in directories:
+        parent = os.path.dirname(os.path.realpath(directory))
+        if parent not in parents:
+            parents.append(parent)
+    added = []
+    for parent in reversed(parents):
+        if parent in sys.path:
+            continue
+        sys.path.insert(0, parent)
+        added.append(parent)
+    return added[::-1]
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from loguru import logger
 
 from xos_runtime import hookspecs
 from xos_runtime.hookspecs import PROJECT_NAME
-from xos_runtime.plugins.directories import DirectoryLoader
+from xos_runtime.plugins.directories import DirectoryLoader, parents_on_sys_path
 from xos_runtime.plugins.entrypoints import (
     distribution_of,
     entry_point_origin_of,
@@ -280,6 +280,7 @@ def discover(
             return True
         return False
 
+    parents_on_sys_path(d for d in directories.values() if d and os.path.isdir(d))
     for kind, directory in directories.items():
         if not directory:
             continue

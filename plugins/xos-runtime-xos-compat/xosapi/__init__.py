@@ -1,0 +1,1 @@
+"""`xosapi`: the ORM helpers XOS services import (xos-runtime-xos-compat)."""

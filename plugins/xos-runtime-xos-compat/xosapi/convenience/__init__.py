@@ -1,0 +1,1 @@
+"""`xosapi.convenience`: the core convenience wrappers (xos-runtime-xos-compat)."""

@@ -1,0 +1,1 @@
+"""XOS import path kept for service synchronizers (xos-runtime-xos-compat)."""

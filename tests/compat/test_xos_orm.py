@@ -1,0 +1,235 @@
+"""The ORM semantics XOS plugins rely on (reference sections 2.4 and 2.6), in process, on the
+sample service's models over a real SQLite store, with the compat distribution installed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xos_runtime.host import Runtime
+
+pytestmark = pytest.mark.usefixtures("compat")
+
+
+@pytest.fixture
+def runtime(service: Path) -> Iterator[Runtime]:
+    rt = Runtime.load(service / "config.yaml")
+    rt.startup()  # the compat plugin binds the runtime here
+    yield rt
+    rt.shutdown()
+    rt.close()
+
+
+@pytest.fixture
+def a(runtime: Runtime) -> Any:
+    return runtime.accessor
+
+
+@pytest.fixture
+def svc(a: Any) -> Any:
+    return a.WidgetService.objects.create(name="widgets", backend_url="http://127.0.0.1:1")
+
+
+def test_get_raises_index_error_on_a_miss_and_first_gives_none(a: Any, svc: Any) -> None:
+    with pytest.raises(IndexError):
+        a.WidgetServiceInstance.objects.get(color="nowhere")
+    with pytest.raises(IndexError):
+        a.WidgetServiceInstance.objects.filter(color="nowhere")[0]
+    assert a.WidgetServiceInstance.objects.first() is None
+    assert a.WidgetServiceInstance.objects.filter(color="nowhere").first() is None
+    assert svc.service_instances.first() is None
+
+
+def test_model_classes_named_at_import_time_act_once_bound(a: Any, svc: Any) -> None:
+    import xossynchronizer.modelaccessor as ma
+
+    # the service's policy module imported these before the store was open
+    policy_module = next(
+        m for n, m in sys.modules.items() if n.endswith(".model_policy_widgetserviceinstance")
+    )
+    early = policy_module.WidgetAccount
+    assert early.model_name == "WidgetAccount"
+    obj = early(owner=svc, account_name="acct-x")  # Model(**kw) then save()
+    assert obj.is_new
+    obj.save()
+    assert not obj.is_new
+    assert isinstance(obj, early)
+    assert ma.WidgetAccount is a.WidgetAccount
+    assert ma.model_accessor.WidgetAccount.objects.get(id=obj.id).account_name == "acct-x"
+    assert ma.model_accessor.get_model_class("Service") is a.Service
+
+
+def test_save_changed_fields_writes_only_the_diff(a: Any, svc: Any) -> None:
+    si = a.WidgetServiceInstance.objects.create(owner=svc, color="red", size=1)
+    before = a.WidgetServiceInstance.objects.get(id=si.id).updated
+
+    si.save_changed_fields()  # nothing changed: no write at all
+    assert a.WidgetServiceInstance.objects.get(id=si.id).updated == before
+
+    other = a.WidgetServiceInstance.objects.get(id=si.id)
+    other.size = 7
+    other.save()
+    si.oper_status = "up"
+    si.save_changed_fields(always_update_timestamp=True)
+
+    fresh = a.WidgetServiceInstance.objects.get(id=si.id)
+    assert (fresh.oper_status, fresh.size) == ("up", 7)  # the concurrent edit survives
+    assert fresh.updated > before
+
+
+def test_tologdict_leaf_model_class_names(a: Any, svc: Any) -> None:
+    si = a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+    assert si.tologdict() == {"model_name": "WidgetServiceInstance", "pk": si.id}
+
+    base = a.ServiceInstance.objects.get(id=si.id)
+    assert type(base).__name__ == "ServiceInstance"
+    assert base.leaf_model_name == "WidgetServiceInstance"
+    assert base.class_names == "WidgetServiceInstance,ServiceInstance,XOSBase"
+    assert "WidgetServiceInstance" in base.class_names
+    leaf = base.leaf_model
+    assert type(leaf).__name__ == "WidgetServiceInstance" and leaf.color == "red"
+    assert leaf.leaf_model is leaf
+    service_base = a.Service.objects.get(id=svc.id)
+    assert service_base.class_names == "WidgetService,Service,XOSBase"
+
+
+def test_link_ids_are_readable_writable_and_filterable(a: Any, svc: Any) -> None:
+    other = a.WidgetService.objects.create(name="other")
+    si = a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+    assert si.owner_id == svc.id
+
+    assert [x.id for x in a.ServiceInstance.objects.filter(owner_id=svc.id)] == [si.id]
+    si.owner_id = other.id
+    si.save()
+    again = a.WidgetServiceInstance.objects.get(id=si.id)
+    assert again.owner.id == other.id
+    assert type(again.owner).__name__ == "Service"  # a base-typed link gives the base object
+    assert a.Service.objects.get(id=again.owner_id).leaf_model.name == "other"
+
+
+def test_filter_values_are_coerced_to_the_field_type(a: Any, svc: Any) -> None:
+    si = a.WidgetServiceInstance.objects.create(owner=svc, color="red", size=3)
+    assert [x.id for x in a.WidgetServiceInstance.objects.filter(size="3")] == [si.id]
+    assert [x.id for x in a.ServiceInstance.objects.filter(owner_id=str(svc.id))] == [si.id]
+
+
+def test_unknown_attributes_raise_attribute_error(a: Any, svc: Any) -> None:
+    si = a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+    assert hasattr(si, "oper_status")  # a real field, unset
+    assert si.oper_status is None
+    assert not hasattr(si, "no_such_field")
+    with pytest.raises(AttributeError):
+        _ = si.no_such_field
+    base = a.ServiceInstance.objects.get(id=si.id)
+    assert not hasattr(base, "color")  # the base object has the base fields only
+
+
+def test_deleting_a_link_bumps_the_providers_link_deleted_count(a: Any, svc: Any) -> None:
+    provider = a.WidgetAccount.objects.create(owner=svc, account_name="acct")
+    subscriber = a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+    link = a.ServiceInstanceLink.objects.create(
+        provider_service_instance=provider, subscriber_service_instance=subscriber
+    )
+    before = a.WidgetAccount.objects.get(id=provider.id).updated
+
+    link.delete()
+
+    fresh = a.WidgetAccount.objects.get(id=provider.id)
+    assert fresh.link_deleted_count == 1
+    assert fresh.updated > before  # so that policies of the provider run again
+    assert a.ServiceInstanceLink.objects.count() == 0
+
+
+def test_core_convenience_methods(a: Any, svc: Any) -> None:
+    upstream = a.WidgetService.objects.create(name="upstream")
+    a.ServiceDependency.objects.create(provider_service=upstream, subscriber_service=svc)
+    a.ServiceAttribute.objects.create(service=svc, name="colour", value="blue")
+    assert [s.id for s in svc.provider_services] == [upstream.id]
+    assert svc.serviceattribute_dict == {"colour": "blue"}
+    assert svc.get_service_instance_class_name() == "WidgetServiceInstance"
+    assert svc.get_service_instance_class() is a.WidgetServiceInstance
+
+    west = a.WidgetServiceInstance.objects.create(owner=svc, color="west", size=9)
+    east = a.WidgetAccount.objects.create(owner=svc, account_name="east")
+    a.ServiceInstanceLink.objects.create(
+        provider_service_instance=east, subscriber_service_instance=west
+    )
+    assert [x.id for x in east.westbound_service_instances] == [west.id]
+    assert east.get_westbound_service_instance_properties("size") == 9
+    assert east.get_westbound_service_instance_properties("account_name", include_self=True) == (
+        "east"
+    )
+    with pytest.raises(AttributeError):
+        east.get_westbound_service_instance_properties("nothing_has_this")
+    # the service's own wrapper (models/convenience/) sits on top of the core one
+    assert west.account.id == east.id
+    assert [link.id for link in svc.validate_links(west)] == [
+        link.id for link in west.subscribed_links.all()
+    ]
+
+
+def test_delete_policy_handshake_delete_record_waits_for_handle_delete(
+    runtime: Runtime, a: Any, svc: Any, backend: Any
+) -> None:
+    svc.backend_url = backend.url
+    svc.save()
+    a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+    assert runtime.run_until_idle(timeout=60).exit_code == 0
+    backend.take()
+    si = a.WidgetServiceInstance.objects.get(color="red")
+    assert si.subscribed_links.count() == 1
+    si.delete()
+
+    engines = {e.name: e for e in runtime.engines()}
+    engines["sync"].run_pass()  # handle_delete has not run: delete_record must wait
+    assert backend.take() == []
+    assert a.WidgetServiceInstance.deleted_objects.count() == 1
+
+    engines["policies"].run_pass()  # handle_delete deletes the link
+    assert a.ServiceInstanceLink.objects.count() == 0
+    engines["sync"].run_pass()
+    assert backend.take() == [("DELETE", "/widgets/1", {"color": "red"})]
+    assert a.WidgetServiceInstance.deleted_objects.count() == 0  # purged
+
+
+def test_an_event_through_xoskafka_changes_the_model_and_the_dependent_sync_runs(
+    runtime: Runtime, a: Any, svc: Any, backend: Any
+) -> None:
+    from xoskafka import XOSKafkaProducer
+
+    svc.backend_url = backend.url
+    svc.save()
+    a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+    assert runtime.run_until_idle(timeout=60).exit_code == 0
+    assert [c[0] for c in backend.take()] == ["POST"]
+
+    XOSKafkaProducer.init()
+    XOSKafkaProducer.produce("widget.status", "red", '{"color": "red", "status": "up"}')
+    assert runtime.run_until_idle(timeout=60).exit_code == 0
+
+    assert a.WidgetServiceInstance.objects.get(color="red").oper_status == "up"
+    assert backend.take() == [
+        ("PUT", "/widgets/1", {"color": "red", "size": 1, "account": "acct-red", "status": "up"})
+    ]
+
+
+def test_scripts_through_connect_get_the_core_behaviours(service: Path) -> None:
+    import xos_runtime
+
+    a = xos_runtime.connect(service / "config.yaml")
+    try:
+        svc = a.WidgetService.objects.create(name="widgets")
+        provider = a.WidgetAccount.objects.create(owner=svc, account_name="acct")
+        subscriber = a.WidgetServiceInstance.objects.create(owner=svc, color="red")
+        link = a.ServiceInstanceLink.objects.create(
+            provider_service_instance=provider, subscriber_service_instance=subscriber
+        )
+        assert subscriber.account.id == provider.id  # the service's convenience wrapper
+        link.delete()
+        assert a.WidgetAccount.objects.get(id=provider.id).link_deleted_count == 1
+    finally:
+        a.close()
