@@ -197,3 +197,21 @@ def test_a_reader_of_a_partial_row_leaves_missing_columns_unset(acc: ModelAccess
     site = acc.get_model_class("Site")
     obj = site._from_values(site.model_meta().reader(keys), rows[0])
     assert (obj.name, obj.max_users) == ("a", None)
+
+
+def test_columns_by_id_reads_the_rows_asked_for(acc: ModelAccessor) -> None:
+    """The engines' re-read of what they claimed: one statement for any number of ids,
+    missing ids absent, on SQLite and PostgreSQL."""
+    ids = [acc.Site.objects.create(name=f"s{i}", enabled=i % 2 == 0).id for i in range(5)]
+    store = acc.store
+    with store.write() as conn:
+        rows = store.columns_by_id(
+            conn, "Site", [ids[0], ids[3], 10_000], ("id", "name", "enabled")
+        )
+        assert sorted((r[0], r[1], bool(r[2])) for r in rows) == [
+            (ids[0], "s0", True),
+            (ids[3], "s3", False),
+        ]
+        many = store.columns_by_id(conn, "Site", ids, ("id",))
+        assert sorted(r[0] for r in many) == sorted(ids)
+        assert store.columns_by_id(conn, "Site", [], ("id",)) == []

@@ -434,7 +434,7 @@ class Claims:
                 ids = [i for _, i in group]
                 stmt = self._claim_where_stmt(root, where)
                 for start in range(0, len(ids), _CHUNK):
-                    chunk = {"ids": ids[start : start + _CHUNK]}
+                    chunk = {"ids": self.store.ids_value(ids[start : start + _CHUNK])}
                     got |= {(root, int(r.obj_id)) for r in conn.execute(stmt, chunk)}
         else:
             stmt = self._claim_stmt
@@ -489,7 +489,7 @@ class Claims:
             rows = (
                 sa.select(sa.literal(self.kind), sa.literal(root), m.c.id, sa.literal(self.owner))
                 .add_columns(sa.literal(False))
-                .where(m.c.id.in_(sa.bindparam("ids", expanding=True)), *where(m))
+                .where(self.store.ids_match(m.c.id, "ids"), *where(m))
                 .order_by(m.c.id)
             )
             found = (

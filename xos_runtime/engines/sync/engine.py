@@ -31,6 +31,7 @@ expires, an abandoned call returns, or the fallback poll interval passes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import random
@@ -153,7 +154,7 @@ class _Overdue:
     message: str
 
 
-def _version(row: dict[str, Any]) -> float:
+def _version(row: Mapping[str, Any]) -> float:
     return version_of(row["updated"], row["changed_by_policy"])
 
 
@@ -558,7 +559,7 @@ class _Dispatch:
         assert claims is not None
         engine = self.engine
         held: set[Key] = set()
-        rows: dict[Key, dict[str, Any]] = {}
+        rows: dict[Key, Mapping[str, Any]] = {}
         tries = [0]
         pending = sync_pending(self.deleted)
 
@@ -573,7 +574,10 @@ class _Dispatch:
             # In the claim's transaction, by a statement of its own: whatever another process
             # finished before it released the object is visible here (the claim's own
             # statement may have waited for that release but reads an older snapshot).
-            rows.update(engine.accessor.load_rows(held, conn, columns=_RECHECK))
+            store = engine.accessor.store
+            for root, keys in itertools.groupby(sorted(held), key=lambda k: k[0]):
+                found = store.columns_by_id(conn, root, [i for _, i in keys], _RECHECK)
+                rows.update(((root, t[0]), dict(zip(_RECHECK, t, strict=True))) for t in found)
             changed = [k for k in held if k in rows and _version(rows[k]) > self.items[k].version]
             if changed:  # a newer version for the step: the whole row
                 rows.update(engine.accessor.load_rows(changed, conn))
