@@ -79,13 +79,13 @@ class KeyedWrite:
         return (self.table.name, self.keys, self.set_columns, tuple(sorted(self.where)))
 
 
-def _array_params(
-    prefix: str, columns: Sequence[str], rows: list[dict[str, Any]], where: Mapping[str, Any]
+def _recordset_params(
+    prefix: str, rows: list[dict[str, Any]], where: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The parameters of an unnest statement (`SqlStore._unnest_sql`): one list per column."""
+    """The parameters of a recordset statement (`SqlStore._recordset_sql`): the rows as one
+    JSON text (encoded in C: a tenth of the cost of binding one array per column)."""
     params = {f"{prefix}{c}": v for c, v in where.items()}
-    for i, name in enumerate(columns):
-        params[f"{prefix}a{i}"] = [row[name] for row in rows]
+    params[f"{prefix}rows"] = json.dumps(rows)
     return params
 
 
@@ -140,9 +140,9 @@ class SqlStore:
         self._bookkeeping_conns: list[Connection] = []
         #: Driver SQL of the bookkeeping statements (`execute_each`), by statement.
         self._compiled_sql: dict[Hashable, tuple[str, list[str] | None, dict[str, Any]]] = {}
-        #: `write_by_keys` statements by shape: driver SQL of arrays (PostgreSQL), else the
-        #: statement run per row and its parameter prefix.
-        self._arrays_sql: dict[Hashable, str] = {}
+        #: `write_by_keys` statements by shape: driver SQL over a JSON recordset
+        #: (PostgreSQL), else the statement run per row and its parameter prefix.
+        self._recordset_sqls: dict[Hashable, str] = {}
         self._by_keys_stmts: dict[Hashable, tuple[str, Any]] = {}
         #: The bind processors of a table's columns that have one, by (table, columns).
         self._bind_processors: dict[Hashable, dict[str, Callable[[Any], Any]]] = {}
@@ -415,8 +415,9 @@ class SqlStore:
         """Run `write` inside `conn`: the engines' outcome writes and claim releases, every
         few objects.
 
-        On PostgreSQL, one statement whatever the number of rows: each column's values go as
-        one array, unnested (one round trip instead of one per row). Elsewhere the statement
+        On PostgreSQL, one statement whatever the number of rows: the rows go as one JSON
+        parameter, read with `json_to_recordset` (one round trip instead of one per row, and
+        no per-value binding in the client). Elsewhere the statement
         runs once per row on the driver's cursor (`execute_each`). Rows are written in the
         order given: callers sort them, so that two processes lock rows in the same order.
         """
@@ -438,12 +439,12 @@ class SqlStore:
             each = [{f"{p}{k}": v for k, v in (dict(where) | row).items()} for row in rows]
             self.execute_each(conn, ("by-keys", *shape), stmt, each)
             return
-        sql = self._arrays_sql.get(shape)
+        sql = self._recordset_sqls.get(shape)
         if sql is None:
-            sql = self._arrays_sql[shape] = self._unnest_sql(write)
-        arrays = _array_params("", write.columns, rows, where)
-        with self._driver_cursor(conn, sql, arrays) as cursor:
-            cursor.execute(sql, arrays)
+            sql = self._recordset_sqls[shape] = self._recordset_sql(write)
+        params = _recordset_params("", rows, where)
+        with self._driver_cursor(conn, sql, params) as cursor:
+            cursor.execute(sql, params)
 
     def write_batch(self, writes: Sequence[KeyedWrite]) -> None:
         """Run `writes` (in order) as one atomic step: the engines' outcomes and claim
@@ -463,13 +464,13 @@ class SqlStore:
                     self.write_by_keys(conn, w)
             return
         shape = tuple(w.shape for w in writes)
-        sql = self._arrays_sql.get(shape)
+        sql = self._recordset_sqls.get(shape)
         if sql is None:
-            parts = [f"w{i} AS ({self._unnest_sql(w, f'w{i}_')})" for i, w in enumerate(writes)]
-            sql = self._arrays_sql[shape] = f"WITH {', '.join(parts)} SELECT 1"
+            parts = [f"w{i} AS ({self._recordset_sql(w, f'w{i}_')})" for i, w in enumerate(writes)]
+            sql = self._recordset_sqls[shape] = f"WITH {', '.join(parts)} SELECT 1"
         params: dict[str, Any] = {}
         for i, w in enumerate(writes):
-            params.update(_array_params(f"w{i}_", w.columns, self._bound_rows(w), w.where))
+            params.update(_recordset_params(f"w{i}_", self._bound_rows(w), w.where))
         with (
             self._reporting(),
             self._bookkeeping(autocommit=True) as conn,
@@ -491,17 +492,15 @@ class SqlStore:
             return write.rows
         return [row | {c: f(row[c]) for c, f in processors.items()} for row in write.rows]
 
-    def _unnest_sql(self, write: KeyedWrite, prefix: str = "") -> str:
-        """`write` as one statement over its rows sent as arrays (PostgreSQL)."""
+    def _recordset_sql(self, write: KeyedWrite, prefix: str = "") -> str:
+        """`write` as one statement over its rows sent as one JSON array of objects, read
+        with `json_to_recordset` (PostgreSQL)."""
         table, keys, set_columns, where = write.table, write.keys, write.set_columns, write.where
         dialect = self.engine.dialect
         q = dialect.identifier_preparer.quote
-        columns = write.columns
-        arrays = ", ".join(
-            f"%({prefix}a{i})s::{table.c[c].type.compile(dialect=dialect)}[]"
-            for i, c in enumerate(columns)
+        record = ", ".join(
+            f"{q(c)} {table.c[c].type.compile(dialect=dialect)}" for c in write.columns
         )
-        names = ", ".join(q(c) for c in columns)
         match = [f"t.{q(k)} = v.{q(k)}" for k in keys]
         match += [f"t.{q(c)} = %({prefix}{c})s" for c in where]
         if set_columns:
@@ -509,7 +508,8 @@ class SqlStore:
             head = f"UPDATE {q(table.name)} AS t SET {sets} FROM"
         else:
             head = f"DELETE FROM {q(table.name)} AS t USING"
-        return f"{head} unnest({arrays}) AS v({names}) WHERE {' AND '.join(match)}"
+        source = f"json_to_recordset(%({prefix}rows)s::json) AS v({record})"
+        return f"{head} {source} WHERE {' AND '.join(match)}"
 
     def _compiled(self, key: Hashable, stmt: Any) -> tuple[str, list[str] | None, dict[str, Any]]:
         """The driver SQL of `stmt`, its parameter order (None: named parameters), and the
