@@ -18,9 +18,11 @@ handled the deletion; otherwise the sync engine purges it after `delete_record`.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -33,7 +35,18 @@ from xos_runtime.engines.retry import next_retry
 from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
-from xos_runtime.store import Claims, Key, Lease, ModelAccessor, ModelObject, acting_as
+from xos_runtime.store import (
+    Claims,
+    Key,
+    Lease,
+    ModelAccessor,
+    ModelObject,
+    acting_as,
+    policy_pending,
+)
+
+#: What a claim re-reads to learn whether another process policed the object meanwhile.
+_RECHECK = ("id", "deleted", "policed")
 
 
 @attrs.define
@@ -149,20 +162,29 @@ class PolicyEngine(LoopEngine):
     ) -> None:
         """Keep what this process holds and what no other process policed meanwhile."""
         assert self.claims is not None
-        held = self.claims.claim(ready)
+        held: set[Key] = set()
+        for deleted in (False, True):
+            # What another process policed meanwhile is not claimed (`policy_pending`).
+            keys = [k for k, (_o, action, _v) in ready.items() if (action == "delete") == deleted]
+            held |= self.claims.claim(keys, where=policy_pending(deleted))
         for key in [k for k in ready if k not in held]:
             del ready[key]
             report.waiting += 1
             report.held_elsewhere += 1
-        rows = self.accessor.load_rows(ready, columns=("id", "deleted", "policed"))
+        # The claim's conditions saw its statement's snapshot: re-read what it obtained.
+        store = self.accessor.store
+        rows: dict[Key, tuple[Any, ...]] = {}
+        with store.read() as conn:
+            for root, group in itertools.groupby(sorted(ready), key=lambda k: k[0]):
+                found = store.columns_by_id(conn, root, [i for _, i in group], _RECHECK)
+                rows.update(((root, r[0]), r) for r in found)
         for key in list(ready):
             row = rows.get(key)
             _obj, action, version = ready[key]
-            policed = row["policed"] if row is not None else None
             if (
                 row is None
-                or bool(row["deleted"]) != (action == "delete")
-                or (policed is not None and policed >= version)
+                or bool(row[1]) != (action == "delete")
+                or (row[2] is not None and row[2] >= version)
             ):
                 del ready[key]
 

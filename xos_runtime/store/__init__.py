@@ -4,7 +4,7 @@
 their work with `acting_as(...)` so that saves move the right timestamps.
 """
 
-from xos_runtime.store.accessor import ModelAccessor, open_store, sync_pending
+from xos_runtime.store.accessor import ModelAccessor, open_store, policy_pending, sync_pending
 from xos_runtime.store.attempts import Attempts, EventAttempts
 from xos_runtime.store.claims import (
     ClaimKey,
@@ -58,6 +58,7 @@ __all__ = [
     "normalise_url",
     "open_store",
     "parse_text",
+    "policy_pending",
     "read_owners",
     "retrying",
     "sync_pending",

@@ -41,6 +41,25 @@ def _to_delete(t: sa.Table) -> list[sa.ColumnElement[bool]]:
     return [t.c.deleted == sa.true()]
 
 
+def _to_police(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+    return [
+        t.c.deleted == sa.false(),
+        t.c.no_policy == sa.false(),
+        _older(t.c.policed, t.c.updated, t.c.changed_by_step),
+    ]
+
+
+def _to_police_deletion(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+    return [t.c.deleted == sa.true(), _older(t.c.policed, t.c.updated)]
+
+
+def policy_pending(deleted: bool) -> Callable[[sa.Table], list[sa.ColumnElement[bool]]]:
+    """What makes a row pending for model policies (changed since policed) or, with
+    `deleted`, for their `handle_delete`: as `sync_pending`, for `fetch_policy_pending` and
+    for the policy engine's claims."""
+    return _to_police_deletion if deleted else _to_police
+
+
 def sync_pending(deleted: bool) -> Callable[[sa.Table], list[sa.ColumnElement[bool]]]:
     """What makes a row pending for sync steps (changed since enacted) or, with `deleted`,
     for their `delete_record`: conditions on a table, for `fetch_pending` and for claims
@@ -156,19 +175,7 @@ class ModelAccessor:
         """Objects to police (changed since policed), or deleted ones awaiting handle_delete."""
         if isinstance(model_names, str):
             model_names = [model_names]
-        if deleted:
-            return self._pending(
-                model_names,
-                lambda t: [t.c.deleted == sa.true(), _older(t.c.policed, t.c.updated)],
-            )
-        return self._pending(
-            model_names,
-            lambda t: [
-                t.c.deleted == sa.false(),
-                t.c.no_policy == sa.false(),
-                _older(t.c.policed, t.c.updated, t.c.changed_by_step),
-            ],
-        )
+        return self._pending(model_names, policy_pending(deleted))
 
     def load_rows(
         self,

@@ -386,16 +386,20 @@ class Claims:
     def owner(self) -> str:
         return self.lease.owner
 
-    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
-        """Claim what no process holds, in a transaction of its own; returns what it got."""
+    def claim(self, keys: Iterable[ClaimKey], where: RowFilter | None = None) -> set[ClaimKey]:
+        """Claim what no process holds, in a transaction of its own; returns what it got
+        (`where` as for `claim_in`)."""
         wanted = sorted(set(keys))
         if not wanted:
             return set()
         self.lease.start_heartbeat()
+        tries = 0
 
         def run() -> set[ClaimKey]:
+            nonlocal tries
+            tries += 1
             with self.store.write() as conn:
-                return self.claim_in(conn, wanted)
+                return self.claim_in(conn, wanted, adopt_own=tries > 1, where=where)
 
         return retrying(run, what="claiming objects")
 
