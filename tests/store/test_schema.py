@@ -135,3 +135,48 @@ def test_connect_from_a_second_process(tmp_path) -> None:
 def test_a_store_that_cannot_be_opened_is_named(endpoint: str) -> None:
     with pytest.raises(StoreError, match=r"accessor\.endpoint .*: cannot open the store: "):
         open_store(endpoint, demo_models())
+
+
+def _recorded(store_url: str) -> dict[str, str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT key, value FROM xos_runtime_meta"))
+            return {str(k): str(v) for k, v in rows}
+    finally:
+        engine.dispose()
+
+
+def test_the_store_records_its_schema_and_checks_tables_only_when_it_changed(
+    tmp_path,
+) -> None:
+    """A start that finds the same models and schema digest skips the table checks; a store
+    without a digest (made by an older version) or with other models gets them."""
+    import sqlalchemy as sa
+
+    from xos_runtime.store.schema import Schema
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    open_store(url, demo_models()).close()
+    assert _recorded(url)["schema"] == Schema(demo_models()).digest()
+    # An index lost and no digest recorded (an older version's store): the index comes back.
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        index = next(iter(Schema(demo_models()).table("Site").indexes))
+        conn.execute(sa.text(f'DROP INDEX "{index.name}"'))
+        conn.execute(sa.text("DELETE FROM xos_runtime_meta WHERE key = 'schema'"))
+    open_store(url, demo_models()).close()
+    with engine.connect() as conn:
+        assert index.name in {i["name"] for i in sa.inspect(conn).get_indexes("Site")}
+    engine.dispose()
+    # Other models: their new column is added and the digest follows.
+    models = demo_models()
+    site = models.get("Site")
+    nickname = f("nickname", "string", "Site")
+    changed = with_model(models, attrs.evolve(site, fields=(*site.fields, nickname)))
+    a = open_store(url, changed)
+    a.Site.objects.create(name="x", nickname="y")
+    a.close()
+    assert _recorded(url)["schema"] == Schema(changed).digest() != Schema(demo_models()).digest()

@@ -12,6 +12,7 @@ COLUMN` possible on every dialect when a model gains a field.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -142,6 +143,23 @@ class Schema:
                 if not any(i.name == ix for i in table.indexes):
                     sa.Index(ix, table.c[link.column])
         self.tables[root] = table
+
+    def digest(self) -> str:
+        """What the tables look like (names, columns, types, indexes), as a short digest.
+
+        The store records it once its tables match (`SqlStore` start-up): a process that
+        finds the same models and the same digest needs no table, column or index checks,
+        which cost PostgreSQL a reflection query per table and index at every start.
+        """
+        parts = []
+        for table in sorted(self.metadata.tables.values(), key=lambda t: t.name):
+            columns = [(c.name, str(c.type), c.nullable, c.primary_key) for c in table.columns]
+            indexes = sorted(
+                (str(i.name), tuple(c.name for c in i.columns), bool(i.unique))
+                for i in table.indexes
+            )
+            parts.append(repr((table.name, columns, indexes)))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
     def table(self, model_name: str) -> sa.Table:
         return self._table_of[model_name]

@@ -549,9 +549,11 @@ class SqlStore:
                 # Processes starting together must not create the same tables at once.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
             meta.create(conn, checkfirst=True)
-            stored_text = conn.execute(
-                sa.select(meta.c.value).where(meta.c.key == "models")
-            ).scalar_one_or_none()
+            rows = conn.execute(
+                sa.select(meta.c.key, meta.c.value).where(meta.c.key.in_(("models", "schema")))
+            )
+            recorded = {str(key): str(value) for key, value in rows}
+            stored_text = recorded.get("models")
             stored = ModelSet.from_json(stored_text) if stored_text else None
             if models is None:
                 if stored is None:
@@ -564,11 +566,17 @@ class SqlStore:
                 counts = self._row_counts(conn, stored)
                 check_evolution(stored, models, counts)
             schema = Schema(models)
+            digest = schema.digest()
+            text = models.to_json()
+            if stored_text == text and recorded.get("schema") == digest:
+                return models  # the tables are as these models want them
             schema.metadata.create_all(conn, checkfirst=True)
             self._add_missing_columns(conn, schema)
-            if stored_text != models.to_json():
-                conn.execute(sa.delete(meta).where(meta.c.key == "models"))
-                conn.execute(sa.insert(meta).values(key="models", value=models.to_json()))
+            conn.execute(sa.delete(meta).where(meta.c.key.in_(("models", "schema"))))
+            conn.execute(
+                sa.insert(meta),
+                [{"key": "models", "value": text}, {"key": "schema", "value": digest}],
+            )
         return models
 
     def _plan(self, meta: sa.Table, models: ModelSet | None) -> ModelSet:
