@@ -26,6 +26,10 @@ message GadgetDevice (XOSBase) {
     optional manytoone creator->User:created_gadgets = 2;
 }
 
+message GadgetPort (GadgetDevice) {
+    required int32 port_no = 1;
+}
+
 message GadgetInstance (ComputeServiceInstance) {
     optional string flavor_hint = 1 [max_length = 32];
 }
@@ -270,6 +274,13 @@ def test_a_model_derived_from_xosbase_has_the_xosbase_fields_unstored(a: Any, sv
     assert again.name == "olt-2"  # the other fields named are written
     assert (again.backend_need_delete_policy, again.backend_handle) == (False, None)  # unstored
     # the core models declare them: stored
+    # a sub-model of such a model too (olt's PONPort derives from PortBase, itself XOSBase)
+    port = a.GadgetPort.objects.create(name="p", port_no=1)
+    port.backend_handle = "p-1"
+    port.port_no = 2
+    port.save(update_fields=["backend_handle", "port_no"])
+    port.save_changed_fields()
+    assert a.GadgetPort.objects.get(id=port.id).port_no == 2
     si = a.WidgetServiceInstance.objects.create(owner=svc, color="c")
     si.backend_handle = "h-1"
     si.save(update_fields=["backend_handle"])
