@@ -90,10 +90,10 @@ def compat(compat_target: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.syspath_prepend(str(compat_target))
     importlib.invalidate_caches()
     yield compat_target
-    sys.path[:] = saved_path
-    from xos_runtime_xos_compat import binding
-    from xos_runtime_xos_compat.config import Config
+    from xos_runtime_xos_compat import binding  # before the path goes: a test may not have
+    from xos_runtime_xos_compat.config import Config  # imported the plugin's own package
 
+    sys.path[:] = saved_path
     binding.unbind()
     Config.clear()
     for name in list(sys.modules):

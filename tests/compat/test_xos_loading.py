@@ -157,3 +157,33 @@ def test_pre_4_0_import_paths_are_aliases() -> None:
     assert EventStep is eventstep.EventStep
     assert policy.Policy is Policy and pullstep.PullStep is PullStep
     assert modelaccessor.ServiceInstance.__name__ == "ServiceInstance"
+
+
+def test_the_exceptions_module_star_imports_under_both_paths() -> None:
+    """fabric-crossconnect's policy does `from synchronizers.new_base.exceptions import *`."""
+    from xossynchronizer import exceptions
+
+    namespace: dict[str, Any] = {}
+    exec("from synchronizers.new_base.exceptions import *", namespace)
+    assert namespace["SynchronizerException"] is exceptions.SynchronizerException
+    assert issubclass(namespace["SynchronizerProgrammingError"], exceptions.SynchronizerException)
+    assert issubclass(namespace["SynchronizerConfigurationError"], exceptions.SynchronizerException)
+
+
+def test_a_dict_config_naming_only_multistructlog_is_read_as_xos_read_it() -> None:
+    from xos_runtime_xos_compat.logsetup import as_multistructlog_config
+
+    published = {
+        "version": 1,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "loggers": {"multistructlog": {"handlers": ["console"], "level": "DEBUG"}},
+    }
+    applied = as_multistructlog_config(published)
+
+    assert applied["loggers"][""] == {"handlers": ["console"], "level": "NOTSET", "propagate": True}
+    assert "multistructlog" not in applied["loggers"]
+    assert applied["handlers"]["console"]["formatter"] == "structured"
+    assert applied["disable_existing_loggers"] is False
+    assert "formatter" not in published["handlers"]["console"]  # the caller's dict is a copy
+    own_root = {**published, "loggers": {"": {"handlers": ["console"], "level": "INFO"}}}
+    assert as_multistructlog_config(own_root)["loggers"] == own_root["loggers"]

@@ -85,6 +85,30 @@ def test_policy_gated_sync_defers_then_syncs_with_the_expected_calls(
     assert "Created account account='acct-red'" in second.stderr
 
 
+def test_a_published_logging_section_shows_the_services_lines(
+    service: Path, backend: Any, run_service: Callable[..., Any]
+) -> None:
+    """The opencord services' dictConfig names only the `multistructlog` logger; XOS's
+    create_logger moved its handlers to the root logger, so every line was written."""
+    config = service / "config.yaml"
+    text = config.read_text()
+    start, end = text.index("logging:"), text.index("accessor:")
+    published = (
+        "logging:\n  version: 1\n  handlers:\n    console:\n      class: logging.StreamHandler\n"
+        "  loggers:\n    'multistructlog':\n      handlers:\n          - console\n"
+        "      level: DEBUG\n"
+    )
+    config.write_text(text[:start] + published + text[end:])
+    seed(service, backend.url, color="red")
+
+    result = until_idle(run_service, service)
+
+    assert result.returncode == 0, result.stderr
+    assert "Created account account='acct-red'" in result.stderr
+    assert "xos_runtime.cli.run: " in result.stderr  # the runtime's own lines too
+    assert "[INFO    ]" in result.stderr  # the structured formatter XOS gave such handlers
+
+
 def test_a_failure_shows_its_message_and_code_2(
     service: Path, backend: Any, run_service: Callable[..., Any]
 ) -> None:

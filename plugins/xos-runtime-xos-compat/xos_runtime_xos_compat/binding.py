@@ -37,11 +37,13 @@ def bind(accessor: Any, runtime: Any = None) -> None:
     `xos_runtime.connect()` may call it itself.
     """
     from xos_runtime_xos_compat.wrappers import install_wrappers
+    from xos_runtime_xos_compat.xosbase import install_xosbase_fields
 
     with _lock:
         _state["accessor"] = accessor
         _state["runtime"] = runtime
     install_wrappers(accessor)
+    install_xosbase_fields(accessor)
 
 
 def unbind() -> None:

@@ -9,7 +9,8 @@
 * `xos_runtime_store_opened`: binds the accessor, so that the convenience methods and the
   core-side behaviours hold for scripts (`xos_runtime.connect(config)`) too;
 * `xos_runtime_startup` / `xos_runtime_shutdown`: bind and unbind the runtime the XOS names
-  act on (`model_accessor`, model classes, `XOSKafkaProducer`).
+  act on (`model_accessor`, model classes, `XOSKafkaProducer`); at start-up the service's
+  logging dictConfig is re-applied as multistructlog applied it (`logsetup`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from xos_runtime import hookimpl
 from xos_runtime_xos_compat import binding
 from xos_runtime_xos_compat.core import register_core_wrappers
 from xos_runtime_xos_compat.loading import load_convenience_wrappers
+from xos_runtime_xos_compat.logsetup import apply_service_logging
 
 __all__ = [
     "MODELS_FILE",
@@ -62,7 +64,9 @@ def xos_runtime_store_opened(accessor: Any) -> None:
 
 @hookimpl
 def xos_runtime_startup(runtime: Any) -> None:
-    """Bind the started runtime: model classes, wrappers and the event bus become live."""
+    """Bind the started runtime: model classes, wrappers and the event bus become live; the
+    service's logging dictConfig is applied as XOS applied it."""
+    apply_service_logging(getattr(runtime, "settings", None))
     binding.bind(runtime.accessor, runtime)
 
 

@@ -1,0 +1,13 @@
+"""Alias of `xossynchronizer.exceptions`."""
+
+from xossynchronizer.exceptions import (
+    SynchronizerConfigurationError,
+    SynchronizerException,
+    SynchronizerProgrammingError,
+)
+
+__all__ = [
+    "SynchronizerConfigurationError",
+    "SynchronizerException",
+    "SynchronizerProgrammingError",
+]
