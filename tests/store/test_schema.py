@@ -8,6 +8,7 @@ import textwrap
 
 import attrs
 import pytest
+import sqlalchemy as sa
 from demo_models import demo_models, f
 
 from xos_runtime.exceptions import SchemaChangeRefused, StoreError
@@ -63,6 +64,7 @@ def test_new_field_with_default_fills_existing_rows_on_read(store_url: str) -> N
     )
     b = open_store(store_url, with_model(models, site))
     assert b.Site.objects.create(name="s2").tier == 3
+    assert b.Site.objects.get(name="s1").tier == 3  # the object that was already there
     b.close()
 
 
@@ -138,8 +140,6 @@ def test_a_store_that_cannot_be_opened_is_named(endpoint: str) -> None:
 
 
 def _recorded(store_url: str) -> dict[str, str]:
-    import sqlalchemy as sa
-
     engine = sa.create_engine(store_url)
     try:
         with engine.connect() as conn:
@@ -154,8 +154,6 @@ def test_the_store_records_its_schema_and_checks_tables_only_when_it_changed(
 ) -> None:
     """A start that finds the same models and schema digest skips the table checks; a store
     without a digest (made by an older version) or with other models gets them."""
-    import sqlalchemy as sa
-
     from xos_runtime.store.schema import Schema
 
     url = f"sqlite:///{tmp_path}/s.db"
@@ -180,3 +178,20 @@ def test_the_store_records_its_schema_and_checks_tables_only_when_it_changed(
     a.Site.objects.create(name="x", nickname="y")
     a.close()
     assert _recorded(url)["schema"] == Schema(changed).digest() != Schema(demo_models()).digest()
+
+
+def test_a_sub_models_new_default_fills_only_its_own_rows(store_url: str) -> None:
+    a = open_store(store_url, demo_models())
+    a.Service.objects.create(name="plain")
+    a.VSGService.objects.create(name="vsg")
+    a.VRouterService.objects.create(name="vrouter")
+    a.close()
+    models = demo_models()
+    vsg = models.get("VSGService")
+    tier = f("tier", "int32", "VSGService", required=True, default=7)
+    b = open_store(store_url, with_model(models, attrs.evolve(vsg, fields=(*vsg.fields, tier))))
+    assert b.VSGService.objects.get(name="vsg").tier == 7
+    with b.store.write() as conn:  # the other models' rows of the shared table stay unset
+        rows = conn.execute(sa.text('SELECT name, tier FROM "Service" ORDER BY name')).all()
+    assert [tuple(r) for r in rows] == [("plain", None), ("vrouter", None), ("vsg", 7)]
+    b.close()

@@ -625,16 +625,44 @@ class SqlStore:
 
     def _add_missing_columns(self, conn: Connection, schema: Schema) -> None:
         inspector = sa.inspect(conn)
-        for table in schema.tables.values():
+        for root, table in schema.tables.items():
             have = {c["name"] for c in inspector.get_columns(table.name)}
+            added = set()
             for column in table.columns:
                 if column.name in have:
                     continue
                 ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
                 quoted = conn.dialect.identifier_preparer.quote(table.name)
                 conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {ddl}")
+                added.add(column.name)
+            if added:
+                self._fill_defaults(conn, schema.models, root, table, added)
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
+
+    @staticmethod
+    def _fill_defaults(
+        conn: Connection, models: ModelSet, root: str, table: sa.Table, added: set[str]
+    ) -> None:
+        """Give the rows a column was just added to the default of its field, model by
+        model (a sub-model's field is its rows' alone): a required field added with a
+        default must not read as None on the objects that were already there."""
+        leaf = table.c.leaf_model_name
+        for name in models.descendants(root):
+            values = {
+                f.name: f.default
+                for f in models.all_fields(name)
+                if f.name in added and f.has_default and f.default is not None
+            }
+            if not values:
+                continue
+            rows = leaf == name if name != root else sa.or_(leaf == name, leaf.is_(None))
+            for column, default in values.items():
+                conn.execute(
+                    sa.update(table)
+                    .where(rows, table.c[column].is_(None))
+                    .values({column: default})
+                )
 
     # -- row operations ------------------------------------------------------------------------
 
