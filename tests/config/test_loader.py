@@ -786,3 +786,29 @@ def test_from_dict_does_not_change_its_input() -> None:
     data: dict[str, Any] = {"name": "a", "models_dir": [], "logging": {"version": 1}}
     settings_from_dict(data, base_dir="/")
     assert data == {"name": "a", "models_dir": [], "logging": {"version": 1}}
+
+
+def test_an_xos_services_container_paths_are_read_next_to_the_config(
+    write: WriteConfig, tmp_path: Path
+) -> None:
+    """An XOS service's config names its folders as its container holds them
+    (`/opt/xos/synchronizers/<name>/...`): where they are not, the folders next to the
+    config file are used; paths that exist, or are elsewhere, are kept as given."""
+    etc = tmp_path / "etc"
+    for folder in ("models", "steps", "event_steps"):
+        (etc / folder).mkdir(parents=True)
+    path = write(
+        "name: fabric-crossconnect\n"
+        "models_dir: [/opt/xos/synchronizers/fabric-crossconnect/models]\n"
+        "steps_dir: /opt/xos/synchronizers/fabric-crossconnect/steps\n"
+        "event_steps_dir: /opt/xos/synchronizers/fabric-crossconnect/event_steps\n"
+    )
+    s = load_config(path)
+    assert s.models_dir == [str(etc / "models")]
+    assert s.steps_dir == str(etc / "steps")
+    assert s.event_steps_dir == str(etc / "event_steps")
+    # not next to the config either: the error names the path as written
+    missing = write("name: a\nsteps_dir: /opt/xos/synchronizers/a/pull_steps\n")
+    assert str(error_of(missing)).endswith(
+        "steps_dir: directory does not exist: '/opt/xos/synchronizers/a/pull_steps'"
+    )

@@ -347,12 +347,33 @@ def _check_path(value: str, key: str, ctx: _Context) -> str:
     return ctx.resolve(value)
 
 
+#: Where XOS's containers hold a synchronizer (`/opt/xos/synchronizers/<name>/...`): the
+#: paths of every published service config start there.
+XOS_SYNCHRONIZERS = "/opt/xos/synchronizers/"
+
+
 def _load_dir(value: str, key: str, ctx: _Context) -> str:
     path = _check_path(value, key, ctx)
+    if not os.path.exists(path):
+        path = _outside_xos_container(path, key, ctx)
     if not os.path.isdir(path):
         what = "not a directory" if os.path.exists(path) else "directory does not exist"
         raise ctx.error(key, f"{what}: {path!r}")
     return path
+
+
+def _outside_xos_container(path: str, key: str, ctx: _Context) -> str:
+    """A missing `/opt/xos/synchronizers/<name>/<rest>` (an XOS service's own config, written
+    for its container) read as `<rest>` next to the config file, where the service's folder
+    holds it; any other path as given."""
+    if not path.startswith(XOS_SYNCHRONIZERS):
+        return path
+    _name, _, rest = path[len(XOS_SYNCHRONIZERS) :].partition("/")
+    local = os.path.normpath(os.path.join(ctx.base_dir, rest))
+    if not rest or not os.path.exists(local):
+        return path
+    logger.debug("{}: {} is not here (XOS's container layout): using {}", key, path, local)
+    return local
 
 
 def _load_file(value: str, key: str, ctx: _Context) -> str:
