@@ -186,3 +186,22 @@ def test_only_a_command_of_its_own_process_freezes_what_it_loaded() -> None:
         assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
         """)
     assert "xos_runtime.cli.run" in modules
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_what_reading_the_config_logs_follows_the_configs_level(tmp_path: Path, level: str) -> None:
+    """A legacy XOS key is ignored with a DEBUG line: shown at `logging.level: DEBUG`, not at
+    the default INFO (it used to reach stderr before the config's logging was set up)."""
+    from .conftest import run_process
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.xproto").write_text("message Thing (XOSBase) {\n}\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"name: legacy\nmodels_dir: models\nrequired_models: [Thing]\n"
+        f"logging: {{level: {level}}}\nplugins: {{disabled: [demo]}}\n"
+    )
+    done = run_process("run", "--once", "-C", config)
+    assert done.returncode == 0, done.stderr
+    line = "required_models: legacy XOS key, ignored"
+    assert (line in done.stderr) == (level == "DEBUG"), done.stderr

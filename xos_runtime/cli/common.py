@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import attrs
+from loguru import logger
 
 from xos_runtime.config import Settings, configure_logging, load_config
 from xos_runtime.exceptions import ConfigError
@@ -17,15 +18,37 @@ _QUIET_LEVELS = {"TRACE", "DEBUG"}
 
 
 def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
-    """The settings, with logging set up; `quiet` keeps INFO logs off a command's output."""
-    settings = load_config(args.config)
-    log = settings.logging
-    if quiet and log.dict_config is None and log.level not in _QUIET_LEVELS:
-        log = attrs.evolve(log, level="WARNING")
+    """The settings, with logging set up; `quiet` keeps INFO logs off a command's output.
+
+    What reading the config logs (a legacy XOS key ignored, a folder found elsewhere, at
+    DEBUG) is held until the config's own logging is set up, then logged at its level: at
+    the default INFO it is not shown, with `logging.level: DEBUG` it is.
+    """
+    held: list[tuple[str, str]] = []
+    logger.remove()
+    sink = logger.add(
+        lambda m: held.append((m.record["level"].name, m.record["message"])),
+        level=0,
+        format="{message}",
+    )
+    configured = False
     try:
-        configure_logging(log)
-    except ConfigError as exc:
-        raise ConfigError(exc.message, file=settings.source, key=exc.key) from exc
+        settings = load_config(args.config)
+        log = settings.logging
+        if quiet and log.dict_config is None and log.level not in _QUIET_LEVELS:
+            log = attrs.evolve(log, level="WARNING")
+        logger.remove(sink)
+        try:
+            configure_logging(log)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, file=settings.source, key=exc.key) from exc
+        configured = True
+    finally:
+        if not configured:  # the config is at fault: loguru's own default set-up again
+            logger.remove()
+            logger.add(sys.stderr)
+        for level, message in held:
+            logger.log(level, "{}", message)
     return settings
 
 
