@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import threading
 import time
@@ -424,8 +425,7 @@ class SqlStore:
         if not write.rows:
             return
         table, where, shape = write.table, write.where, write.shape
-        rows = self._bound_rows(write)
-        if self.dialect != "postgresql" or len(rows) == 1:
+        if self.dialect != "postgresql" or len(write.rows) == 1:
             found = self._by_keys_stmts.get(shape)
             if found is None:
                 p = param_prefix(table.c.keys())
@@ -436,15 +436,24 @@ class SqlStore:
                     stmt = stmt.values({c: sa.bindparam(f"{p}{c}") for c in write.set_columns})
                 found = self._by_keys_stmts[shape] = (p, stmt)
             p, stmt = found
+            key = ("by-keys", *shape)
+            sql, order, fixed = self._compiled(key, stmt)
+            if order is not None and not fixed:  # positional (SQLite): tuples straight away
+                values = self._positional(write, [n[len(p) :] for n in order])
+                with self._driver_cursor(conn, sql, values) as cursor:
+                    cursor.executemany(sql, values)
+                return
+            rows = self._bound_rows(write)
             each = [{f"{p}{k}": v for k, v in (dict(where) | row).items()} for row in rows]
-            self.execute_each(conn, ("by-keys", *shape), stmt, each)
+            self.execute_each(conn, key, stmt, each)
             return
-        sql = self._recordset_sqls.get(shape)
-        if sql is None:
-            sql = self._recordset_sqls[shape] = self._recordset_sql(write)
+        rows = self._bound_rows(write)
+        recordset = self._recordset_sqls.get(shape)
+        if recordset is None:
+            recordset = self._recordset_sqls[shape] = self._recordset_sql(write)
         params = _recordset_params("", rows, where)
-        with self._driver_cursor(conn, sql, params) as cursor:
-            cursor.execute(sql, params)
+        with self._driver_cursor(conn, recordset, params) as cursor:
+            cursor.execute(recordset, params)
 
     def write_batch(self, writes: Sequence[KeyedWrite]) -> None:
         """Run `writes` (in order) as one atomic step: the engines' outcomes and claim
@@ -478,16 +487,43 @@ class SqlStore:
         ):
             cursor.execute(sql, params)
 
+    def _positional(self, write: KeyedWrite, names: list[str]) -> list[tuple[Any, ...]]:
+        """The parameters of `write`'s statement, one tuple per row in the order `names` (its
+        columns, `where` included), each value as SQLAlchemy would bind it: for a driver
+        with positional parameters, without a dict per row."""
+        where = write.where
+        get = operator.itemgetter(*names) if len(names) > 1 else (lambda r: (r[names[0]],))
+        processors = self._processors(write.table, tuple(names))
+        convert = [(i, processors[c]) for i, c in enumerate(names) if c in processors]
+        out = []
+        for row in write.rows:
+            values = get({**row, **where} if where else row)
+            if convert:
+                listed = list(values)
+                for i, f in convert:
+                    listed[i] = f(listed[i])
+                values = tuple(listed)
+            out.append(values)
+        return out
+
+    def _processors(
+        self, table: sa.Table, columns: tuple[str, ...]
+    ) -> dict[str, Callable[[Any], Any]]:
+        """The bind processors of these columns that have one (found once per table and
+        columns): what SQLAlchemy does to a value before the driver gets it."""
+        key = (table.name, columns)
+        found = self._bind_processors.get(key)
+        if found is None:
+            dialect = self.engine.dialect
+            each = {c: table.c[c].type.bind_processor(dialect) for c in columns}
+            found = self._bind_processors[key] = {c: f for c, f in each.items() if f}
+        return found
+
     def _bound_rows(self, write: KeyedWrite) -> list[dict[str, Any]]:
         """The rows of `write` with each value as SQLAlchemy would send it to the driver (the
         columns' bind processors: a uint64 shifted into a BIGINT, a bool as an int in
         SQLite), found once per table and columns."""
-        key = (write.table.name, write.columns)
-        processors = self._bind_processors.get(key)
-        if processors is None:
-            dialect = self.engine.dialect
-            found = {c: write.table.c[c].type.bind_processor(dialect) for c in write.columns}
-            processors = self._bind_processors[key] = {c: f for c, f in found.items() if f}
+        processors = self._processors(write.table, write.columns)
         if not processors:
             return write.rows
         return [row | {c: f(row[c]) for c, f in processors.items()} for row in write.rows]
