@@ -51,8 +51,12 @@ class StoreError(XosRuntimeError):
     """A store operation that was refused; nothing of it was written."""
 
 
-class ObjectValidationError(StoreError):
-    """A value that does not fit its model: unknown field, wrong type, missing link target."""
+class ObjectValidationError(StoreError, ValueError):
+    """A value that does not fit its model: unknown field, wrong type, missing link target.
+
+    Also a `ValueError`, as XOS's ORM raised for a value it refused (plugins written for XOS
+    catch `ValueError`).
+    """
 
 
 class DoesNotExist(StoreError, IndexError):
