@@ -414,3 +414,56 @@ def test_a_field_set_to_none(a: Any, svc: Any) -> None:
     si.size = None
     si.save()
     assert a.WidgetServiceInstance.objects.get(id=si.id).size is None
+
+
+PROBE_EVENT_STEP = """
+import os
+
+from xossynchronizer.event_steps.eventstep import EventStep
+
+
+class ProbeEventStep(EventStep):
+    topics = ["probe"]
+    technology = "kafka"
+    made = 0
+
+    def __init__(self, *args, **kwargs):
+        super(ProbeEventStep, self).__init__(*args, **kwargs)
+        ProbeEventStep.made += 1
+        self.calls = 0
+
+    def process_event(self, event):
+        self.calls += 1
+        line = f"{ProbeEventStep.made} {self.calls} {type(self.log).__name__} {event.value}"
+        with open(os.environ["XRT_PROBE_LOG"], "a") as f:
+            f.write(line + "\\n")
+"""
+
+
+def test_an_event_step_gets_a_fresh_instance_per_message(
+    service: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2.6.9: a new event-step instance for every message (XOS's event loop made one per
+    message), with its `log` set, and the message's value as text."""
+    from xoskafka import XOSKafkaProducer
+
+    (service / "event_steps" / "probe_event.py").write_text(PROBE_EVENT_STEP)
+    probe = tmp_path / "probe.log"
+    monkeypatch.setenv("XRT_PROBE_LOG", str(probe))
+    rt = Runtime.load(service / "config.yaml")
+    rt.startup()
+    try:
+        XOSKafkaProducer.init()
+        for n in range(3):
+            XOSKafkaProducer.produce("probe", f"k{n}", f'{{"n": {n}}}')
+        assert rt.run_until_idle(timeout=60).exit_code == 0
+    finally:
+        rt.shutdown()
+        rt.close()
+    lines = [line.split(" ", 3) for line in probe.read_text().splitlines()]
+    assert [(made, calls, value) for made, calls, _log, value in lines] == [
+        ("1", "1", '{"n": 0}'),
+        ("2", "1", '{"n": 1}'),
+        ("3", "1", '{"n": 2}'),
+    ]
+    assert all(log != "NoneType" for _made, _calls, log, _value in lines)
