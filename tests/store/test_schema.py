@@ -195,3 +195,41 @@ def test_a_sub_models_new_default_fills_only_its_own_rows(store_url: str) -> Non
         rows = conn.execute(sa.text('SELECT name, tier FROM "Service" ORDER BY name')).all()
     assert [tuple(r) for r in rows] == [("plain", None), ("vrouter", None), ("vsg", 7)]
     b.close()
+
+
+def test_opening_a_store_another_process_holds_busy_tries_again(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite file that another process is creating can refuse the first statements of a
+    new connection at once ('database is locked', busy timeout or not): opening tries again;
+    any other error stops it at once."""
+    import sqlite3
+
+    from xos_runtime.store.sqlstore import SqlStore
+
+    real = SqlStore._reconcile
+    calls: list[int] = []
+
+    def flaky(self: SqlStore, models: ModelSet | None) -> ModelSet:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sa.exc.OperationalError(
+                "BEGIN", {}, sqlite3.OperationalError("database is locked")
+            )
+        return real(self, models)
+
+    monkeypatch.setattr(SqlStore, "_reconcile", flaky)
+    a = open_store(f"sqlite:///{tmp_path}/busy.db", demo_models())
+    a.Site.objects.create(name="opened")
+    a.close()
+    assert len(calls) == 3
+
+    def broken(self: SqlStore, models: ModelSet | None) -> ModelSet:
+        calls.append(1)
+        raise sa.exc.OperationalError("BEGIN", {}, sqlite3.OperationalError("disk I/O error"))
+
+    calls.clear()
+    monkeypatch.setattr(SqlStore, "_reconcile", broken)
+    with pytest.raises(StoreError, match="cannot open the store: disk I/O error"):
+        open_store(f"sqlite:///{tmp_path}/broken.db", demo_models())
+    assert len(calls) == 1

@@ -21,7 +21,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from loguru import logger
 
-__all__ = ["StoreHealth", "retrying", "transient"]
+__all__ = ["StoreHealth", "busy", "retrying", "transient"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,12 @@ def _is_lost(exc: sa.exc.DBAPIError) -> bool:
         return state.startswith(_LOST_SQLSTATES)
     # psycopg raises OperationalError without a SQLSTATE when the socket is gone.
     return isinstance(exc, sa.exc.OperationalError) and not _busy(exc)
+
+
+def busy(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's answer while another process holds a lock (a store being
+    created, or switched to WAL, answers so at once, without the busy timeout)."""
+    return isinstance(exc, sa.exc.DBAPIError) and _busy(exc)
 
 
 def transient(exc: BaseException) -> bool:

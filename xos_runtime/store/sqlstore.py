@@ -25,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
-from xos_runtime.store.health import StoreHealth
+from xos_runtime.store.health import StoreHealth, busy
 from xos_runtime.store.notify import ChangeHub, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
 from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
@@ -90,6 +90,10 @@ def _recordset_params(
     return params
 
 
+#: Longest time (seconds) opening a store waits while another process holds it busy.
+OPEN_BUSY_WAIT = 30.0
+
+
 def param_prefix(columns: Iterable[Any]) -> str:
     """A prefix for bound-parameter names that no column name of the table starts with.
 
@@ -150,7 +154,7 @@ class SqlStore:
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
-            self.models = self._reconcile(models)
+            self.models = self._open_models(models)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             self.close()
             reason = getattr(exc, "orig", None) or exc
@@ -570,6 +574,21 @@ class SqlStore:
         self.engine.dispose()
 
     # -- models remembered by the store -------------------------------------------------------
+
+    def _open_models(self, models: ModelSet | None) -> ModelSet:
+        """`_reconcile`, tried again while the store answers busy: a SQLite file that another
+        process is creating (a `run` and an `objects create` started together) can refuse a
+        connection's first statements at once, busy timeout or not."""
+        deadline = time.monotonic() + OPEN_BUSY_WAIT
+        pause = 0.02
+        while True:
+            try:
+                return self._reconcile(models)
+            except sa.exc.DBAPIError as exc:
+                if not busy(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def _reconcile(self, models: ModelSet | None) -> ModelSet:
         meta = sa.Table(
