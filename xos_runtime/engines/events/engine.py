@@ -59,6 +59,9 @@ __all__ = ["EventEngine", "group_id"]
 #: Seconds to wait before creating a consumer again or polling again after a bus error.
 RECONNECT_DELAY = 1.0
 
+#: Longest time (seconds) one pass of a step goes on polling while messages keep coming.
+PASS_BUDGET = 1.0
+
 
 def group_id(config_name: str, step_name: str) -> str:
     """The consumer group of an event step."""
@@ -248,9 +251,18 @@ class EventEngine(LoopEngine):
 
     def _pass_caller(self, state: _StepState, skip: frozenset[Key]) -> Callable[[], PassReport]:
         def call() -> PassReport:
+            """Poll while messages keep coming, for at most `PASS_BUDGET` seconds: a pass
+            of one poll (a few hundred messages) would make `--until-idle` run a round of
+            every other engine for each poll."""
             report = PassReport()
+            deadline = time.monotonic() + PASS_BUDGET
             with state.lock:
-                self._poll_once(state, self.bus.pass_timeout, set(skip), report)
+                while not self.stopping:
+                    handled = report.attempted
+                    if not self._poll_once(state, self.bus.pass_timeout, set(skip), report):
+                        break
+                    if report.attempted == handled or time.monotonic() >= deadline:
+                        break
             return report
 
         return call
