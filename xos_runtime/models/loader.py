@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 import attrs
 
+from xos_runtime.config.text import NotUtf8Error, decode_utf8
 from xos_runtime.exceptions import ModelError
 from xos_runtime.models.definitions import BOOKKEEPING_NAMES, ROOT_BASE, Model, ModelSet
 from xos_runtime.models.xproto import BASES_OPTION, parse_xproto
@@ -101,9 +102,11 @@ def _read_sources(sources: Iterable[ModelSource]) -> Iterable[tuple[str, str]]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read xproto file: {exc}") from None
+        return decode_utf8(path.read_bytes())
+    except NotUtf8Error as exc:
+        raise ModelError(exc.at(path)) from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read xproto file: {exc.strerror or exc}") from None
 
 
 def _at(model: Model) -> str:
