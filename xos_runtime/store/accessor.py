@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
 from xos_runtime.store.sqlstore import SqlStore
@@ -227,6 +228,7 @@ def open_store(
     URL without its driver installed (the `postgres` extra) is a `StoreError` that says
     what to install, not a bare `ModuleNotFoundError`.
     """
+    refuse_foreign_sqlite(endpoint)
     try:
         store = SqlStore(endpoint, models, clock=clock, dry_run=dry_run)
     except ModuleNotFoundError as exc:
