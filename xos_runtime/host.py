@@ -478,6 +478,16 @@ def load_model_definitions(
     contributed = _flatten(call_hook(plugins, "xos_runtime_models"))
     sources: list[Any] = [*settings.models_dir, *contributed]
     models = load_models(sources) if sources else ModelSet({})
+    if settings.models_dir and not contributed and not len(models):
+        # Opening with the models the store remembers is for a config *without* models_dir;
+        # one whose models_dir is empty (a wrong folder, files not copied) must not do so
+        # silently: the plugins would be checked against models the user no longer has.
+        raise ConfigError(
+            f"{', '.join(settings.models_dir)} holds no *.xproto model definition "
+            "and no plugin contributes models",
+            file=settings.source,
+            key="models_dir",
+        )
     deps = _merge_deps(call_hook(plugins, "xos_runtime_model_deps"))
     graph = build_model_graph(models, settings.dependency_graph, deps=deps or None)
     return models, graph
