@@ -6,14 +6,18 @@ import textwrap
 
 from .conftest import Project, config_text, run_process
 
-STEPS = """
-from xos_runtime import PullStep, SyncStep
+PULL = """
+from xos_runtime import PullStep
 
 
 class PullSites(PullStep):
     def pull_records(self):
         record = {}
         return record["name"]
+"""
+
+SYNC = """
+from xos_runtime import SyncStep
 
 
 class SyncSite(SyncStep):
@@ -25,14 +29,15 @@ class SyncSite(SyncStep):
 
 
 def test_key_errors_carry_their_type(project: Project) -> None:
-    for folder in ("pull", "sync"):
+    for folder, text in (("pull", PULL), ("sync", SYNC)):
         (project.root / folder).mkdir()
-        (project.root / folder / "steps.py").write_text(textwrap.dedent(STEPS))
+        (project.root / folder / "steps.py").write_text(textwrap.dedent(text))
     project.write_config(config_text("pull_steps_dir: pull\nsteps_dir: sync\n"))
     assert run_process("objects", "create", "Site", "name=s1", "-C", project.config).returncode == 0
     proc = run_process("run", "--once", "-C", project.config)
     assert proc.returncode == 1, proc.stderr  # Site 1 is left in error
     assert "pull_records failed: KeyError: 'name'" in proc.stderr
     assert "sync_record failed: KeyError: 'name'" in proc.stderr
+    assert "does not load" not in proc.stderr
     shown = run_process("objects", "show", "Site", "1", "--json", "-C", project.config)
     assert '"backend_status": "KeyError: \'name\'"' in shown.stdout
