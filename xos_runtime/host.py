@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -87,6 +88,37 @@ class RunSummary:
     timed_out: bool = False
     #: Objects other processes still held when the run ended (it could not do them).
     held: list[HeldClaims] = attrs.Factory(list)
+    #: Units of work by outcome kind (`success`, `error`, `deferred`, `blocked`...), every
+    #: engine's, pull calls included: what `describe()` counts.
+    outcomes: Counter[str] = attrs.Factory(Counter)
+
+    def add(self, report: PassReport) -> None:
+        """Count one engine's pass."""
+        self.attempted += report.attempted
+        self.succeeded += report.succeeded
+        self.failed += len(report.failed)
+        self.outcomes.update(report.outcomes)
+
+    def describe(self) -> str:
+        """The run's one-line summary, each number saying what it counts; the parts add up.
+
+        `attempted`/`succeeded`/`failed` come from different counters (pull calls were
+        succeeded or failed but never attempted, deferrals were failed): read together they
+        did not add up (`11 attempted, 10 succeeded, 2 failed`). Here every call made is in
+        exactly one of the parts that follow it; objects held back by a failure were not
+        called and are counted apart.
+        """
+        o = self.outcomes
+        failed = o["error"] + o["permanent"] + o["timeout"]
+        calls = o["success"] + failed + o["deferred"] + o["innocuous"]
+        parts = [f"{o['success']} succeeded", f"{failed} failed"]
+        parts += [f"{o[k]} {k}" for k in ("deferred", "innocuous") if o[k]]
+        line = f"{self.passes} pass(es): {calls} call(s)"
+        line += f" ({', '.join(parts)})" if calls else ""
+        if o["blocked"]:
+            line += f"; {o['blocked']} object(s) held back by their dependencies"
+        line += f"; {self.in_error} object(s) in error"
+        return line + ("; timed out" if self.timed_out else "")
 
     @property
     def exit_code(self) -> int:
@@ -248,10 +280,7 @@ class Runtime:
         """One pass of each engine, in the order they were registered."""
         summary = RunSummary(passes=1)
         for engine in self.engines():
-            report = engine.run_pass()
-            summary.attempted += report.attempted
-            summary.succeeded += report.succeeded
-            summary.failed += len(report.failed)
+            summary.add(engine.run_pass())
         summary.in_error = self.count_in_error()
         return summary
 
@@ -293,9 +322,7 @@ class Runtime:
                     skip |= report.failed
                     attempted += report.attempted
                     held += report.held_elsewhere
-                    summary.attempted += report.attempted
-                    summary.succeeded += report.succeeded
-                    summary.failed += len(report.failed)
+                    summary.add(report)
                 summary.passes += 1
                 if expired.is_set():
                     summary.timed_out = True
@@ -478,6 +505,16 @@ def load_model_definitions(
     contributed = _flatten(call_hook(plugins, "xos_runtime_models"))
     sources: list[Any] = [*settings.models_dir, *contributed]
     models = load_models(sources) if sources else ModelSet({})
+    if settings.models_dir and not contributed and not len(models):
+        # Opening with the models the store remembers is for a config *without* models_dir;
+        # one whose models_dir is empty (a wrong folder, files not copied) must not do so
+        # silently: the plugins would be checked against models the user no longer has.
+        raise ConfigError(
+            f"{', '.join(settings.models_dir)} holds no *.xproto model definition "
+            "and no plugin contributes models",
+            file=settings.source,
+            key="models_dir",
+        )
     deps = _merge_deps(call_hook(plugins, "xos_runtime_model_deps"))
     graph = build_model_graph(models, settings.dependency_graph, deps=deps or None)
     return models, graph

@@ -129,15 +129,31 @@ def test_stdlib_records_are_routed(tmp_path: Path) -> None:
     configure_logging(LoggingSettings(file=str(log)), stream=io.StringIO())
     logging.getLogger("kafka.conn").warning("broker %s {down}", "k1")
     logging.getLogger("sqlalchemy.engine").debug("below INFO, dropped")
-    logging.getLogger("stevedore").info("loaded")
+    logging.getLogger("my_plugin.backend").info("loaded")
     parsed = [TEXT_LINE.match(line) for line in lines(log)]
     assert [(m["level"], m["name"], m["rest"]) for m in parsed if m] == [
         ("WARNING", "kafka.conn", "broker k1 {down}"),
-        ("INFO", "stevedore", "loaded"),
+        ("INFO", "my_plugin.backend", "loaded"),
     ]
     root = logging.getLogger()
     assert [type(h) for h in root.handlers] == [InterceptHandler]
     assert root.level == logging.INFO
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_libraries_log_at_warning(tmp_path: Path, level: str) -> None:
+    """kafka-python's INFO chatter is not the operator's business; a plugin's INFO is."""
+    log = tmp_path / "run.log"
+    configure_logging(LoggingSettings(file=str(log), level=level), stream=io.StringIO())
+    logging.getLogger("kafka.conn").info("connecting to broker")
+    logging.getLogger("kafka.coordinator").warning("group rebalancing")
+    logging.getLogger("stevedore.extension").info("found extension")
+    logging.getLogger("my_plugin").info("plugin says hello")
+    parsed = [TEXT_LINE.match(line) for line in lines(log)]
+    assert [(m["name"], m["rest"]) for m in parsed if m] == [
+        ("kafka.coordinator", "group rebalancing"),
+        ("my_plugin", "plugin says hello"),
+    ]
 
 
 def test_stdlib_exception_and_custom_level(tmp_path: Path) -> None:

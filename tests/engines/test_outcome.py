@@ -57,6 +57,12 @@ def test_an_exception_without_text_is_named_by_its_type():
     assert classify(PermanentException(), False, 0.0, False, None).message == "PermanentException"
 
 
+def test_a_key_error_is_named_by_its_type():
+    """`str(KeyError('name'))` is `'name'`: cryptic in a log line and in `backend_status`."""
+    assert classify(KeyError("name"), False, 0.0, False, None).message == "KeyError: 'name'"
+    assert classify(RuntimeError("plain text"), False, 0.0, False, None).message == "plain text"
+
+
 def test_a_timeout_names_the_call_and_its_limit():
     sync = classify(None, True, 5.0, False, 5.0)
     assert (sync.kind, sync.code, sync.message) == ("timeout", 2, "sync_record timed out after 5s")

@@ -21,6 +21,24 @@ ConfigOption = Callable[..., None]
 
 _WITH_ID = ("show", "update", "delete")
 
+_OBJECT_DESCRIPTIONS = {
+    "list": "List the live objects of MODEL (and of its sub-models), optionally only those "
+    "whose fields equal the field=value pairs given.",
+    "show": "Show every field of one object, bookkeeping fields included.",
+    "create": "Create an object from field=value pairs; a link is set as name=<id>.",
+    "update": "Change fields of an object; the change makes it pending for the sync steps.",
+    "delete": "Delete an object: a soft delete, as in XOS; its delete_record runs next, then "
+    "the row is purged. Objects whose required link points at it are deleted too.",
+}
+
+_OBJECT_EXAMPLES = {
+    "list": "xos-runtime objects list -C config.yaml Site enabled=true",
+    "show": "xos-runtime objects show -C config.yaml --json Site 1",
+    "create": "xos-runtime objects create -C config.yaml User email=a@example.org site=1",
+    "update": "xos-runtime objects update -C config.yaml Site 1 quota=10",
+    "delete": "xos-runtime objects delete -C config.yaml Site 1",
+}
+
 
 class Handler:
     """A command's handler, `module:function`, imported when the command runs.
@@ -68,6 +86,34 @@ class Handler:
         return f"Handler({self.module}:{self.function})"
 
 
+#: Exit codes every command shares (contract section 7); a command adds its own first.
+_EXIT_USAGE = "2  bad usage, configuration or input (a missing object too), or a broken plugin"
+
+
+def _add(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    examples: tuple[str, ...],
+    exits: tuple[str, ...] = ("0  success",),
+    usage_exit: str = _EXIT_USAGE,
+) -> argparse.ArgumentParser:
+    """A command's parser, whose `--help` says what it does, shows it used, and lists the
+    exit codes a script must handle."""
+    lines = ["examples:", *(f"  {e}" for e in examples), "", "exit codes:"]
+    lines += [f"  {e}" for e in (*exits, usage_exit)]
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
     """Add every command to `sub`, in the order of `xos-runtime --help`."""
     _register_run(sub, config_option)
@@ -76,7 +122,22 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
 
 
 def _register_run(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
-    p = sub.add_parser("run", help="run the synchronizer (every engine)")
+    p = _add(
+        sub,
+        "run",
+        help="run the synchronizer (every engine)",
+        description="Run the synchronizer: every engine (sync, policies, pull, events) until "
+        "SIGTERM or SIGINT, then drain; or one pass (--once), or passes until nothing is "
+        "ready (--until-idle).",
+        examples=(
+            "xos-runtime run -C config.yaml",
+            "xos-runtime run -C config.yaml --until-idle --timeout 60",
+        ),
+        exits=(
+            "0  success (nothing left in error)",
+            "1  objects left in error (--once, --until-idle), or --timeout expired",
+        ),
+    )
     config_option(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one pass of each engine, then exit")
@@ -104,28 +165,77 @@ def _seconds(text: str) -> float:
 
 def _register_inspect(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
     module = "xos_runtime.cli.inspect"
-    p = sub.add_parser("check", help="validate config, plugins, models and graph")
+    p = _add(
+        sub,
+        "check",
+        help="validate config, plugins, models and graph",
+        description="Load the config, the plugins, the models and the dependency graph, and "
+        "check that the models fit the store, changing nothing.",
+        examples=("xos-runtime check -C config.yaml",),
+        exits=(
+            "0  the check passed",
+            "1  the check failed: config, plugins, models or store (the reason on stderr)",
+        ),
+        usage_exit="2  bad usage (the command line itself)",
+    )
     config_option(p)
     p.set_defaults(handler=Handler(module, "check"), error_exit=1)
 
-    p = sub.add_parser("plugins", help="list the plugins that were discovered")
+    p = _add(
+        sub,
+        "plugins",
+        help="list the plugins that were discovered",
+        description="List the plugins the config runs: kind, entry point or file, "
+        "module:Class, the models they observe, distribution and version.",
+        examples=(
+            "xos-runtime plugins -C config.yaml",
+            "xos-runtime plugins -C config.yaml --json",
+        ),
+    )
     config_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=Handler(module, "plugins"))
 
-    p = sub.add_parser("graph", help="print the model dependency graph and step order")
+    p = _add(
+        sub,
+        "graph",
+        help="print the model dependency graph and step order",
+        description="Print the model dependency graph (text, Graphviz dot or JSON), the sync "
+        "order and the sync steps of each model.",
+        examples=(
+            "xos-runtime graph -C config.yaml",
+            "xos-runtime graph -C config.yaml --format dot | dot -Tsvg > graph.svg",
+        ),
+    )
     config_option(p)
     p.add_argument("--format", choices=("text", "dot", "json"), default="text")
     p.set_defaults(handler=Handler(module, "graph"))
 
-    p = sub.add_parser("status", help="objects pending, in error or backing off")
+    p = _add(
+        sub,
+        "status",
+        help="objects pending, in error or backing off",
+        description="Objects per model by state, then each object that is pending, in error, "
+        "deferred, held back or backing off, with its message; and the processes working on "
+        "the store.",
+        examples=("xos-runtime status -C config.yaml", "xos-runtime status -C config.yaml --json"),
+    )
     config_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=Handler(module, "status"))
 
 
 def _register_objects(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
-    p = sub.add_parser("objects", help="read and change the objects in the store")
+    p = _add(
+        sub,
+        "objects",
+        help="read and change the objects in the store",
+        description="List, show, create, update and delete objects of the store's models.",
+        examples=(
+            "xos-runtime objects -C config.yaml list Site",
+            "xos-runtime objects -C config.yaml create Site name=site1",
+        ),
+    )
     config_option(p)  # `objects -C FILE list ...` as well as `objects list -C FILE ...`
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -138,7 +248,13 @@ def _register_objects(sub: argparse._SubParsersAction, config_option: ConfigOpti
     }
     handler = Handler("xos_runtime.cli.objects", "handle")
     for action, text in helps.items():
-        a = actions.add_parser(action, help=text)
+        a = _add(
+            actions,
+            action,
+            help=text,
+            description=_OBJECT_DESCRIPTIONS[action],
+            examples=(_OBJECT_EXAMPLES[action],),
+        )
         config_option(a, inner=True)
         a.add_argument("--json", action="store_true", help="print JSON")
         a.add_argument("model", metavar="MODEL")

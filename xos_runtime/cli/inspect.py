@@ -14,6 +14,7 @@ from xos_runtime.cli.common import load_runtime, print_json
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import XosRuntimeError
 from xos_runtime.models import format_graph, sync_order
+from xos_runtime.plugins.handlers import handler_problems
 
 
 def check(args: argparse.Namespace) -> int:
@@ -34,6 +35,18 @@ def check(args: argparse.Namespace) -> int:
         print(f"sync order: {' -> '.join(sync_order(runtime.graph))}")
         for failure in runtime.plugins.failures:
             print(f"warning: skipped: {failure}")
+        # Only here, not at every start-up: a step without its handler runs (and does
+        # nothing), so it is a finding of `check`, not a reason to refuse `status`.
+        problems = [
+            f"{info.origin} {problem}"
+            for info in table
+            if isinstance(info.cls_or_module, type)
+            for problem in handler_problems(info.cls_or_module)
+        ]
+        for problem in problems:
+            print(f"check failed: {problem}", file=sys.stderr)
+        if problems:
+            return 1
         print("check passed")
         return 0
     finally:

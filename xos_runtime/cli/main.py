@@ -53,6 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _discard_stdout(own_process: bool) -> None:
+    """After a closed pipe: what is still buffered for stdout goes nowhere, silently.
+
+    Without this the interpreter's own flush at exit fails again and prints "Exception
+    ignored ... BrokenPipeError" (exit 120). Only in a process that is the command's own:
+    someone else's stdout is not ours to replace.
+    """
+    if not own_process:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code.
 
@@ -63,10 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "config", None):
         parser.error(f"no configuration file: pass -C FILE or set {CONFIG_ENV_VAR}")
+    own_process = argv is None
     try:
-        handle = args.handler.load(own_process=argv is None)
+        handle = args.handler.load(own_process=own_process)
         code: int = handle(args)
+        sys.stdout.flush()  # here, where a closed pipe is still ours to handle
         return code
+    except BrokenPipeError:
+        # `xos-runtime status | head`: the reader has all it wanted; nothing is wrong.
+        _discard_stdout(own_process)
+        return 0
     except XosRuntimeError as exc:
         print(f"xos-runtime: error: {exc}", file=sys.stderr)
         return int(getattr(args, "error_exit", 2))

@@ -17,6 +17,15 @@ from xos_runtime.store import ModelAccessor, ModelObject, parse_text
 SETTABLE_FLAGS = frozenset({"write_protect", "lazy_blocked", "no_sync", "no_policy"})
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a word whose bytes were not UTF-8: Python keeps them as lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _values(
     acc: ModelAccessor, model: str, pairs: list[str], *, writing: bool = True
 ) -> dict[str, Any]:
@@ -31,6 +40,8 @@ def _values(
         name, sep, text = pair.partition("=")
         if not sep:
             raise ObjectValidationError(f"{model}: expected field=value, got {pair!r}")
+        if not _is_utf8(text):  # the shell passed bytes that are not UTF-8 (`$'caf\xe9'`)
+            raise ObjectValidationError(f"{model}.{name}: the value is not UTF-8 text: {text!r}")
         if name in meta.links or name in meta.link_by_column:
             link = meta.links.get(name) or meta.link_by_column[name]
             if text == "null":

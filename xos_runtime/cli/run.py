@@ -32,15 +32,7 @@ def handle(args: argparse.Namespace) -> int:
             # as `serve` does: stop taking work, let running calls finish, exit normally
             signal.signal(sig, lambda *_: runtime.request_stop())
         summary = runtime.run_once() if args.once else runtime.run_until_idle(args.timeout)
-        logger.info(
-            "{} pass(es): {} attempted, {} succeeded, {} failed; {} object(s) in error{}",
-            summary.passes,
-            summary.attempted,
-            summary.succeeded,
-            summary.failed,
-            summary.in_error,
-            "; timed out" if summary.timed_out else "",
-        )
+        logger.info("{}", summary.describe())
     finally:
         runtime.shutdown()
         runtime.close()

@@ -29,6 +29,7 @@ from xos_runtime.exceptions import ConfigError
 
 from . import CONFIG_ENV_VAR
 from .settings import LEGACY_KEYS, Settings, config_keys, default_store_url, did_you_mean
+from .text import NotUtf8Error, decode_utf8
 
 __all__ = ["CONFIG_ENV_VAR", "load_config", "loaded_config_file", "settings_from_dict"]
 
@@ -63,7 +64,10 @@ def load_config(
     file = os.fspath(path)
     try:
         with open(file, "rb") as stream:
-            data = yaml.load(stream, Loader=_StrictLoader)  # a SafeLoader
+            text = decode_utf8(stream.read())
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader
+    except NotUtf8Error as exc:
+        raise ConfigError(str(exc), file=file) from None
     except OSError as exc:
         raise ConfigError(
             f"cannot read configuration file: {exc.strerror or exc}", file=file
@@ -334,9 +338,9 @@ def _load_secret(value: str, key: str, ctx: _Context) -> str:
         raise ctx.error(key, "'@' must be followed by the path of a password file")
     path = ctx.resolve(value[1:])
     try:
-        with open(path, encoding="utf-8") as stream:
-            return stream.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as stream:
+            return decode_utf8(stream.readline()).strip()
+    except (OSError, NotUtf8Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ctx.error(key, f"cannot read password file {path!r}: {reason}") from exc
 

@@ -27,7 +27,22 @@ from .settings import LOG_LEVELS, LoggingSettings
 if TYPE_CHECKING:
     from loguru import Record
 
-__all__ = ["InterceptHandler", "configure_logging"]
+__all__ = ["QUIET_LIBRARIES", "InterceptHandler", "configure_logging"]
+
+#: Loggers of the libraries the runtime uses. Their INFO lines (kafka-python's connection
+#: chatter filled half of a synchronizer's log) are about the library, not the operator's
+#: objects, so they are kept at WARNING (or the configured level, if higher) whatever
+#: `logging.level` says; a logging dictConfig may set them otherwise.
+QUIET_LIBRARIES = (
+    "kafka",
+    "aiokafka",
+    "sqlalchemy",
+    "stevedore",
+    "pluggy",
+    "psycopg",
+    "urllib3",
+    "asyncio",
+)
 
 _TEXT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
@@ -114,6 +129,8 @@ def _install(settings: LoggingSettings, level: str, stream: TextIO | None) -> No
         root.removeHandler(handler)
     root.addHandler(InterceptHandler())
     root.setLevel(logger.level(level).no)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class InterceptHandler(logging.Handler):

@@ -64,6 +64,20 @@ class Outcome:
         return self.kind != "success"
 
 
+def _describe(error: BaseException) -> str:
+    """The exception's text; its type where the text alone does not say what went wrong.
+
+    A `KeyError`'s text is only the missing key's repr (`'name'`), so it reads
+    `KeyError: 'name'`; an exception without text is named by its type.
+    """
+    text = str(error)
+    if not text:
+        return type(error).__name__
+    if isinstance(error, KeyError):
+        return f"{type(error).__name__}: {text}"
+    return text
+
+
 def classify(
     error: BaseException | None,
     timed_out: bool,
@@ -84,7 +98,7 @@ def classify(
     elif error is None:
         kind, message = "success", "OK"
     else:
-        message = str(error) or type(error).__name__
+        message = _describe(error)
         if isinstance(error, DeferredException):
             kind, delay = "deferred", error.delay
         elif isinstance(error, InnocuousException):

@@ -31,6 +31,7 @@ from typing import Any
 # networkx ships no type hints; `unused-ignore` keeps this quiet once types-networkx is added.
 import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 
+from xos_runtime.config.text import NotUtf8Error, decode_utf8
 from xos_runtime.exceptions import ModelGraphError
 from xos_runtime.models.definitions import ModelSet
 
@@ -118,9 +119,13 @@ def _json_type(value: Any) -> str:
 
 def _read_deps_file(path: str | os.PathLike[str]) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelGraphError(f"{path}: cannot read model-deps file: {exc}") from None
+        text = decode_utf8(Path(path).read_bytes())
+    except NotUtf8Error as exc:
+        raise ModelGraphError(exc.at(path)) from None
+    except OSError as exc:
+        raise ModelGraphError(
+            f"{path}: cannot read model-deps file: {exc.strerror or exc}"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 import attrs
 
+from xos_runtime.config.text import NotUtf8Error, decode_utf8
 from xos_runtime.exceptions import ModelError
 from xos_runtime.models.definitions import BOOKKEEPING_NAMES, ROOT_BASE, Model, ModelSet
 from xos_runtime.models.xproto import BASES_OPTION, parse_xproto
@@ -101,9 +102,17 @@ def _read_sources(sources: Iterable[ModelSource]) -> Iterable[tuple[str, str]]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read xproto file: {exc}") from None
+        return decode_utf8(path.read_bytes())
+    except NotUtf8Error as exc:
+        raise ModelError(exc.at(path)) from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read xproto file: {exc.strerror or exc}") from None
+
+
+#: Levels of `message Child (Parent)` below a root model. XOS's own hierarchies are a few
+#: levels deep; far more is a generated or broken file, and every query of the deepest
+#: model would carry that many columns' worth of parents.
+MAX_INHERITANCE_DEPTH = 100
 
 
 def _at(model: Model) -> str:
@@ -128,16 +137,31 @@ def _check_parents(models: ModelSet) -> None:
             raise ModelError(
                 f"{_at(model)}: model {model.name!r} derives from undefined model {model.parent!r}"
             )
-    # Every parent exists, so following parents either reaches a root or comes back.
+    # Every parent exists, so following parents either reaches a root or comes back. Each
+    # model's depth is computed once (a chain of 10,000 levels is named at once, not after
+    # minutes of walking it again from every model).
+    depth: dict[str, int] = {}
     for model in models:
-        chain = [model.name]
-        parent = model.parent
-        while parent is not None:
-            if parent in chain:
-                cycle = [*chain[chain.index(parent) :], parent]
+        chain: list[str] = []
+        on_chain: set[str] = set()
+        name: str | None = model.name
+        while name is not None and name not in depth:
+            if name in on_chain:
+                cycle = [*chain[chain.index(name) :], name]
                 raise ModelError(f"{_at(model)}: inheritance cycle: {' -> '.join(cycle)}")
-            chain.append(parent)
-            parent = models.get(parent).parent
+            chain.append(name)
+            on_chain.add(name)
+            name = models.get(name).parent
+        level = -1 if name is None else depth[name]
+        for below in reversed(chain):
+            level += 1
+            depth[below] = level
+            if level > MAX_INHERITANCE_DEPTH:
+                deep = models.get(below)
+                raise ModelError(
+                    f"{_at(deep)}: model {below!r} is {level} levels of inheritance below "
+                    f"its root model; at most {MAX_INHERITANCE_DEPTH} are supported"
+                )
 
 
 def _check_link_targets(models: ModelSet) -> None:

@@ -28,7 +28,7 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import ModuleType
 
 from loguru import logger
@@ -132,8 +132,15 @@ class DirectoryLoader:
     afresh, so that a second discovery in one process sees edited files.
     """
 
-    def __init__(self, failures: FailureLog):
+    def __init__(
+        self, failures: FailureLog, directories: Mapping[StepKind, str | None] | None = None
+    ):
+        """`directories`: the directory configured for each kind, so that a plugin class of
+        one kind found in another kind's directory can be named with the right option."""
         self._failures = failures
+        self._directories = {
+            kind: os.path.realpath(d) for kind, d in (directories or {}).items() if d
+        }
         self._modules: dict[str, ModuleType | None] = {}
         self._packages: set[str] = set()
 
@@ -163,6 +170,7 @@ class DirectoryLoader:
             classes = _plugin_classes(module, base)
             if not classes:
                 logger.debug("{} ({}) defines no {} subclass", path, option, base.__name__)
+            self._warn_misplaced(module, path, directory, kind)
             infos += [
                 PluginInfo(
                     kind=kind,
@@ -174,6 +182,28 @@ class DirectoryLoader:
                 for cls in classes
             ]
         return infos
+
+    def _warn_misplaced(
+        self, module: ModuleType, path: str, directory: str, kind: StepKind
+    ) -> None:
+        """A plugin class of another kind is not loaded from this directory: say where it
+        belongs (a `ModelPolicy` in `steps_dir` was silently ignored). Not when the same
+        directory is configured for that kind too (it is loaded from there)."""
+        here = os.path.realpath(directory)
+        for other, other_base in KIND_BASES.items():
+            if other == kind or self._directories.get(other) == here:
+                continue
+            for cls in _plugin_classes(module, other_base):
+                if issubclass(cls, KIND_BASES[kind]):
+                    continue
+                logger.warning(
+                    "{}: {} is a {}, which {} does not load; put it in {}",
+                    path,
+                    cls.__name__,
+                    other_base.__name__,
+                    DIR_OPTIONS[kind],
+                    DIR_OPTIONS[other],
+                )
 
     def _import(self, path: str, option: str) -> ModuleType | None:
         real = os.path.realpath(path)

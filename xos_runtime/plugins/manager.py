@@ -266,13 +266,13 @@ def discover(
                 infos = [info for info in infos if _register(pm, info, failures)]
             entries += infos
 
-    loader = DirectoryLoader(failures)
     directories: dict[StepKind, str | None] = {
         "sync_step": steps_dir,
         "event_step": event_steps_dir,
         "pull_step": pull_steps_dir,
         "model_policy": model_policies_dir,
     }
+    loader = DirectoryLoader(failures, directories)
 
     def skip_file(path: str) -> bool:
         if off.match(name=path, target=path, file=path):

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
 from xos_runtime.store.sqlstore import SqlStore
@@ -223,6 +224,22 @@ def open_store(
 ) -> ModelAccessor:
     """Open (creating or evolving) the store at `endpoint` and return its accessor.
 
-    `dry_run` only checks that the models fit what is stored (see `SqlStore`).
+    `dry_run` only checks that the models fit what is stored (see `SqlStore`). A PostgreSQL
+    URL without its driver installed (the `postgres` extra) is a `StoreError` that says
+    what to install, not a bare `ModuleNotFoundError`.
     """
-    return ModelAccessor(SqlStore(endpoint, models, clock=clock, dry_run=dry_run))
+    refuse_foreign_sqlite(endpoint)
+    try:
+        store = SqlStore(endpoint, models, clock=clock, dry_run=dry_run)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in _POSTGRES_DRIVERS:
+            raise
+        raise StoreError(
+            f"accessor.endpoint: a PostgreSQL store needs its driver ({exc.name} is not "
+            "installed): pip install 'xos-runtime[postgres]'"
+        ) from None
+    return ModelAccessor(store)
+
+
+#: The driver modules SQLAlchemy imports for a `postgresql://` URL (psycopg 3 is the default).
+_POSTGRES_DRIVERS = frozenset({"psycopg", "psycopg2", "psycopg_binary", "asyncpg", "pg8000"})

@@ -1,0 +1,43 @@
+"""Failure lines at INFO name the exception type where its text alone is cryptic."""
+
+from __future__ import annotations
+
+import textwrap
+
+from .conftest import Project, config_text, run_process
+
+PULL = """
+from xos_runtime import PullStep
+
+
+class PullSites(PullStep):
+    def pull_records(self):
+        record = {}
+        return record["name"]
+"""
+
+SYNC = """
+from xos_runtime import SyncStep
+
+
+class SyncSite(SyncStep):
+    observes = "Site"
+
+    def sync_record(self, obj):
+        return {}["name"]
+"""
+
+
+def test_key_errors_carry_their_type(project: Project) -> None:
+    for folder, text in (("pull", PULL), ("sync", SYNC)):
+        (project.root / folder).mkdir()
+        (project.root / folder / "steps.py").write_text(textwrap.dedent(text))
+    project.write_config(config_text("pull_steps_dir: pull\nsteps_dir: sync\n"))
+    assert run_process("objects", "create", "Site", "name=s1", "-C", project.config).returncode == 0
+    proc = run_process("run", "--once", "-C", project.config)
+    assert proc.returncode == 1, proc.stderr  # Site 1 is left in error
+    assert "pull_records failed: KeyError: 'name'" in proc.stderr
+    assert "sync_record failed: KeyError: 'name'" in proc.stderr
+    assert "does not load" not in proc.stderr
+    shown = run_process("objects", "show", "Site", "1", "--json", "-C", project.config)
+    assert '"backend_status": "KeyError: \'name\'"' in shown.stdout
