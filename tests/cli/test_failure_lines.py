@@ -41,3 +41,44 @@ def test_key_errors_carry_their_type(project: Project) -> None:
     assert "does not load" not in proc.stderr
     shown = run_process("objects", "show", "Site", "1", "--json", "-C", project.config)
     assert '"backend_status": "KeyError: \'name\'"' in shown.stdout
+
+
+POLICY = """
+from xos_runtime import Policy
+
+
+class SitePolicy(Policy):
+    model_name = "Site"
+
+    def handle_create(self, obj):
+        raise ConnectionError("backend refused")
+"""
+
+SYNC_DOWN = """
+from xos_runtime import SyncStep
+
+
+class SyncSite(SyncStep):
+    observes = "Site"
+
+    def sync_record(self, obj):
+        raise RuntimeError("backend down")
+"""
+
+
+def test_every_failure_line_names_the_exception_type_and_the_status_keeps_the_message(
+    project: Project,
+) -> None:
+    """The log line says what was raised (`RuntimeError: backend down`); the stored status
+    keeps the message the step raised, as the contract's status field says it."""
+    for folder, text in (("policies", POLICY), ("sync", SYNC_DOWN)):
+        (project.root / folder).mkdir()
+        (project.root / folder / "code.py").write_text(textwrap.dedent(text))
+    project.write_config(config_text("model_policies_dir: policies\nsteps_dir: sync\n"))
+    assert run_process("objects", "create", "Site", "name=s1", "-C", project.config).returncode == 0
+    proc = run_process("run", "--once", "-C", project.config)
+    assert "sync_record failed: RuntimeError: backend down" in proc.stderr, proc.stderr
+    assert "policy handle_create failed: ConnectionError: backend refused" in proc.stderr
+    shown = run_process("objects", "show", "Site", "1", "--json", "-C", project.config)
+    assert '"backend_status": "backend down"' in shown.stdout
+    assert '"policy_status": "backend refused"' in shown.stdout

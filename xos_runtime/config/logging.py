@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = ["QUIET_LIBRARIES", "InterceptHandler", "configure_logging"]
 
-#: Loggers of the libraries the runtime uses. Their INFO lines (kafka-python's connection
-#: chatter filled half of a synchronizer's log) are about the library, not the operator's
-#: objects, so they are kept at WARNING (or the configured level, if higher) whatever
-#: `logging.level` says; a logging dictConfig may set them otherwise.
+#: Loggers of the libraries the runtime uses. Their INFO lines are about the library, not
+#: the operator's objects, so they are kept at WARNING (or the configured level, if higher)
+#: whatever `logging.level` says; a logging dictConfig may set them otherwise. Not
+#: kafka-python's `kafka`: while a Kafka bus is open its records are passed on at DEBUG,
+#: all of them, and the bus tells an outage itself (`engines/events/kafka.py`), which a
+#: level set here would stop.
 QUIET_LIBRARIES = (
-    "kafka",
     "aiokafka",
     "sqlalchemy",
     "stevedore",

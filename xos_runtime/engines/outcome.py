@@ -78,6 +78,15 @@ def _describe(error: BaseException) -> str:
     return text
 
 
+def failure_line(error: BaseException | None, message: str) -> str:
+    """`message` for a log line: with the exception's type in front (`ConnectionError:
+    refused`), which the stored status leaves out; as it is when it already says it."""
+    if error is None:
+        return message
+    name = type(error).__name__
+    return message if message.startswith(name) else f"{name}: {message}"
+
+
 def classify(
     error: BaseException | None,
     timed_out: bool,

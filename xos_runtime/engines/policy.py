@@ -29,7 +29,7 @@ import attrs
 from xos_runtime.config import PolicySettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.longlived import long_lived
-from xos_runtime.engines.outcome import BackendCode, Outcome, classify
+from xos_runtime.engines.outcome import BackendCode, Outcome, classify, failure_line
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import next_retry
 from xos_runtime.engines.sink import OutcomeSink
@@ -216,7 +216,7 @@ class PolicyEngine(LoopEngine):
                 self.settings.timeout,
                 call=f"handle_{action}",
             )
-            self._record(done.key, obj, action, version, outcome, writes, report)
+            self._record(done.key, obj, action, version, outcome, writes, report, done.error)
         writes.flush()
 
     def _caller(self, obj: ModelObject, action: str) -> Callable[[], None]:
@@ -243,6 +243,7 @@ class PolicyEngine(LoopEngine):
         outcome: Outcome,
         writes: OutcomeWriter,
         report: PassReport,
+        error: BaseException | None = None,
     ) -> None:
         report.outcomes[outcome.kind] += 1
         leaf = obj.model_name
@@ -276,9 +277,10 @@ class PolicyEngine(LoopEngine):
                 next_run = float("inf")  # until the object changes
             self._retries[key] = _Retry(version, failures, next_run)
             writes.update(obj, {"policy_status": outcome.message, "policy_code": outcome.code})
-            self._log.bind(model=leaf, id=obj.id).warning(
-                "policy handle_{} failed: {}", action, outcome.message
-            )
+            log = self._log.bind(model=leaf, id=obj.id)
+            if error is not None:
+                log.opt(exception=error).debug("traceback of the failure below")
+            log.warning("policy handle_{} failed: {}", action, failure_line(error, outcome.message))
         for policy_cls in self.policies_for(leaf):
             self.report(self.on_outcome, policy_cls, obj, action, outcome)
 

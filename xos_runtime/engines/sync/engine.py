@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection
 from xos_runtime.config import SyncSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.longlived import long_lived
-from xos_runtime.engines.outcome import BackendCode, Outcome, classify
+from xos_runtime.engines.outcome import BackendCode, Outcome, classify, failure_line
 from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.register import (
     data_version,
@@ -688,7 +688,9 @@ class _Dispatch:
             log = self.engine._log.bind(step=item.step.__name__, id=item.key[1])
             log.opt(exception=done.error).debug("traceback of the failure below")
             log.warning(
-                "{} failed: {}", "delete_record" if self.deleted else "sync_record", outcome.message
+                "{} failed: {}",
+                "delete_record" if self.deleted else "sync_record",
+                failure_line(done.error, outcome.message),
             )
         self._finish(item, outcome)
 
