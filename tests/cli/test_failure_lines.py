@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from subprocess import CompletedProcess
 
 from .conftest import Project, config_text, run_process
 
@@ -28,13 +29,20 @@ class SyncSite(SyncStep):
 """
 
 
-def test_key_errors_carry_their_type(project: Project) -> None:
-    for folder, text in (("pull", PULL), ("sync", SYNC)):
+def run_once_with(project: Project, code: dict[str, tuple[str, str]]) -> CompletedProcess[str]:
+    """`run --once` over Site 1 with plugin folders `{option: (folder, source)}`."""
+    options = ""
+    for option, (folder, text) in code.items():
         (project.root / folder).mkdir()
-        (project.root / folder / "steps.py").write_text(textwrap.dedent(text))
-    project.write_config(config_text("pull_steps_dir: pull\nsteps_dir: sync\n"))
+        (project.root / folder / "code.py").write_text(textwrap.dedent(text))
+        options += f"{option}: {folder}\n"
+    project.write_config(config_text(options))
     assert run_process("objects", "create", "Site", "name=s1", "-C", project.config).returncode == 0
-    proc = run_process("run", "--once", "-C", project.config)
+    return run_process("run", "--once", "-C", project.config)
+
+
+def test_key_errors_carry_their_type(project: Project) -> None:
+    proc = run_once_with(project, {"pull_steps_dir": ("pull", PULL), "steps_dir": ("sync", SYNC)})
     assert proc.returncode == 1, proc.stderr  # Site 1 is left in error
     assert "pull_records failed: KeyError: 'name'" in proc.stderr
     assert "sync_record failed: KeyError: 'name'" in proc.stderr
@@ -71,12 +79,8 @@ def test_every_failure_line_names_the_exception_type_and_the_status_keeps_the_me
 ) -> None:
     """The log line says what was raised (`RuntimeError: backend down`); the stored status
     keeps the message the step raised, as the contract's status field says it."""
-    for folder, text in (("policies", POLICY), ("sync", SYNC_DOWN)):
-        (project.root / folder).mkdir()
-        (project.root / folder / "code.py").write_text(textwrap.dedent(text))
-    project.write_config(config_text("model_policies_dir: policies\nsteps_dir: sync\n"))
-    assert run_process("objects", "create", "Site", "name=s1", "-C", project.config).returncode == 0
-    proc = run_process("run", "--once", "-C", project.config)
+    code = {"model_policies_dir": ("policies", POLICY), "steps_dir": ("sync", SYNC_DOWN)}
+    proc = run_once_with(project, code)
     assert "sync_record failed: RuntimeError: backend down" in proc.stderr, proc.stderr
     assert "policy handle_create failed: ConnectionError: backend refused" in proc.stderr
     shown = run_process("objects", "show", "Site", "1", "--json", "-C", project.config)
