@@ -494,6 +494,7 @@ def discover_plugins(settings: Settings) -> DiscoveredPlugins:
         model_policies_dir=settings.model_policies_dir,
         skip_broken=settings.plugins.skip_broken,
         disabled=settings.plugins.disabled,
+        enabled=settings.plugins.enabled,
         builtin_plugins=[builtin],
     )
 

@@ -177,7 +177,7 @@ def test_bad_name(write: WriteConfig, text: str, expected: str) -> None:
         (
             "name: a\nplugins:\n  zzz: 1",
             "plugins.zzz",
-            "unknown key (expected one of: skip_broken, disabled)",
+            "unknown key (expected one of: skip_broken, disabled, enabled)",
         ),
         (
             "name: a\naccessor:\n  endpoint: sqlite://\n  pasword: x",
@@ -812,3 +812,10 @@ def test_an_xos_services_container_paths_are_read_next_to_the_config(
     assert str(error_of(missing)).endswith(
         "steps_dir: directory does not exist: '/opt/xos/synchronizers/a/pull_steps'"
     )
+
+
+def test_plugins_enabled_is_a_list_of_names_or_absent(write: WriteConfig) -> None:
+    assert load_config(write("name: a\n")).plugins.enabled is None
+    s = load_config(write("name: a\nplugins: {enabled: [xos-runtime-demo, SyncSite]}\n"))
+    assert s.plugins.enabled == ["xos-runtime-demo", "SyncSite"]
+    assert error_of(write("name: a\nplugins: {enabled: demo}\n")).key == "plugins.enabled"

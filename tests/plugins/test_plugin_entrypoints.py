@@ -230,3 +230,30 @@ def test_groups_prefix_selects_other_groups(use_dists: Callable[..., None]) -> N
     found = discover(groups_prefix="xrt_other")
 
     assert of_dist(found, "xrt-good") == []
+
+
+def test_enabled_names_the_installed_plugins_a_config_runs(
+    use_dists: Callable[..., None], log_messages: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """`plugins.enabled`: the installed plugins not named are not even imported (a broken
+    one stops nothing); built-ins and directory plugins run whatever it says."""
+    use_dists("xrt-good", "xrt-broken")
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    (steps / "sync_local.py").write_text(
+        "from xos_runtime import SyncStep\n\n\nclass SyncLocal(SyncStep):\n"
+        "    observes = 'Site'\n\n    def sync_record(self, obj):\n        pass\n"
+    )
+
+    found = discover(enabled=["xrt-good", "nothing-installed"], steps_dir=str(steps))
+
+    assert found.failures == []  # xrt-broken was never imported
+    assert of_dist(found, "xrt-broken") == []
+    assert len(of_dist(found, "xrt-good")) == 5
+    assert "SyncLocal" in {p.name for p in found.table}
+    assert any("xrt_broken" in origin for origin in found.disabled)
+    assert (
+        "WARNING",
+        "plugins.enabled: 'nothing-installed' matches no installed plugin",
+    ) in log_messages
+    assert of_dist(discover(enabled=[]), "xrt-good") == []  # an empty list: none installed

@@ -408,6 +408,12 @@ class PluginSettings:
     """Plugins not to load, each an entry point name, ``module:Class`` or a class name.
     Default: [] (load all)."""
 
+    enabled: list[str] | None = None
+    """The installed plugins (entry points) this config runs, named as in `disabled` (an
+    entry point, ``module:Class``, a class or a distribution name); the others are not even
+    imported. The built-in engines and the plugins of the ``*_dir`` folders always run.
+    Default: None (every installed plugin)."""
+
 
 @attrs.frozen(kw_only=True)
 class MetricsSettings:

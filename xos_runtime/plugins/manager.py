@@ -206,6 +206,7 @@ def discover(
     model_policies_dir: str | None = None,
     skip_broken: bool = False,
     disabled: Collection[str] = (),
+    enabled: Collection[str] | None = None,
     groups_prefix: str = "xos_runtime",
     builtin_plugins: Iterable[object] = (),
     use_entry_points: bool = True,
@@ -219,6 +220,8 @@ def discover(
     :param disabled: plugins to leave out, each an entry-point name, a `module:Class` target,
         a class name, a distribution name (all its plugins), or a plugin file's path or name.
         A disabled entry point is not even imported.
+    :param enabled: when given, the only installed plugins (entry points) to load, named as
+        in `disabled`; built-ins and directory plugins are not affected.
     :param groups_prefix: the entry-point group of hook modules; step groups are
         `<prefix>.sync_steps` etc.
     :param builtin_plugins: modules (or objects) of hook implementations registered first,
@@ -229,6 +232,7 @@ def discover(
     """
     failures = FailureLog(skip_broken=skip_broken)
     off = _DisabledNames(disabled)
+    on = _DisabledNames(enabled) if enabled is not None else None
     pm = new_plugin_manager()
     entries: list[PluginInfo] = []
     skipped: list[str] = []
@@ -257,7 +261,11 @@ def discover(
         for group, kind in groups:
             selected = []
             for ep in entry_points_of(group):
-                if off.match(name=ep.name, target=ep.value, distribution=distribution_of(ep)[0]):
+                names = {"name": ep.name, "target": ep.value}
+                dist = distribution_of(ep)[0]
+                if off.match(**names, distribution=dist) or (
+                    on is not None and not on.match(**names, distribution=dist)
+                ):
                     skipped.append(entry_point_origin_of(ep))
                 else:
                     selected.append(ep)
@@ -292,6 +300,8 @@ def discover(
 
     for item in off.unused():
         logger.warning("plugins.disabled: {!r} matches no plugin", item)
+    for item in on.unused() if on is not None else ():
+        logger.warning("plugins.enabled: {!r} matches no installed plugin", item)
     for origin in skipped:
         logger.info("{} is disabled", origin)
     failures.raise_unless_skipping()
