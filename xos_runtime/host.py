@@ -226,11 +226,14 @@ class Runtime:
         *,
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
+        skip_broken_why: str | None = None,
     ) -> Runtime:
         """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
-        it only checks that the models fit what is stored."""
+        it only checks that the models fit what is stored. With `skip_broken_why`, broken
+        plugins are left out with a warning that says why, whatever `plugins.skip_broken`
+        says (commands that only look at the store)."""
         settings = config if isinstance(config, Settings) else load_config(config)
-        plugins = discover_plugins(settings)
+        plugins = discover_plugins(settings, skip_broken_why)
         call_hook(plugins, "xos_runtime_configure", config=settings)
         models, graph = load_model_definitions(settings, plugins)
         plugins.validate(models.names() if len(models) else None)
@@ -486,13 +489,14 @@ class Runtime:
         return total
 
 
-def discover_plugins(settings: Settings) -> DiscoveredPlugins:
+def discover_plugins(settings: Settings, skip_broken_why: str | None = None) -> DiscoveredPlugins:
     return discover(
         steps_dir=settings.steps_dir,
         event_steps_dir=settings.event_steps_dir,
         pull_steps_dir=settings.pull_steps_dir,
         model_policies_dir=settings.model_policies_dir,
-        skip_broken=settings.plugins.skip_broken,
+        skip_broken=settings.plugins.skip_broken or skip_broken_why is not None,
+        skip_why=None if settings.plugins.skip_broken else skip_broken_why,
         disabled=settings.plugins.disabled,
         enabled=settings.plugins.enabled,
         builtin_plugins=[builtin],

@@ -177,6 +177,35 @@ def test_broken_plugin_stops_startup_with_exit_2(cli, installed_dists) -> None:
     )
     assert out.returncode == 2
     assert "xrt-broken" in out.stderr and "failed to load" in out.stderr
+    assert "plugins: {skip_broken: true}" in out.stderr  # how to start without it
+
+
+def test_commands_that_only_look_start_without_a_broken_plugin(cli, installed_dists) -> None:
+    """`status` and `graph` go on, with a warning naming the plugin and why; `check` and
+    `run` stop (above)."""
+    env_path = os.pathsep.join(
+        [str(installed_dists["xrt-broken"]), str(installed_dists["xrt-engine"]), str(REPO)]
+    )
+    env = {**os.environ, "PYTHONPATH": env_path}
+    for command in ("status", "graph"):
+        out = subprocess.run(
+            [sys.executable, "-m", "xos_runtime", command, "-C", str(cli["config"])],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "failed to load" in out.stderr
+        assert f"`{command}` goes on without it; `run` and `check` stop here" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "xos_runtime", "check", "-C", str(cli["config"])],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and "failed to load" in out.stderr  # check: 1
 
 
 def test_graph_shows_the_step_order(cli) -> None:

@@ -19,7 +19,7 @@ from xos_runtime.plugins.handlers import handler_problems
 
 def check(args: argparse.Namespace) -> int:
     try:
-        runtime = load_runtime(args, dry_run=True)  # a check changes nothing in the store
+        runtime = load_runtime(args, dry_run=True, works=True)  # a check changes nothing
     except XosRuntimeError as exc:
         print(f"check failed: {exc}", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from xos_runtime import __version__
 from xos_runtime.cli import commands
 from xos_runtime.config import CONFIG_ENV_VAR
-from xos_runtime.exceptions import XosRuntimeError
+from xos_runtime.exceptions import PluginError, XosRuntimeError
 
 #: Exit code of an unexpected exception (contract codes are 0, 1 and 2).
 INTERNAL_ERROR = 3
@@ -28,6 +28,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+#: Said after a broken plugin stopped `run` or `check`.
+BROKEN_PLUGIN_HINT = (
+    "xos-runtime: to start without it: `plugins: {skip_broken: true}`, or leave it out with "
+    "`plugins: {disabled: [NAME]}` (or name the plugins to run in `plugins: {enabled: [...]}`)"
+)
 
 
 def config_option(parser: argparse.ArgumentParser, *, inner: bool = False) -> None:
@@ -91,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except XosRuntimeError as exc:
         print(f"xos-runtime: error: {exc}", file=sys.stderr)
+        if isinstance(exc, PluginError):
+            print(BROKEN_PLUGIN_HINT, file=sys.stderr)
         return int(getattr(args, "error_exit", 2))
     except KeyboardInterrupt:
         return 130

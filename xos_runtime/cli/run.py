@@ -18,7 +18,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.until_idle:
         print("xos-runtime run: error: --timeout goes with --until-idle", file=sys.stderr)
         return 2
-    runtime = load_runtime(args, quiet=False)
+    runtime = load_runtime(args, quiet=False, works=True)
     try:
         runtime.register()  # before any plugin starts: a refused run has done nothing
     except BaseException:

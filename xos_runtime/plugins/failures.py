@@ -13,7 +13,10 @@ from loguru import logger
 
 from xos_runtime.exceptions import PluginError
 
-__all__ = ["FailureLog", "describe_exception"]
+__all__ = ["SKIPPED_BY_CONFIG", "FailureLog", "describe_exception"]
+
+#: Why broken plugins are skipped when the config says so.
+SKIPPED_BY_CONFIG = "plugins.skip_broken is set"
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -29,11 +32,13 @@ class FailureLog:
 
     skip_broken: bool = False
     messages: list[str] = attrs.field(factory=list)
+    #: Why a broken plugin is skipped (said in its warning).
+    why: str = SKIPPED_BY_CONFIG
 
     def add(self, message: str, exc: BaseException | None = None) -> None:
         self.messages.append(message)
         if self.skip_broken:
-            logger.warning("{} (skipped: plugins.skip_broken is set)", message)
+            logger.warning("{} (skipped: {})", message, self.why)
         if exc is not None:
             logger.opt(exception=exc).debug("traceback of: {}", message)
 

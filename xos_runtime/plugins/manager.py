@@ -30,7 +30,7 @@ from xos_runtime.plugins.entrypoints import (
     load_entry_points,
     source_file,
 )
-from xos_runtime.plugins.failures import FailureLog, describe_exception
+from xos_runtime.plugins.failures import SKIPPED_BY_CONFIG, FailureLog, describe_exception
 from xos_runtime.plugins.table import (
     GROUP_SUFFIXES,
     KIND_BASES,
@@ -66,6 +66,8 @@ class DiscoveredPlugins:
     failures: list[str] = attrs.field(factory=list)
     disabled: list[str] = attrs.field(factory=list)
     skip_broken: bool = False
+    #: Why broken plugins are skipped, for the warnings of `validate`.
+    skip_why: str = SKIPPED_BY_CONFIG
 
     @property
     def hook(self) -> pluggy.HookRelay:
@@ -103,7 +105,9 @@ class DiscoveredPlugins:
         drops the failing plugins from the table, adds their messages to `failures`, and
         returns those messages.
         """
-        result = validate_plugins(self.table, model_names, skip_broken=self.skip_broken)
+        result = validate_plugins(
+            self.table, model_names, skip_broken=self.skip_broken, skip_why=self.skip_why
+        )
         self.table = result.table
         self.failures.extend(result.failures)
         return list(result.failures)
@@ -205,6 +209,7 @@ def discover(
     pull_steps_dir: str | None = None,
     model_policies_dir: str | None = None,
     skip_broken: bool = False,
+    skip_why: str | None = None,
     disabled: Collection[str] = (),
     enabled: Collection[str] | None = None,
     groups_prefix: str = "xos_runtime",
@@ -216,7 +221,7 @@ def discover(
     :param steps_dir, event_steps_dir, pull_steps_dir, model_policies_dir: directories whose
         `.py` files are loaded as plugins of that kind (see `xos_runtime.plugins.directories`).
     :param skip_broken: log a warning for a plugin that fails to load and go on without it,
-        instead of raising `PluginError`.
+        instead of raising `PluginError`; `skip_why` says why in the warning.
     :param disabled: plugins to leave out, each an entry-point name, a `module:Class` target,
         a class name, a distribution name (all its plugins), or a plugin file's path or name.
         A disabled entry point is not even imported.
@@ -230,7 +235,7 @@ def discover(
     :raises PluginError: unless `skip_broken`, when any plugin failed; the message names
         each one (one line per failure) with its distribution or file and the cause.
     """
-    failures = FailureLog(skip_broken=skip_broken)
+    failures = FailureLog(skip_broken=skip_broken, why=skip_why or SKIPPED_BY_CONFIG)
     off = _DisabledNames(disabled)
     on = _DisabledNames(enabled) if enabled is not None else None
     pm = new_plugin_manager()
@@ -311,4 +316,5 @@ def discover(
         failures=list(failures.messages),
         disabled=skipped,
         skip_broken=skip_broken,
+        skip_why=failures.why,
     )

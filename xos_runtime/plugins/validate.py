@@ -17,7 +17,7 @@ from types import ModuleType
 
 import attrs
 
-from xos_runtime.plugins.failures import FailureLog
+from xos_runtime.plugins.failures import SKIPPED_BY_CONFIG, FailureLog
 from xos_runtime.plugins.table import (
     GROUP_SUFFIXES,
     KIND_BASES,
@@ -169,6 +169,7 @@ def validate_plugins(
     model_names: Collection[str] | None,
     *,
     skip_broken: bool = False,
+    skip_why: str | None = None,
 ) -> ValidationResult:
     """Check every plugin of `table`; `model_names` are the models defined (None: unknown yet).
 
@@ -179,7 +180,7 @@ def validate_plugins(
     the table without the failing plugins.
     """
     entries = tuple(table)
-    log = FailureLog(skip_broken=skip_broken)
+    log = FailureLog(skip_broken=skip_broken, why=skip_why or SKIPPED_BY_CONFIG)
     broken = []
     for info in entries:
         problems = plugin_problems(info, model_names)
