@@ -215,3 +215,22 @@ def test_columns_by_id_reads_the_rows_asked_for(acc: ModelAccessor) -> None:
         many = store.columns_by_id(conn, "Site", ids, ("id",))
         assert sorted(r[0] for r in many) == sorted(ids)
         assert store.columns_by_id(conn, "Site", [], ("id",)) == []
+
+
+def test_bulk_create_writes_all_in_one_transaction_or_none(acc: ModelAccessor) -> None:
+    """`Model.objects.bulk_create`: the objects back with their ids and a user's stamps,
+    from dicts or new objects; a refused one (here the third) writes none of them."""
+    made = acc.Site.objects.bulk_create(
+        [{"name": "a", "max_users": 1}, acc.Site(name="b"), {"name": "c"}]
+    )
+    assert [s.name for s in made] == ["a", "b", "c"]
+    assert all(s.id is not None and not s.is_new and s.updated for s in made)
+    assert made[0].updated < made[1].updated < made[2].updated  # distinct, increasing
+    assert sorted(s.name for s in acc.Site.objects.all()) == ["a", "b", "c"]
+    assert acc.Site.objects.get(name="a").max_users == 1
+    with pytest.raises(ObjectValidationError):
+        acc.Site.objects.bulk_create([{"name": "d"}, {"name": "e"}, {"max_users": 2}])
+    assert acc.Site.objects.count() == 3  # nothing of the refused batch was written
+    with pytest.raises(StoreError, match="already stored"):
+        acc.Site.objects.bulk_create([made[0]])
+    assert acc.Site.objects.bulk_create([]) == []

@@ -479,6 +479,16 @@ class ModelObject:
 
     def _insert(self) -> None:
         meta = self._meta
+        values = self._insert_values()
+        store = meta.store
+        touched = set(store.touched_names([meta.name]))
+        with store.write(touched) as conn:
+            new_id = store.insert(meta.name, values, conn)
+        self._inserted(values, new_id)
+
+    def _insert_values(self) -> dict[str, Any]:
+        """The row a new object is inserted as: its checked values and a user's stamps."""
+        meta = self._meta
         d = self.__dict__
         for f in meta.fields.values():
             if f.required and not f.has_default and d.get(f.name) is None:
@@ -488,10 +498,12 @@ class ModelObject:
         values.update(
             created=now, updated=now, enacted=None, policed=None, leaf_model_name=meta.name
         )
-        store = meta.store
-        touched = set(store.touched_names([meta.name]))
-        with store.write(touched) as conn:
-            new_id = store.insert(meta.name, values, conn)
+        return values
+
+    def _inserted(self, values: dict[str, Any], new_id: int) -> None:
+        """The object is now the stored row `values` with id `new_id`."""
+        meta = self._meta
+        d = self.__dict__
         d.update(values)
         d["id"] = new_id
         self._orig = Stored(meta.column_index, [d.get(c) for c in meta.columns])

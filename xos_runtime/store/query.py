@@ -8,12 +8,17 @@ default; `field__in`, `__ne`, `__gt`, `__gte`, `__lt`, `__lte`, `__isnull`, `__c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import sqlalchemy as sa
 
-from xos_runtime.exceptions import DoesNotExist, MultipleObjectsReturned, ObjectValidationError
+from xos_runtime.exceptions import (
+    DoesNotExist,
+    MultipleObjectsReturned,
+    ObjectValidationError,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from xos_runtime.store.objects import ModelObject
@@ -226,6 +231,35 @@ class Manager:
         obj = self._cls(**{**self._creates, **fields})
         obj.save()
         return obj
+
+    def bulk_create(self, objects: Iterable[Mapping[str, Any] | ModelObject]) -> list[ModelObject]:
+        """Create many objects (field dicts, or new objects of this model) in one transaction
+        with one change notification, and return them with their ids: for seeding a store
+        (one `create` per object commits once per object). Every object is checked before
+        anything is written; a refused one writes none of them."""
+        made = [
+            self._cls(**{**self._creates, **o}) if isinstance(o, Mapping) else o for o in objects
+        ]
+        for obj in made:
+            if not obj.is_new:
+                raise StoreError(f"bulk_create: {obj._meta.name} id {obj.id} is already stored")
+        rows = [obj._insert_values() for obj in made]
+        if not made:
+            return made
+        store = self._cls._meta.store
+        touched = set(store.touched_names({obj._meta.name for obj in made}))
+        by_model: dict[str, list[int]] = {}
+        for i, obj in enumerate(made):
+            by_model.setdefault(obj._meta.name, []).append(i)
+        ids = [0] * len(made)
+        with store.write(touched) as conn:
+            for name, positions in by_model.items():
+                new = store.insert_many(name, [rows[i] for i in positions], conn)
+                for i, new_id in zip(positions, new, strict=True):
+                    ids[i] = new_id
+        for obj, row, new_id in zip(made, rows, ids, strict=True):
+            obj._inserted(row, new_id)
+        return made
 
     def __iter__(self) -> Iterator[ModelObject]:
         return iter(self._qs())
