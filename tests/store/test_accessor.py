@@ -234,3 +234,29 @@ def test_bulk_create_writes_all_in_one_transaction_or_none(acc: ModelAccessor) -
     with pytest.raises(StoreError, match="already stored"):
         acc.Site.objects.bulk_create([made[0]])
     assert acc.Site.objects.bulk_create([]) == []
+
+
+def test_atomic_commits_all_at_the_end_or_nothing(acc: ModelAccessor) -> None:
+    """`with accessor.atomic():` one transaction for the block (reads inside see its writes,
+    a nested block joins it); an exception rolls everything back and propagates."""
+    seen = acc.subscribe()
+    try:
+        with acc.atomic():
+            a = acc.Site.objects.create(name="a")
+            with acc.atomic():  # nested: joins the outer block
+                acc.User.objects.create(email="u@example.org", site=a)
+            assert acc.Site.objects.get(name="a").id == a.id  # reads see the block's writes
+            a.max_users = 7
+            a.save()
+        assert acc.Site.objects.get(name="a").max_users == 7
+        assert acc.User.objects.get(email="u@example.org").site_id == a.id
+        with pytest.raises(RuntimeError, match="changed my mind"), acc.atomic():
+            acc.Site.objects.create(name="b")
+            acc.Site.objects.get(name="a").delete()
+            raise RuntimeError("changed my mind")
+        assert [s.name for s in acc.Site.objects.all()] == ["a"]  # nothing of it stayed
+        assert acc.User.objects.count() == 1
+        changed = seen.wait(5)  # the committed blocks were announced
+        assert changed is not None and {"Site", "User"} <= changed
+    finally:
+        seen.close()

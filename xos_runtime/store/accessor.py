@@ -7,6 +7,7 @@ observed model rather than one per object.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -163,6 +164,12 @@ class ModelAccessor:
                     seen.add(key)
                     out.append(cls._from_values(reader, row))
         return out
+
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        """`with accessor.atomic():` every save, create and delete of this thread inside is
+        one transaction with one change notification; an exception inside rolls all of it
+        back and propagates. Nested blocks join the outer one."""
+        return self.store.atomic()
 
     def fetch_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[ModelObject]:
         """Objects to sync (changed since enacted) or, with `deleted`, to delete (reference 1.4)."""

@@ -234,8 +234,29 @@ class SqlStore:
         if snap is not None:
             yield snap  # inside `snapshot()`: every read sees the same committed state
             return
+        joined = getattr(self._local, "atomic", None)
+        if joined is not None:
+            yield joined[0]  # inside `atomic()`: reads see what the block wrote
+            return
         with self._reporting(), self._maybe_locked(), self.engine.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Every write of this thread inside the block is one transaction, with one change
+        notification when it commits; an exception inside rolls all of it back and goes on.
+        Reads inside see what the block wrote. A nested block joins the outer one. For
+        scripts that write many objects (`ModelAccessor.atomic`)."""
+        if getattr(self._local, "atomic", None) is not None:
+            yield
+            return
+        touched: set[str] = set()
+        with self.write(touched) as conn:
+            self._local.atomic = (conn, touched)
+            try:
+                yield
+            finally:
+                self._local.atomic = None
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -275,6 +296,12 @@ class SqlStore:
         redo (objects sync again, idempotently). User data is always written durably.
         """
         touched = touched if touched is not None else set()
+        joined = getattr(self._local, "atomic", None)
+        if joined is not None:  # inside `atomic()`: its transaction, its notification
+            conn, outer = joined
+            yield conn
+            outer.update(touched)
+            return
         if not durable and self._lock is None:
             with self._reporting(), self._bookkeeping() as conn, conn.begin():
                 yield conn
