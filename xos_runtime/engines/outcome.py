@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -85,6 +85,14 @@ def failure_line(error: BaseException | None, message: str) -> str:
         return message
     name = type(error).__name__
     return message if message.startswith(name) else f"{name}: {message}"
+
+
+def log_failure(log: Any, call: str, error: BaseException | None, message: str) -> None:
+    """How every engine tells a failed call: its traceback at DEBUG, then one warning line
+    `<call> failed: <Type>: <message>` (`log`: a loguru logger bound to the call)."""
+    if error is not None:  # (depth=1: the lines name the engine's module, as before)
+        log.opt(exception=error, depth=1).debug("traceback of the failure below")
+    log.opt(depth=1).warning("{} failed: {}", call, failure_line(error, message))
 
 
 def classify(

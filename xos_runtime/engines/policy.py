@@ -18,18 +18,16 @@ handled the deletion; otherwise the sync engine purges it after `delete_record`.
 
 from __future__ import annotations
 
-import itertools
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
 
 import attrs
 
 from xos_runtime.config import PolicySettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.longlived import long_lived
-from xos_runtime.engines.outcome import BackendCode, Outcome, classify, failure_line
+from xos_runtime.engines.outcome import BackendCode, Outcome, classify, log_failure
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import next_retry
 from xos_runtime.engines.sink import OutcomeSink
@@ -172,19 +170,15 @@ class PolicyEngine(LoopEngine):
             report.waiting += 1
             report.held_elsewhere += 1
         # The claim's conditions saw its statement's snapshot: re-read what it obtained.
-        store = self.accessor.store
-        rows: dict[Key, tuple[Any, ...]] = {}
-        with store.read() as conn:
-            for root, group in itertools.groupby(sorted(ready), key=lambda k: k[0]):
-                found = store.columns_by_id(conn, root, [i for _, i in group], _RECHECK)
-                rows.update(((root, r[0]), r) for r in found)
+        rows = self.accessor.load_rows(ready, columns=_RECHECK)
         for key in list(ready):
             row = rows.get(key)
             _obj, action, version = ready[key]
+            policed = row["policed"] if row is not None else None
             if (
                 row is None
-                or bool(row[1]) != (action == "delete")
-                or (row[2] is not None and row[2] >= version)
+                or bool(row["deleted"]) != (action == "delete")
+                or (policed is not None and policed >= version)
             ):
                 del ready[key]
 
@@ -278,9 +272,7 @@ class PolicyEngine(LoopEngine):
             self._retries[key] = _Retry(version, failures, next_run)
             writes.update(obj, {"policy_status": outcome.message, "policy_code": outcome.code})
             log = self._log.bind(model=leaf, id=obj.id)
-            if error is not None:
-                log.opt(exception=error).debug("traceback of the failure below")
-            log.warning("policy handle_{} failed: {}", action, failure_line(error, outcome.message))
+            log_failure(log, f"policy handle_{action}", error, outcome.message)
         for policy_cls in self.policies_for(leaf):
             self.report(self.on_outcome, policy_cls, obj, action, outcome)
 

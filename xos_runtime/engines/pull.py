@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from xos_runtime.config import PullSettings
 from xos_runtime.engines.base import LoopEngine
-from xos_runtime.engines.outcome import classify, failure_line
+from xos_runtime.engines.outcome import classify, log_failure
 from xos_runtime.engines.pool import RunningCall
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.sink import OutcomeSink
@@ -116,9 +116,7 @@ class PullEngine(LoopEngine):
                     step_cls.__name__,
                 )
             else:
-                if done.error is not None:
-                    log.opt(exception=done.error).debug("traceback of the failure below")
-                log.warning("pull_records failed: {}", failure_line(done.error, outcome.message))
+                log_failure(log, "pull_records", done.error, outcome.message)
             self._due[step_cls] = self.clock() + float(step_cls.interval)
             self.report(self.on_outcome, step_cls, outcome)
         if self._due:

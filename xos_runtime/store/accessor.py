@@ -194,17 +194,23 @@ class ModelAccessor:
         """Rows by `(root model, id)`, live or deleted, one query per hierarchy table.
 
         For engines that walk links or re-read what they claimed (inside `conn`, the claim's
-        transaction, when given; only `columns`, with `id` among them, when given); missing
-        rows are absent.
+        transaction, when given); missing rows are absent. With `columns` (`id` first), only
+        those, read on the driver's cursor (`SqlStore.columns_by_id`: a re-read every batch),
+        as the driver gives them (SQLite's bools as 0 and 1).
         """
         by_root: dict[str, list[int]] = {}
         for root, oid in keys:
             by_root.setdefault(root, []).append(oid)
         found: dict[tuple[str, int], dict[str, Any]] = {}
         for root, ids in by_root.items():
+            if columns:
+                assert columns[0] == "id", columns
+                with self.store.reading(conn) as c:
+                    for t in self.store.columns_by_id(c, root, ids, tuple(columns)):
+                        found[(root, int(t[0]))] = dict(zip(columns, t, strict=True))
+                continue
             table = self.store.table(root)
-            rows = self.store.select(root, [table.c.id.in_(ids)], conn=conn, columns=columns)
-            for row in rows:
+            for row in self.store.select(root, [table.c.id.in_(ids)], conn=conn):
                 found[(root, int(row["id"]))] = row
         return found
 

@@ -275,7 +275,7 @@ class ModelObject:
             values = list(meta.pick(row))
         except KeyError:  # a partial row: missing columns read as unset
             values = [row.get(c) for c in meta.columns]
-        return cls._made(values, row, Stored(meta.column_index, values))
+        return cls._made(values, row)
 
     @classmethod
     def _from_values(cls, reader: RowReader, row: Sequence[Any]) -> ModelObject:
@@ -287,10 +287,10 @@ class ModelObject:
             v = values[i]
             if v.__class__ is str:
                 values[i] = intern(v)
-        return cls._made(values, RowView(reader.index, row), Stored(meta.column_index, values))
+        return cls._made(values, RowView(reader.index, row))
 
     @classmethod
-    def _made(cls, values: list[Any], row: Mapping[str, Any], stored: Stored) -> ModelObject:
+    def _made(cls, values: list[Any], row: Mapping[str, Any]) -> ModelObject:
         obj = cls.__new__(cls)
         meta = cls._meta
         for i in meta.bool_positions:  # what the database did to bools (ints in SQLite)
@@ -298,7 +298,7 @@ class ModelObject:
             if v is not None and v.__class__ is not bool:
                 values[i] = bool(v)
         obj.__dict__.update(zip(meta.columns, values, strict=True))
-        obj._orig = stored
+        obj._orig = Stored(meta.column_index, values)
         # The whole row, sub-model columns included: engines read links of the leaf model
         # from it when the object was fetched through a base model.
         obj._row = row

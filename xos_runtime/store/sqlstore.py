@@ -242,6 +242,15 @@ class SqlStore:
             yield conn
 
     @contextlib.contextmanager
+    def reading(self, conn: Connection | None) -> Iterator[Connection]:
+        """`conn` when the caller is inside a transaction of its own, else a `read()`."""
+        if conn is not None:
+            yield conn
+            return
+        with self.read() as c:
+            yield c
+
+    @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         """Every write of this thread inside the block is one transaction, with one change
         notification when it commits; an exception inside rolls all of it back and goes on.
@@ -796,10 +805,7 @@ class SqlStore:
             q = q.limit(limit)
         if offset:
             q = q.offset(offset)
-        if conn is not None:
-            result = conn.execute(q)
-            return tuple(result.keys()), list(result)
-        with self.read() as c:
+        with self.reading(conn) as c:
             result = c.execute(q)
             return tuple(result.keys()), list(result)
 
@@ -819,10 +825,8 @@ class SqlStore:
             return conn.execute(sa.select(table.c.id).where(*where)).first() is not None
 
     def insert(self, model: str, values: Mapping[str, Any], conn: Connection) -> int:
-        result = conn.execute(sa.insert(self.table(model)).values(**values))
-        pk = result.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+        (new_id,) = self.insert_many(model, [values], conn)
+        return new_id
 
     def insert_many(
         self, model: str, rows: Sequence[Mapping[str, Any]], conn: Connection

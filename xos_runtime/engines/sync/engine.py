@@ -31,7 +31,6 @@ expires, an abandoned call returns, or the fallback poll interval passes.
 
 from __future__ import annotations
 
-import itertools
 import json
 import queue
 import random
@@ -50,7 +49,7 @@ from sqlalchemy.engine import Connection
 from xos_runtime.config import SyncSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.longlived import long_lived
-from xos_runtime.engines.outcome import BackendCode, Outcome, classify, failure_line
+from xos_runtime.engines.outcome import BackendCode, Outcome, classify, log_failure
 from xos_runtime.engines.pool import Completion, WorkerPool
 from xos_runtime.engines.register import (
     data_version,
@@ -574,10 +573,7 @@ class _Dispatch:
             # In the claim's transaction, by a statement of its own: whatever another process
             # finished before it released the object is visible here (the claim's own
             # statement may have waited for that release but reads an older snapshot).
-            store = engine.accessor.store
-            for root, keys in itertools.groupby(sorted(held), key=lambda k: k[0]):
-                found = store.columns_by_id(conn, root, [i for _, i in keys], _RECHECK)
-                rows.update(((root, t[0]), dict(zip(_RECHECK, t, strict=True))) for t in found)
+            rows.update(engine.accessor.load_rows(held, conn, columns=_RECHECK))
             changed = [k for k in held if k in rows and _version(rows[k]) > self.items[k].version]
             if changed:  # a newer version for the step: the whole row
                 rows.update(engine.accessor.load_rows(changed, conn))
@@ -685,12 +681,11 @@ class _Dispatch:
             self.engine.overdue[item.key] = _Overdue(item.step, outcome.message)
             outcome = attrs.evolve(outcome, message=outcome.message + STILL_RUNNING)
         if done.error is not None and outcome.kind == "error":
-            log = self.engine._log.bind(step=item.step.__name__, id=item.key[1])
-            log.opt(exception=done.error).debug("traceback of the failure below")
-            log.warning(
-                "{} failed: {}",
+            log_failure(
+                self.engine._log.bind(step=item.step.__name__, id=item.key[1]),
                 "delete_record" if self.deleted else "sync_record",
-                failure_line(done.error, outcome.message),
+                done.error,
+                outcome.message,
             )
         self._finish(item, outcome)
 
