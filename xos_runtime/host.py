@@ -91,6 +91,9 @@ class RunSummary:
     #: Units of work by outcome kind (`success`, `error`, `deferred`, `blocked`...), every
     #: engine's, pull calls included: what `describe()` counts.
     outcomes: Counter[str] = attrs.Factory(Counter)
+    #: Objects a failure held back, in any pass (each pass holds them back again: counted
+    #: once).
+    held_back: set[Key] = attrs.Factory(set)
 
     def add(self, report: PassReport) -> None:
         """Count one engine's pass."""
@@ -98,6 +101,7 @@ class RunSummary:
         self.succeeded += report.succeeded
         self.failed += len(report.failed)
         self.outcomes.update(report.outcomes)
+        self.held_back |= report.blocked
 
     def describe(self) -> str:
         """The run's one-line summary, each number saying what it counts; the parts add up.
@@ -115,8 +119,8 @@ class RunSummary:
         parts += [f"{o[k]} {k}" for k in ("deferred", "innocuous") if o[k]]
         line = f"{self.passes} pass(es): {calls} call(s)"
         line += f" ({', '.join(parts)})" if calls else ""
-        if o["blocked"]:
-            line += f"; {o['blocked']} object(s) held back by their dependencies"
+        if self.held_back:
+            line += f"; {len(self.held_back)} object(s) held back by their dependencies"
         line += f"; {self.in_error} object(s) in error"
         return line + ("; timed out" if self.timed_out else "")
 
