@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from installed import plugins_line
 from loguru import logger
 
 import xos_runtime
@@ -69,24 +69,9 @@ BOOKKEEPING = {
 }
 
 
-def _demo_installed() -> bool:
-    try:
-        importlib.metadata.distribution("xos-runtime-demo")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-#: Other plugin distributions would add models and steps; the demo one is turned off (and only
-#: named when installed, so that `plugins.disabled` never warns about an unmatched name).
-DISABLED_PLUGINS = ["xos-runtime-demo"] if _demo_installed() else []
-
-
 def config_text(extra: str = "", *, name: str = "clitest") -> str:
     lines = [f"name: {name}", "models_dir: models", "accessor: {endpoint: sqlite:///store.db}"]
-    if DISABLED_PLUGINS:
-        lines.append(f"plugins: {{disabled: [{', '.join(DISABLED_PLUGINS)}]}}")
-    return "\n".join(lines) + "\n" + extra
+    return "\n".join(lines) + "\n" + plugins_line() + extra
 
 
 @dataclasses.dataclass

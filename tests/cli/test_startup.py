@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from installed import plugins_line
 
 from xos_runtime.cli.commands import Handler
 from xos_runtime.cli.main import build_parser
@@ -199,7 +200,7 @@ def test_what_reading_the_config_logs_follows_the_configs_level(tmp_path: Path, 
     config = tmp_path / "config.yaml"
     config.write_text(
         f"name: legacy\nmodels_dir: models\nrequired_models: [Thing]\n"
-        f"logging: {{level: {level}}}\nplugins: {{disabled: [demo]}}\n"
+        f"logging: {{level: {level}}}\n{plugins_line()}"
     )
     done = run_process("run", "--once", "-C", config)
     assert done.returncode == 0, done.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from installed import plugins_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPAT_SOURCE = REPO_ROOT / "plugins" / "xos-runtime-xos-compat"
@@ -103,9 +104,15 @@ def compat(compat_target: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @pytest.fixture
 def service(tmp_path: Path) -> Path:
-    """A copy of the sample XOS-style service; its config.yaml keeps the store beside it."""
+    """A copy of the sample XOS-style service; its config.yaml keeps the store beside it.
+    Other plugin distributions installed here (the quick start's demo) are turned off, as
+    an operator with other plugins installed would (`installed.py`)."""
     folder = tmp_path / "widget"
     shutil.copytree(SAMPLE_SERVICE, folder, ignore=shutil.ignore_patterns("*.db", "__pycache__"))
+    extra = plugins_line()
+    if extra:
+        config = folder / "config.yaml"
+        config.write_text(config.read_text() + extra)
     return folder
 
 
