@@ -23,8 +23,10 @@ def _installed(distribution: str) -> bool:
 DISABLED_PLUGINS = [d for d in ("xos-runtime-demo",) if _installed(d)]
 
 
-def plugins_line() -> str:
-    """The config line that turns them off ("" when none is installed)."""
-    if not DISABLED_PLUGINS:
-        return ""
-    return f"plugins: {{disabled: [{', '.join(DISABLED_PLUGINS)}]}}\n"
+def plugins_line(*settings: str) -> str:
+    """A config's `plugins` section that turns them off, with `settings` (lines such as
+    `skip_broken: true`) added; "" when there is nothing to say."""
+    lines = [*settings]
+    if DISABLED_PLUGINS:
+        lines.append(f"disabled: [{', '.join(DISABLED_PLUGINS)}]")
+    return "plugins:\n" + "".join(f"  {line}\n" for line in lines) if lines else ""

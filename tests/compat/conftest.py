@@ -109,11 +109,15 @@ def service(tmp_path: Path) -> Path:
     an operator with other plugins installed would (`installed.py`)."""
     folder = tmp_path / "widget"
     shutil.copytree(SAMPLE_SERVICE, folder, ignore=shutil.ignore_patterns("*.db", "__pycache__"))
-    extra = plugins_line()
-    if extra:
-        config = folder / "config.yaml"
-        config.write_text(config.read_text() + extra)
+    with_plugins(folder)
     return folder
+
+
+def with_plugins(service: Path, *settings: str) -> None:
+    """The service's config as published, with the `plugins` section the tests need."""
+    config = service / "config.yaml"
+    published = (SAMPLE_SERVICE / "config.yaml").read_text()
+    config.write_text(published + plugins_line(*settings))
 
 
 class Backend:

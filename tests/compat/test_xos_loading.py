@@ -14,6 +14,8 @@ import pytest
 from xos_runtime.exceptions import ConfigError, PluginError
 from xos_runtime.host import Runtime
 
+from .conftest import with_plugins
+
 pytestmark = pytest.mark.usefixtures("compat")
 
 
@@ -95,9 +97,8 @@ def test_a_py2_only_file_fails_with_one_line_and_skip_broken_runs_the_rest(
     lines = [line for line in str(info.value).splitlines() if "sync_legacy.py" in line]
     assert len(lines) == 1 and str(legacy) in lines[0]
 
-    config = service / "config.yaml"
-    config.write_text(config.read_text() + "plugins:\n  skip_broken: true\n")
-    rt = Runtime.load(config)
+    with_plugins(service, "skip_broken: true")
+    rt = Runtime.load(service / "config.yaml")
     try:
         names = {info.name for info in rt.plugins.table}
         assert {"SyncWidgetServiceInstance", "WidgetServiceInstancePolicy"} <= names
