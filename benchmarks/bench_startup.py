@@ -13,7 +13,7 @@ xproto parser tables in `~/.cache/xos-runtime`), as a user's second command woul
   checkout's copy of the demo from `models_dir` when that plugin is not installed) whose
   store is a SQLite file deleted before every run, with the demo's seeding turned off
   (`XOS_DEMO_SEED=0`), so that each run creates the schema, finds no pending work and exits.
-  Every run is checked: exit 0 and a summary line saying that nothing was attempted.
+  Every run is checked: exit 0 and a summary line saying that no call was made.
 
 The commands are those of an installed package, as a user runs them: the console script
 next to this interpreter (`bin/xos-runtime` of its environment), else the one on `PATH`, or
@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEMO_XPROTO = HERE.parent / "plugins" / "xos-runtime-demo" / "xos_runtime_demo" / "models"
 #: What `run --once` logs when it found nothing to do.
-IDLE_SUMMARY = "1 pass(es): 0 attempted, 0 succeeded, 0 failed; 0 object(s) in error"
+IDLE_SUMMARY = "1 pass(es): 0 call(s); 0 object(s) in error"
 
 
 def find_script(given: str | None) -> Path:
