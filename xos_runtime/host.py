@@ -30,7 +30,10 @@ from xos_runtime.engines import (
     HELD_ELSEWHERE_RECHECK,
     BackendCode,
     EventBus,
+    LoopEngine,
     PassReport,
+    Progress,
+    ShowProgress,
     builtin,
     open_event_bus,
 )
@@ -74,6 +77,11 @@ def _merge_deps(results: Iterable[Mapping[str, Any] | None]) -> dict[str, list[A
         for model, entries in (result or {}).items():
             merged.setdefault(model, []).extend(entries)
     return merged
+
+
+def _log_progress(progress: Progress) -> None:
+    """Progress as a log line, at INFO; the last report of a pass says how long it took."""
+    logger.info("{}", progress.describe())
 
 
 @attrs.define
@@ -162,6 +170,11 @@ class Runtime:
         self._lease: Lease | None = None
         #: Set by `request_stop()` (SIGTERM/SIGINT): no new work, drain, return.
         self._stop = threading.Event()
+        #: Who is told how long passes go (`logging.progress`): log lines by default; the
+        #: command line puts a bar there on a terminal. Set before `engines()`.
+        self.progress: ShowProgress | None = _log_progress if settings.logging.progress else None
+        #: Seconds between two reports to `progress`.
+        self.progress_every = settings.logging.progress or 10.0
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
@@ -262,6 +275,10 @@ class Runtime:
         """Every engine the plugins provide (the built-in ones register like any plugin)."""
         if self._engines is None:
             found = _flatten(call_hook(self.plugins, "xos_runtime_engines", runtime=self))
+            for engine in found:
+                if isinstance(engine, LoopEngine):
+                    engine.progress = self.progress
+                    engine.progress_every = self.progress_every
             self._engines = list(found)
         return self._engines
 

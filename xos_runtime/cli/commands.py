@@ -150,6 +150,12 @@ def _register_run(sub: argparse._SubParsersAction, config_option: ConfigOption) 
         metavar="S",
         help="with --until-idle: give up after S seconds (exit 1)",
     )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="with --until-idle on a terminal: no progress bar (log lines as configured)",
+    )
     p.set_defaults(handler=Handler("xos_runtime.cli.run", "handle"))
 
 

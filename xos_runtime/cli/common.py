@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 from loguru import logger
@@ -17,8 +17,11 @@ from xos_runtime.host import Runtime
 _QUIET_LEVELS = {"TRACE", "DEBUG"}
 
 
-def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
-    """The settings, with logging set up; `quiet` keeps INFO logs off a command's output.
+def settings_for(
+    args: argparse.Namespace, *, quiet: bool, stream: TextIO | None = None
+) -> Settings:
+    """The settings, with logging set up; `quiet` keeps INFO logs off a command's output;
+    `stream` replaces standard error as the log's terminal (`run`'s progress bar).
 
     What reading the config logs (a legacy XOS key ignored, a folder found elsewhere, at
     DEBUG) is held until the config's own logging is set up, then logged at its level: at
@@ -39,7 +42,7 @@ def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
             log = attrs.evolve(log, level="WARNING")
         logger.remove(sink)
         try:
-            configure_logging(log)
+            configure_logging(log, stream=stream)
         except ConfigError as exc:
             raise ConfigError(exc.message, file=settings.source, key=exc.key) from exc
         configured = True
@@ -53,13 +56,19 @@ def settings_for(args: argparse.Namespace, *, quiet: bool) -> Settings:
 
 
 def load_runtime(
-    args: argparse.Namespace, *, quiet: bool = True, dry_run: bool = False, works: bool = False
+    args: argparse.Namespace,
+    *,
+    quiet: bool = True,
+    dry_run: bool = False,
+    works: bool = False,
+    stream: TextIO | None = None,
 ) -> Runtime:
     """The runtime of the command's config. A command that only looks at the store (not
     `works`: `status`, `objects`, `graph`, `plugins`) starts without a broken plugin, with
     a warning; `run` and `check` (`works`) stop with exit 2, as the config says."""
     why = None if works else f"`{args.command}` goes on without it; `run` and `check` stop here"
-    return Runtime.load(settings_for(args, quiet=quiet), dry_run=dry_run, skip_broken_why=why)
+    settings = settings_for(args, quiet=quiet, stream=stream)
+    return Runtime.load(settings, dry_run=dry_run, skip_broken_why=why)
 
 
 def print_json(value: Any) -> None:

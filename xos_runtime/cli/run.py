@@ -8,17 +8,47 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import TextIO, cast
 
 from loguru import logger
 
 from xos_runtime.cli.common import load_runtime
+from xos_runtime.cli.progress import REDRAW_EVERY, TerminalBar
+from xos_runtime.host import Runtime
 
 
 def handle(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.until_idle:
         print("xos-runtime run: error: --timeout goes with --until-idle", file=sys.stderr)
         return 2
-    runtime = load_runtime(args, quiet=False, works=True)
+    bar = _bar(args)
+    try:
+        # the bar is the log's terminal: it writes what a text stream is asked to
+        runtime = load_runtime(args, quiet=False, works=True, stream=cast("TextIO", bar))
+    except BaseException:
+        if bar is not None:
+            bar.close()
+        raise
+    if bar is not None:
+        if runtime.settings.logging.progress and runtime.settings.logging.format == "text":
+            runtime.progress, runtime.progress_every = bar, REDRAW_EVERY
+        else:
+            bar = None  # the log still goes through it, and it draws nothing
+    try:
+        return _run(args, runtime)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _bar(args: argparse.Namespace) -> TerminalBar | None:
+    """The progress bar, for `--until-idle` on a terminal (not with `--no-progress`)."""
+    if not (args.until_idle and args.progress and sys.stderr.isatty()):
+        return None
+    return TerminalBar(sys.stderr)
+
+
+def _run(args: argparse.Namespace, runtime: Runtime) -> int:
     try:
         runtime.register()  # before any plugin starts: a refused run has done nothing
     except BaseException:

@@ -263,6 +263,10 @@ class LoggingSettings:
     """When `file` is rotated, in loguru's words: ``"10 MB"``, ``"1 day"``, ``"00:00"``...
     Default: None, never."""
 
+    progress: float = attrs.field(default=10.0, validator=_bounded(ge=0))
+    """Seconds between progress lines during a long pass (done, pending, rate, time
+    left); 0: none. `run --until-idle` on a terminal shows a bar instead. Default: 10."""
+
     dict_config: dict[str, Any] | None = attrs.field(default=None, validator=_dict_config)
     """An XOS-style Python logging dictConfig (``version: 1``). Given as the whole
     ``logging`` value (as XOS configs do) it lands here. It is applied with

@@ -11,7 +11,7 @@ checks it):
 * `base` (the wake-up loop every engine runs), `status` (what `xos-runtime status` reports);
 * `pool` (the worker pool), `writer` (batched bookkeeping writes), `register` (the retry
   bookkeeping in `backend_register`), `report` (what a pass did), `sink` (where outcomes go:
-  `HookSink` calls the contract's outcome hooks);
+  `HookSink` calls the contract's outcome hooks), `progress` (how a long pass goes);
 * `retry` (the one retry rule), `outcome` (outcome records and backend codes).
 
 The names are imported on first use (PEP 562 `__getattr__`): `status` and the metrics
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from xos_runtime.engines.events.memory import MemoryBus
     from xos_runtime.engines.outcome import BackendCode, Outcome, OutcomeKind, classify
     from xos_runtime.engines.policy import PolicyEngine
+    from xos_runtime.engines.progress import Progress, ShowProgress
     from xos_runtime.engines.pull import PullEngine
     from xos_runtime.engines.report import PassReport
     from xos_runtime.engines.retry import Backoff, Retry, next_retry
@@ -57,8 +58,10 @@ __all__ = [
     "OutcomeSink",
     "PassReport",
     "PolicyEngine",
+    "Progress",
     "PullEngine",
     "Retry",
+    "ShowProgress",
     "StatusReport",
     "Subscription",
     "SyncEngine",
@@ -81,6 +84,8 @@ _MODULES = {
     "MemoryBus": ".events.memory",
     "BackendCode": ".outcome",
     "Outcome": ".outcome",
+    "Progress": ".progress",
+    "ShowProgress": ".progress",
     "OutcomeKind": ".outcome",
     "classify": ".outcome",
     "PolicyEngine": ".policy",

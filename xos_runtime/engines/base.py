@@ -10,6 +10,7 @@ from typing import Any
 from loguru import logger
 
 from xos_runtime.engines.pool import Completion, RunningCall, WorkerPool
+from xos_runtime.engines.progress import ProgressMeter, ShowProgress
 from xos_runtime.engines.report import PassReport
 from xos_runtime.store import Key, ModelAccessor, transient
 
@@ -47,6 +48,10 @@ class LoopEngine:
         self._abandoned = threading.Event()
         self._sub = accessor.subscribe()
         self._log = logger.bind(engine=self.name)
+        #: Who is told how a long pass goes, every `progress_every` seconds (the host sets
+        #: both: log lines, or a bar on a terminal); None: nobody.
+        self.progress: ShowProgress | None = None
+        self.progress_every = 10.0
 
     @property
     def pool(self) -> WorkerPool:
@@ -67,6 +72,12 @@ class LoopEngine:
     def call_returned(self, done: Completion) -> None:
         """An abandoned call returned (in its own thread): wake the engine to look again."""
         self._sub.post(())
+
+    def meter(self, phase: str, total: int) -> ProgressMeter | None:
+        """A meter for a pass (or phase) of `total` calls, if someone wants to know."""
+        if self.progress is None or total <= 0:
+            return None
+        return ProgressMeter(phase, total, self.progress, self.progress_every)
 
     @property
     def stopping(self) -> bool:

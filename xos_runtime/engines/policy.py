@@ -197,7 +197,11 @@ class PolicyEngine(LoopEngine):
             report.attempted += 1
             self.pool.submit(key, self._caller(obj, action), self.settings.timeout)
         pool = self.pool
+        meter = self.meter("policies", len(running))
         while running and not self.abandoned:
+            if meter is not None and meter.due():
+                settled = report.succeeded + len(report.failed)
+                meter.report(settled, min(len(running), self.workers), len(report.failed))
             done = pool.next_completion()
             if done is None or done.key not in running:
                 continue  # a late result of a call that already timed out
@@ -212,6 +216,8 @@ class PolicyEngine(LoopEngine):
             )
             self._record(done.key, obj, action, version, outcome, writes, report, done.error)
         writes.flush()
+        if meter is not None:
+            meter.finish(report.succeeded + len(report.failed), len(report.failed))
 
     def _caller(self, obj: ModelObject, action: str) -> Callable[[], None]:
         return lambda: self.call(obj, action)

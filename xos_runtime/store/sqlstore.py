@@ -508,7 +508,12 @@ class SqlStore:
         if not writes:
             return
         if self.dialect != "postgresql":
-            with self.write(durable=False) as conn:
+            if self._lock is not None or getattr(self._local, "atomic", None) is not None:
+                with self.write(durable=False) as conn:
+                    for w in writes:
+                        self.write_by_keys(conn, w)
+                return
+            with self._reporting(), self._bookkeeping() as conn, self._driver_transaction(conn):
                 for w in writes:
                     self.write_by_keys(conn, w)
             return
@@ -526,6 +531,28 @@ class SqlStore:
             self._driver_cursor(conn, sql, params) as cursor,
         ):
             cursor.execute(sql, params)
+
+    @contextlib.contextmanager
+    def _driver_transaction(self, conn: Connection) -> Iterator[None]:
+        """A SQLite write transaction (`BEGIN IMMEDIATE` ... `COMMIT`) on the driver's
+        connection under `conn`, for `write_batch`: it runs every few objects, and the
+        transaction SQLAlchemy would wrap around it (its begin event, which sends the same
+        `BEGIN IMMEDIATE` through `exec_driver_sql`, and its commit) cost more than the
+        writes. Only statements on the driver's cursor may run inside (`write_by_keys`
+        does so on SQLite): SQLAlchemy does not know of this transaction."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None and not conn.in_transaction()
+        with self._driver_cursor(conn, "BEGIN IMMEDIATE", ()) as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if raw.in_transaction:
+                with contextlib.suppress(Exception):
+                    raw.rollback()
+            raise
+        with self._driver_cursor(conn, "COMMIT", ()) as cursor:
+            cursor.execute("COMMIT")
 
     def _positional(self, write: KeyedWrite, names: list[str]) -> list[tuple[Any, ...]]:
         """The parameters of `write`'s statement, one tuple per row in the order `names` (its

@@ -434,6 +434,8 @@ class _Dispatch:
             self.ready.extend(first)
         pool = self.engine.pool
         pool.new_epoch()
+        total = sum(1 for it in self.items.values() if it.state == "pending")
+        meter = self.engine.meter("delete" if self.deleted else "sync", total)
         try:
             while not self.engine.abandoned:
                 if self.engine._returned:
@@ -447,11 +449,15 @@ class _Dispatch:
                     break
                 self._take(pool)
                 self._maybe_flush()
+                if meter is not None and meter.due():
+                    meter.report(self._settled(), self.running, self._failed())
         except BaseException:
             self._interrupted(pool)
             raise
         finally:
             self._end()
+            if meter is not None:
+                meter.finish(self._settled(), self._failed())
         if self.engine.stopping or self.engine.abandoned or self.rescan:
             return  # what did not start stays pending for the next pass
         for item in self.items.values():
@@ -464,6 +470,14 @@ class _Dispatch:
                     ),
                 )
         self._flush()
+
+    def _failed(self) -> int:
+        return len(self.report.failed) + len(self.report.blocked)
+
+    def _settled(self) -> int:
+        """Objects of the pass dealt with: synced, failed, held back, or left to another
+        process."""
+        return self.report.succeeded + self._failed() + self.report.held_elsewhere
 
     def _interrupted(self, pool: WorkerPool) -> None:
         """Leave with calls running (a bug, or an interrupt), without losing track of them.
