@@ -423,3 +423,12 @@ def test_on_postgresql(tmp_path: Path, pg_store_url: str) -> None:
         ("sync", {("Site", site.id)}),
         ("sync", {("User", user.id)}),
     ]
+
+
+def test_long_id_lists_are_abbreviated() -> None:
+    from xos_runtime.cli.plan import format_ids
+
+    assert format_ids([3, 1, 2, 7, 9, 10]) == "1-3, 7, 9, 10"
+    assert format_ids(list(range(1, 1001))) == "1-1000"
+    scattered = list(range(1, 2000, 2))  # 1000 ids, no runs
+    assert format_ids(scattered) == "1, 3, 5, 7, 9, 11, 13, 15, ... (1,000 in all)"
