@@ -120,7 +120,7 @@ def _policy_lines(found: Plan) -> Iterable[str]:
     """`SitePolicy: create Site 4; update Site 1, 2`: one line per policy."""
     by_policy: dict[str, dict[tuple[str, str], list[int]]] = {}
     for run in found.policies:
-        for name in run.policies or ("(no handler: only marked policed)",):
+        for name in run.policies or ("no handler, only marked policed",):
             by_policy.setdefault(name, {}).setdefault((run.action, run.model), []).append(run.id)
     for name, work in by_policy.items():
         parts = [f"{action} {model} {format_ids(ids)}" for (action, model), ids in work.items()]
