@@ -14,6 +14,7 @@ COMMANDS = [
     ["plugins"],
     ["graph"],
     ["status"],
+    ["plan"],
     ["objects"],
     *(["objects", action] for action in ("list", "show", "create", "update", "delete")),
 ]

@@ -30,7 +30,7 @@ def _seed(project: Project, n: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["status"], ["objects", "list", "Site"], ["graph"]], ids=" ".join
+    "command", [["status"], ["objects", "list", "Site"], ["graph"], ["plan"]], ids=" ".join
 )
 def test_a_reader_that_is_gone_is_no_error(project: Project, command: list[str]) -> None:
     """The pipe's read end is closed before the command writes a byte: every write fails."""

@@ -143,6 +143,7 @@ def test_every_command_names_a_handler_that_exists() -> None:
         "plugins",
         "graph",
         "status",
+        "plan",
         *(f"objects {a}" for a in ("list", "show", "create", "update", "delete")),
     }
     for path, handler in handlers.items():

@@ -230,6 +230,21 @@ def _register_inspect(sub: argparse._SubParsersAction, config_option: ConfigOpti
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=Handler(module, "status"))
 
+    p = _add(
+        sub,
+        "plan",
+        help="what the next pass would do, changing nothing",
+        description="A dry run of the next pass: the objects that would be synced or deleted, "
+        "by model, in waves of the dependency DAG; what is held back and by what (the root "
+        "cause); what backs off until when; which policies would run. No step or policy is "
+        "called and nothing is written.",
+        examples=("xos-runtime plan -C config.yaml", "xos-runtime plan -C config.yaml --json"),
+        exits=("0  the plan was printed (objects in error included)",),
+    )
+    config_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=Handler("xos_runtime.cli.plan", "plan"))
+
 
 def _register_objects(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
     p = _add(

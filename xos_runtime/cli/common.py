@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from typing import Any, TextIO
@@ -74,3 +75,10 @@ def load_runtime(
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
+
+
+def local_time(ts: float | None) -> str:
+    """An epoch time as local `YYYY-MM-DD HH:MM:SS`; "-" for none (0 means never)."""
+    if not ts:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")

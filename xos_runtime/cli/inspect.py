@@ -7,10 +7,10 @@ runs.
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 
 from xos_runtime.cli.common import load_runtime, print_json
+from xos_runtime.cli.common import local_time as _when
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import XosRuntimeError
 from xos_runtime.models import format_graph, sync_order
@@ -118,12 +118,6 @@ def graph(args: argparse.Namespace) -> int:
         return 0
     finally:
         runtime.close()
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def status(args: argparse.Namespace) -> int:

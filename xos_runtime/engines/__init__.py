@@ -4,6 +4,8 @@ The host (`xos_runtime.host`, `cli`, `observe`) imports from here, never from a 
 The layout, top to bottom (a module imports only from the rows below its own; `lint-imports`
 checks it):
 
+* `plan` - what the next pass would do, changing nothing (`xos-runtime plan`), asked of the
+  engines as `builtin` builds them;
 * `builtin` - the built-in engines, registered as a plugin of the hook contract;
 * `sync/` (the engine, its object DAG and dispatch), `policy`, `pull`, `events/` (the bus
   protocols, the embedded bus, Kafka, delivery of messages and the engine): one per engine,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from xos_runtime.engines.events.engine import EventEngine
     from xos_runtime.engines.events.memory import MemoryBus
     from xos_runtime.engines.outcome import BackendCode, Outcome, OutcomeKind, classify
+    from xos_runtime.engines.plan import Plan, make_plan
     from xos_runtime.engines.policy import PolicyEngine
     from xos_runtime.engines.progress import Progress, ShowProgress
     from xos_runtime.engines.pull import PullEngine
@@ -57,6 +60,7 @@ __all__ = [
     "OutcomeKind",
     "OutcomeSink",
     "PassReport",
+    "Plan",
     "PolicyEngine",
     "Progress",
     "PullEngine",
@@ -67,6 +71,7 @@ __all__ = [
     "SyncEngine",
     "classify",
     "collect_status",
+    "make_plan",
     "next_retry",
     "open_event_bus",
 ]
@@ -88,6 +93,8 @@ _MODULES = {
     "ShowProgress": ".progress",
     "OutcomeKind": ".outcome",
     "classify": ".outcome",
+    "Plan": ".plan",
+    "make_plan": ".plan",
     "PolicyEngine": ".policy",
     "PullEngine": ".pull",
     "PassReport": ".report",

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.policy import PolicyEngine
-from xos_runtime.engines.sink import HookSink
+from xos_runtime.engines.sink import HookSink, OutcomeSink
 from xos_runtime.engines.sync.engine import SyncEngine
 from xos_runtime.hookspecs import Runtime, hookimpl
 from xos_runtime.steps import EventStep
+from xos_runtime.store import Lease
 
 if TYPE_CHECKING:
     from xos_runtime.engines.events.bus import EventBus
@@ -55,17 +56,56 @@ def _event_step_names(plugins: DiscoveredPlugins) -> list[tuple[str, type[EventS
     ]
 
 
+def policy_engine(
+    runtime: EngineHost, *, lease: Lease | None = None, outcomes: OutcomeSink | None = None
+) -> PolicyEngine | None:
+    """The policy engine over the discovered model policies (None without any); `plan`
+    builds it the same way, without a lease or outcomes, to ask what it would do."""
+    plugins, settings = runtime.plugins, runtime.settings
+    if not plugins.model_policies:
+        return None
+    synced = _observed_leaves(
+        runtime, [m for step in plugins.sync_steps for m in step.observed_model_names()]
+    )
+    return PolicyEngine(
+        runtime.accessor,
+        plugins.model_policies,
+        settings.policies,
+        poll_interval=settings.sync.poll_interval,
+        synced_models=synced,
+        lease=lease,
+        outcomes=outcomes,
+        clock=runtime.clock,
+    )
+
+
+def sync_engine(
+    runtime: EngineHost, *, lease: Lease | None = None, outcomes: OutcomeSink | None = None
+) -> SyncEngine | None:
+    """The sync engine over the discovered sync steps (None without any); deletions of
+    policed models wait for their policies. `plan` builds it the same way (see above)."""
+    plugins = runtime.plugins
+    if not plugins.sync_steps:
+        return None
+    policed = _observed_leaves(runtime, [str(p.model_name) for p in plugins.model_policies])
+    return SyncEngine(
+        runtime.accessor,
+        plugins.sync_steps,
+        runtime.graph,
+        runtime.settings.sync,
+        held_for_policies=policed,
+        outcomes=outcomes,
+        lease=lease,
+        clock=runtime.clock,
+    )
+
+
 @hookimpl
 def xos_runtime_engines(runtime: EngineHost) -> list[LoopEngine]:
     """The pull, event, policy and sync engines over the discovered plugins that need them."""
     engines: list[LoopEngine] = []
     plugins, settings = runtime.plugins, runtime.settings
     outcomes = HookSink(runtime.hook)
-    synced = _observed_leaves(
-        runtime, [m for step in plugins.sync_steps for m in step.observed_model_names()]
-    )
-    policed = _observed_leaves(runtime, [str(p.model_name) for p in plugins.model_policies])
-
     lease = runtime.lease if runtime.shares_work else None
     if plugins.pull_steps:
         from xos_runtime.engines.pull import PullEngine
@@ -95,30 +135,10 @@ def xos_runtime_engines(runtime: EngineHost) -> list[LoopEngine]:
                 clock=runtime.clock,
             )
         )
-    if plugins.model_policies:
-        engines.append(
-            PolicyEngine(
-                runtime.accessor,
-                plugins.model_policies,
-                settings.policies,
-                poll_interval=settings.sync.poll_interval,
-                synced_models=synced,
-                lease=lease,
-                outcomes=outcomes,
-                clock=runtime.clock,
-            )
-        )
-    if plugins.sync_steps:
-        engines.append(
-            SyncEngine(
-                runtime.accessor,
-                plugins.sync_steps,
-                runtime.graph,
-                settings.sync,
-                held_for_policies=policed,
-                outcomes=outcomes,
-                lease=lease,
-                clock=runtime.clock,
-            )
-        )
+    for engine in (
+        policy_engine(runtime, lease=lease, outcomes=outcomes),
+        sync_engine(runtime, lease=lease, outcomes=outcomes),
+    ):
+        if engine is not None:
+            engines.append(engine)
     return engines

@@ -120,14 +120,23 @@ def _state(row: dict[str, Any], now: float) -> tuple[str, dict[str, Any]]:
     if status.startswith("Failed due to error in model"):
         return "held_back", register
     version = version_of(row.get("updated"), row.get("changed_by_policy"))
-    if register.get("failures") and register.get("version") == version:
-        if register.get("permanent") or code == BackendCode.ERROR:
-            return "error", register
-        if code == BackendCode.PENDING:
-            return "deferred", register
-        if float(register.get("next_run") or 0) > now:
-            return "backing_off", register
-    return "pending", register
+    return failure_state(register, code, version, now) or "pending", register
+
+
+def failure_state(register: dict[str, Any], code: int, version: float, now: float) -> str | None:
+    """How `status` (and `plan`) name an object whose sync of `version` failed: `error`
+    (backend code 2, or a permanent failure), `deferred` (code 0) or `backing_off` (an
+    innocuous failure waiting for its `next_run`); None when this version did not fail, or
+    an innocuous failure's backoff is over."""
+    if not register.get("failures") or register.get("version") != version:
+        return None
+    if register.get("permanent") or code == BackendCode.ERROR:
+        return "error"
+    if code == BackendCode.PENDING:
+        return "deferred"
+    if float(register.get("next_run") or 0) > now:
+        return "backing_off"
+    return None
 
 
 def collect_status(accessor: ModelAccessor, now: float) -> StatusReport:
