@@ -4,13 +4,13 @@ The plan asks the engines themselves, built as `run` builds them (`builtin.sync_
 `builtin.policy_engine`) but without a lease, so that they claim nothing:
 
 * the sync engine reads each phase's pending objects and their DAG as a pass reads them
-  (`SyncEngine._read`: every step's `fetch_pending` in one snapshot of the store, the links
+  (`SyncEngine.read_pending`: every step's `fetch_pending` in one snapshot of the store, the links
   of `dag.py`, dependents first for deletions);
-* an object is not ready when its deletion waits for its policies (`_awaits_policy`) or its
+* an object is not ready when its deletion waits for its policies (`awaits_policy`) or its
   backoff is not over (`register.is_ready`); what it holds back are its dependents,
   transitively, walked as the pass walks them (`_Dispatch.run` then `_hold_dependents`), so
   that each held object names the same root cause a pass would stamp on it;
-* the policy engine lists what it would police (`_pending`) and with which policies
+* the policy engine lists what it would police (`pending`) and with which policies
   (`policies_for`, those that have the handler).
 
 Nothing is called (no `sync_record`, `delete_record` or `handle_*`), claimed or written.
@@ -262,12 +262,12 @@ def _groups(
 def _sync_phase(engine: SyncEngine, deleted: bool, now: float) -> _Phase:
     """One phase: what a pass would start, wave by wave, and what it would not."""
     phase = "delete" if deleted else "sync"
-    items = engine._read(deleted)
+    items = engine.read_pending(deleted)
     out = _Phase()
     # Not ready, as `SyncEngine._run_items` decides it (no overdue calls in a fresh engine).
     state: dict[Key, str] = {}
     for key, item in items.items():
-        if deleted and engine._awaits_policy(item.obj):
+        if deleted and engine.awaits_policy(item.obj):
             state[key] = POLICIES
             out.held_back.append(
                 HeldBack(
@@ -360,7 +360,7 @@ def _entry(item: Any) -> tuple[str, int, bool]:
 
 def _policy_runs(engine: PolicyEngine) -> list[PolicyRun]:
     runs: list[PolicyRun] = []
-    for obj, action in engine._pending():
+    for obj, action in engine.pending():
         leaf = obj.model_name
         names = tuple(
             p.__name__

@@ -107,7 +107,9 @@ class PolicyEngine(LoopEngine):
 
     # -- a pass ---------------------------------------------------------------------------------
 
-    def _pending(self) -> list[tuple[ModelObject, str]]:
+    def pending(self) -> list[tuple[ModelObject, str]]:
+        """What the policies would handle now: each object with `create`, `update` or
+        `delete` (read by a pass, and by `plan`)."""
         names = [m for m in self.policies if self.accessor.has_model_class(m)]
         work: list[tuple[ModelObject, str]] = []
         for deleted in (False, True):
@@ -122,7 +124,7 @@ class PolicyEngine(LoopEngine):
         now = self.clock()
         writes = OutcomeWriter(self.accessor)
         ready: dict[Key, tuple[ModelObject, str, float]] = {}
-        for obj, action in self._pending():
+        for obj, action in self.pending():
             report.fetched += 1
             key = obj.store_key
             version = policy_version(obj)

@@ -282,8 +282,9 @@ class SyncEngine(LoopEngine):
                     item.steps = (*item.steps, step_cls)
         return items, sub_rows
 
-    def _read(self, deleted: bool) -> dict[Key, _Item]:
-        """The pending objects and their dependencies, all from one snapshot of the store."""
+    def read_pending(self, deleted: bool) -> dict[Key, _Item]:
+        """The pending objects and their dependencies, all from one snapshot of the store
+        (read by a pass, and by `plan`)."""
         with self.accessor.store.snapshot():
             items, sub_rows = self._fetch(deleted)
             if not items:
@@ -307,7 +308,7 @@ class SyncEngine(LoopEngine):
     def run_phase(self, *, deleted: bool, exclude: set[Key] | None = None) -> PassReport:
         self.settle_returned()
         with long_lived() as keep:
-            items = self._read(deleted)
+            items = self.read_pending(deleted)
             keep()  # the pass's objects live until it ends
             return self._run_items(items, deleted, exclude)
 
@@ -321,7 +322,7 @@ class SyncEngine(LoopEngine):
         now = self.clock()
         exclude = exclude or set()
         for item in items.values():
-            if deleted and self._awaits_policy(item.obj):
+            if deleted and self.awaits_policy(item.obj):
                 item.state = "policy"
                 report.waiting += 1
                 continue
@@ -342,7 +343,7 @@ class SyncEngine(LoopEngine):
         _Dispatch(self, items, deleted, report).run()
         return report
 
-    def _awaits_policy(self, obj: ModelObject) -> bool:
+    def awaits_policy(self, obj: ModelObject) -> bool:
         """A deleted object whose policies have not yet handled the deletion."""
         if obj.leaf_name not in self.held_for_policies:
             return False
