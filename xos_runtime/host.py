@@ -231,13 +231,16 @@ class Runtime:
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
         skip_broken_why: str | None = None,
+        plugins: DiscoveredPlugins | None = None,
     ) -> Runtime:
         """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
         it only checks that the models fit what is stored. With `skip_broken_why`, broken
         plugins are left out with a warning that says why, whatever `plugins.skip_broken`
-        says (commands that only look at the store)."""
+        says (commands that only look at the store). `plugins` replaces discovery with
+        plugins found otherwise (`xos_runtime.testing` names exactly those a test runs)."""
         settings = config if isinstance(config, Settings) else load_config(config)
-        plugins = discover_plugins(settings, skip_broken_why)
+        if plugins is None:
+            plugins = discover_plugins(settings, skip_broken_why)
         call_hook(plugins, "xos_runtime_configure", config=settings)
         models, graph = load_model_definitions(settings, plugins)
         plugins.validate(models.names() if len(models) else None)
