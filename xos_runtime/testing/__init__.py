@@ -9,24 +9,23 @@ plugins (`calls`, `calls_of()`, each a `Call` taken from the outcome hooks) and 
 the runtime wrote (`reload()`, `state()`, `retry_in()`, `status()`)::
 
     from xos_runtime.testing import Harness
-    from my_plugin.steps import SyncSite
+    from my_plugin.steps import SyncSite  # raises for sites named "broken..."
 
-    MODELS = '''
-    message Site (XOSBase) { required string name = 1; }
-    '''
+    MODELS = "message Site (XOSBase) { required string name = 1; }"
 
     def test_a_failing_site_is_retried_after_its_backoff():
         with Harness([SyncSite], models=MODELS) as h:
-            site = h.accessor.Site.objects.create(name="broken")
+            site = h.accessor.Site.objects.create(name="broken-1")
             h.run_until_idle()
-            assert h.state(site) == "backing_off"
-            h.advance(h.retry_in(site))
+            assert h.state(site) == "error" and h.retry_in(site) == 1.0
+            h.advance(1.0)  # sync.backoff.initial: the retry is due
             h.run_until_idle()
             assert len(h.calls_of(SyncSite, "sync_record")) == 2
 
 Plugins are named as `plugins.enabled` names them (an installed distribution, entry point or
-class), or given as step and policy classes and as modules of hook implementations (a
-plugin's tests then run whether the plugin is installed or not). Nothing else installed runs.
+class), or given as classes (sync steps, policies, pull steps, event steps) and as modules
+(or objects) of hook implementations: a plugin's tests then run whether the plugin is
+installed or not. Nothing else that is installed runs.
 
 The fake clock drives every wait of the engines: backoff (`next_run`), pull-step intervals,
 event retries and the store's timestamps. Backoff jitter is 0 unless the config says
