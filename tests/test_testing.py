@@ -145,7 +145,7 @@ def test_a_sync_call_is_recorded_with_its_object_and_time(harness: Harness) -> N
         "success",
     )
     assert (call.model, call.object_id, call.time) == ("Site", site.id, harness.now)
-    assert harness.reload(site).backend_code == 1  # type: ignore[union-attr]
+    assert harness.reload(site).backend_code == 1
     assert harness.state(site) == "ok"
     assert harness.retry_in(site) is None
 
@@ -157,7 +157,7 @@ def test_a_failure_backs_off_until_the_clock_is_advanced(harness: Harness) -> No
     start = harness.now
     assert harness.run_until_idle().exit_code == 1
     assert harness.state(bad) == "error"
-    assert harness.reload(bad).backend_status == "backend refused bad"  # type: ignore[union-attr]
+    assert harness.reload(bad).backend_status == "backend refused bad"
     assert harness.retry_in(bad) == 1.0  # sync.backoff.initial, without jitter
     # the user was held back, not called
     assert [c.kind for c in harness.outcomes if c.step == "SyncUser"][:1] == ["blocked"]
@@ -202,8 +202,9 @@ def test_a_deleted_object_is_deleted_then_gone(harness: Harness) -> None:
     assert harness.state(site) == "deleting"
     harness.run_until_idle()
     assert [c.method for c in harness.calls_of(SyncSite)] == ["sync_record", "delete_record"]
-    assert harness.reload(site) is None
     assert harness.state(site) == "gone"
+    with pytest.raises(LookupError, match=f"Site {site.id} is no longer in the store"):
+        harness.reload(site)
 
 
 # -- policies, events, pull steps ------------------------------------------------------------------
@@ -217,7 +218,7 @@ def test_a_policy_is_called_once_per_object_and_change() -> None:
         creates = h.calls_of(NotePolicy, "handle_create")
         assert sorted(c.object_id for c in creates) == [a.id, b.id]
         assert {c.engine for c in creates} == {"policy"}
-        assert h.reload(a).note == "created"  # type: ignore[union-attr]
+        assert h.reload(a).note == "created"
         h.run_until_idle()
         assert len(h.calls_of(NotePolicy)) == 2
         a.name = "a2"
@@ -320,8 +321,12 @@ def test_models_from_a_folder_and_the_temporary_store(tmp_path: Path) -> None:
         h.run_until_idle()
         assert len(h.calls) == 1
     assert not store.exists()
+    with Harness([SyncSite], models=[str(folder / "site.xproto")]) as h:
+        assert h.accessor.Site.objects.count() == 0
     with pytest.raises(FileNotFoundError, match="nowhere"):
         Harness([SyncSite], models=tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=r"site\.xprot$"):
+        Harness([SyncSite], models=str(folder / "site.xprot"))
 
 
 def test_config_keys_override_the_defaults() -> None:

@@ -26,7 +26,8 @@ __all__ = ["Harness", "ModelSource", "PluginSpec"]
 #: name, `module:Class`, class name or distribution), a step or policy class, or a module
 #: (or object) of hook implementations.
 PluginSpec = str | type | object
-#: Models: xproto source text (`str`), or the path of an `.xproto` file or of a folder of them.
+#: Models: xproto source text (a `str` holding `{` or a line break), or the path of an
+#: `.xproto` file or of a folder of them.
 ModelSource = str | os.PathLike[str]
 
 #: The harness's own config, under what the test gives: a store in the temporary folder,
@@ -74,7 +75,7 @@ def _model_sources(
     items = [models] if isinstance(models, str | os.PathLike) else list(models)
     out: list[str | tuple[str, str]] = []
     for n, item in enumerate(items):
-        if isinstance(item, str):
+        if isinstance(item, str) and ("{" in item or "\n" in item):
             out.append((f"<Harness models[{n}]>", item))
         else:
             path = os.path.abspath(os.fspath(item))
@@ -98,8 +99,9 @@ class Harness:
         `plugins.enabled` matches them; a name that matches nothing is a `PluginError`),
         step and policy classes, and modules (or objects) of hook implementations. The
         built-in engines always run; no other installed plugin does.
-    :param models: xproto source text, or paths of `.xproto` files or folders, in addition
-        to the models the plugins contribute.
+    :param models: xproto source text, or paths of `.xproto` files or folders (a `str`
+        without `{` or a line break is a path), in addition to the models the plugins
+        contribute.
     :param config: config keys, as in the YAML file, over the harness's defaults (name
         `xos-runtime-test`, the temporary store, `sync.claims: false`, backoff jitter 0).
         Relative paths are relative to the temporary folder: give absolute ones. The
@@ -299,8 +301,15 @@ class Harness:
 
     # -- status -----------------------------------------------------------------------------------
 
-    def reload(self, obj: ModelObject) -> ModelObject | None:
-        """The object as stored now (soft-deleted ones included); None once it is purged."""
+    def reload(self, obj: ModelObject) -> ModelObject:
+        """The object as stored now, soft-deleted ones included. Raises `LookupError` once
+        it is purged (`state(obj) == "gone"` says so without raising)."""
+        found = self._stored(obj)
+        if found is None:
+            raise LookupError(f"{obj.leaf_model_name} {obj.id} is no longer in the store")
+        return found
+
+    def _stored(self, obj: ModelObject) -> ModelObject | None:
         cls = type(obj)
         found = cls.objects.filter(id=obj.id).first()
         if found is None:
@@ -325,7 +334,7 @@ class Harness:
         entry = self._status_of(obj)
         if entry is not None:
             return entry.state
-        return "ok" if self.reload(obj) is not None else "gone"
+        return "ok" if self._stored(obj) is not None else "gone"
 
     def retry_in(self, obj: ModelObject) -> float | None:
         """Seconds until a failed object's retry (0 when it is due); None when it waits for

@@ -36,7 +36,8 @@ def demo() -> Iterator[Harness]:
         yield h
 
 
-def record(h: Harness, model: str, obj: Any) -> dict[str, Any] | None:
+def record(h: Harness, model: str, obj: Any) -> Any:
+    """The JSON file of `obj`, read; None when there is none."""
     path: Path = h.path / "demo-output" / model / f"{obj.id}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -49,7 +50,7 @@ def test_the_seeded_sites_sync_except_the_broken_one(demo: Harness) -> None:
     assert demo.run_until_idle().exit_code == 1
     broken = broken_site(demo)
     assert demo.state(broken) == "error"
-    assert "starts with 'broken'" in demo.reload(broken).backend_status  # type: ignore[union-attr]
+    assert "starts with 'broken'" in demo.reload(broken).backend_status
     for user in broken.users.all():
         assert demo.state(user) == "held_back"
         assert record(demo, "User", user) is None
@@ -82,7 +83,7 @@ def test_the_policy_derives_a_login_base_once_per_new_site(demo: Harness) -> Non
     )
     assert sites["Stanford"].login_base == "stanford"
     assert sites["ONF Menlo"].login_base == "onf"  # given: kept
-    assert record(demo, "Site", sites["Stanford"])["login_base"] == "stanford"  # type: ignore[index]
+    assert record(demo, "Site", sites["Stanford"])["login_base"] == "stanford"
 
 
 def test_the_broken_site_is_retried_with_growing_backoff(demo: Harness) -> None:
@@ -103,11 +104,11 @@ def test_fixing_the_broken_site_syncs_it_and_its_dependents_at_once(demo: Harnes
     broken.name = "fixed-site"
     broken.save()
     assert demo.run_until_idle().exit_code == 0  # no backoff to wait out: it changed
-    assert record(demo, "Site", broken)["name"] == "fixed-site"  # type: ignore[index]
+    assert record(demo, "Site", broken)["name"] == "fixed-site"
     for sl in broken.slices.all():
         assert record(demo, "Slice", sl) is not None
         for inst in sl.instances.all():
-            assert record(demo, "Instance", inst)["image"] == "ubuntu-22.04"  # type: ignore[index]
+            assert record(demo, "Instance", inst)["image"] == "ubuntu-22.04"
 
 
 def test_deleting_a_site_removes_its_files_and_its_dependents(demo: Harness) -> None:
@@ -130,7 +131,7 @@ def test_seeding_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not h.accessor.Site.objects.all()
         site = h.accessor.Site.objects.create(name="Hello, World!")
         h.run_until_idle()
-        assert h.reload(site).login_base == "helloworld"  # type: ignore[union-attr]
+        assert h.reload(site).login_base == "helloworld"
         assert [c.method for c in h.calls] == ["handle_create", "sync_record"]
 
 
