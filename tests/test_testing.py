@@ -309,6 +309,26 @@ def test_a_class_of_no_plugin_kind_is_an_error() -> None:
         Harness([NotAStep], models=MODELS).start()
 
 
+def test_a_broken_given_plugin_is_named_with_its_file() -> None:
+    class SyncNowhere(SyncStep):
+        observes = "Nowhere"
+
+    class Typo:
+        @hookimpl
+        def xos_runtime_modles(self) -> None: ...
+
+    with pytest.raises(PluginError) as raised:
+        Harness([SyncNowhere], models=MODELS).start()
+    assert str(raised.value).startswith(f"plugin file {__file__} (")
+    assert "SyncNowhere) observes unknown model 'Nowhere'" in str(raised.value)
+    with pytest.raises(PluginError) as raised:
+        Harness([Typo()], models=MODELS).start()
+    assert str(raised.value) == (
+        f"plugin file {__file__} (Typo) implements unknown hook 'xos_runtime_modles' "
+        "(did you mean 'xos_runtime_models'?)"
+    )
+
+
 def test_models_from_a_folder_and_the_temporary_store(tmp_path: Path) -> None:
     folder = tmp_path / "models"
     folder.mkdir()

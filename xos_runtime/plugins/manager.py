@@ -13,6 +13,7 @@ import difflib
 import importlib.metadata
 import os
 import re
+from types import ModuleType
 from collections.abc import Collection, Iterable
 from typing import Any, cast
 
@@ -177,7 +178,7 @@ def given_plugin(plugin: object) -> PluginInfo:
         name=name,
         target=target,
         cls_or_module=plugin,
-        file=source_file(plugin),
+        file=source_file(plugin if isinstance(plugin, type | ModuleType) else type(plugin)),
     )
 
 
