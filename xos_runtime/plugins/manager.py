@@ -13,8 +13,8 @@ import difflib
 import importlib.metadata
 import os
 import re
-from types import ModuleType
 from collections.abc import Collection, Iterable
+from types import ModuleType
 from typing import Any, cast
 
 import attrs
