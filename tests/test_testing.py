@@ -286,7 +286,7 @@ def test_hooks_given_as_an_object_run_at_startup_and_shutdown() -> None:
 
 def test_installed_plugins_run_by_name_and_no_others(use_dists: Callable[..., None]) -> None:
     use_dists("xrt-good")
-    with Harness(["xrt-good"]) as h:
+    with Harness("xrt-good") as h:  # one name, or a list of them
         targets = {p.target for p in h.runtime.plugins.table if p.group is not None}
         assert "xrt_good.steps:SyncSite" in targets
         assert "xrt_good.pull:PullSites" in targets

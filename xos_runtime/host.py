@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -496,7 +496,16 @@ class Runtime:
         return total
 
 
-def discover_plugins(settings: Settings, skip_broken_why: str | None = None) -> DiscoveredPlugins:
+def discover_plugins(
+    settings: Settings,
+    skip_broken_why: str | None = None,
+    *,
+    installed: Collection[str] | None = None,
+    given: Iterable[object] = (),
+) -> DiscoveredPlugins:
+    """The plugins of `settings`: the built-in engines, the installed plugins and the `*_dir`
+    folders. `installed` replaces `plugins.enabled` (empty: no installed plugin at all) and
+    `given` adds plugins handed over as objects (both for `xos_runtime.testing`)."""
     return discover(
         steps_dir=settings.steps_dir,
         event_steps_dir=settings.event_steps_dir,
@@ -505,8 +514,10 @@ def discover_plugins(settings: Settings, skip_broken_why: str | None = None) -> 
         skip_broken=settings.plugins.skip_broken or skip_broken_why is not None,
         skip_why=None if settings.plugins.skip_broken else skip_broken_why,
         disabled=settings.plugins.disabled,
-        enabled=settings.plugins.enabled,
+        enabled=settings.plugins.enabled if installed is None else installed,
         builtin_plugins=[builtin],
+        use_entry_points=installed is None or bool(installed),
+        given=given,
     )
 
 

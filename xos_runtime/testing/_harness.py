@@ -11,11 +11,11 @@ from types import TracebackType
 from typing import Any
 
 from xos_runtime.config import Settings, settings_from_dict
-from xos_runtime.engines import ObjectStatus, StatusReport, builtin, collect_status
+from xos_runtime.engines import ObjectStatus, StatusReport, collect_status
 from xos_runtime.exceptions import PluginError
 from xos_runtime.hookspecs import hookimpl
-from xos_runtime.host import RunSummary, Runtime
-from xos_runtime.plugins import DiscoveredPlugins, discover, unmatched_names
+from xos_runtime.host import RunSummary, Runtime, discover_plugins
+from xos_runtime.plugins import DiscoveredPlugins, unmatched_names
 from xos_runtime.store import ModelAccessor, ModelObject
 from xos_runtime.testing._calls import Call, CallRecorder
 from xos_runtime.testing._clock import FakeClock
@@ -30,12 +30,12 @@ PluginSpec = str | type | object
 #: `.xproto` file or of a folder of them.
 ModelSource = str | os.PathLike[str]
 
-#: The harness's own config, under what the test gives: a store in the temporary folder,
-#: no claims (one process), and backoff without jitter, so that waits are exact.
 _NO_JITTER = {"backoff": {"jitter": 0}}
 
 
 def _defaults(folder: Path) -> dict[str, Any]:
+    """The harness's own config, under what the test gives: a store in the temporary
+    folder, no claims (one process), and backoff without jitter, so that waits are exact."""
     return {
         "name": "xos-runtime-test",
         "accessor": {"endpoint": f"sqlite:///{folder / 'store.db'}"},
@@ -120,7 +120,7 @@ class Harness:
         clock: FakeClock | None = None,
         startup: bool = True,
     ):
-        specs = list(plugins)
+        specs = [plugins] if isinstance(plugins, str) else list(plugins)
         self._names = [p for p in specs if isinstance(p, str)]
         self._given: list[object] = [p for p in specs if not isinstance(p, str)]
         self._models = _model_sources(models)
@@ -189,18 +189,7 @@ class Harness:
 
     def _discover(self, settings: Settings) -> DiscoveredPlugins:
         given = [*self._given, _Models(self._models)] if self._models else self._given
-        found = discover(
-            steps_dir=settings.steps_dir,
-            event_steps_dir=settings.event_steps_dir,
-            pull_steps_dir=settings.pull_steps_dir,
-            model_policies_dir=settings.model_policies_dir,
-            skip_broken=settings.plugins.skip_broken,
-            disabled=settings.plugins.disabled,
-            enabled=self._names,
-            builtin_plugins=[builtin],
-            use_entry_points=bool(self._names),
-            given=given,
-        )
+        found = discover_plugins(settings, installed=self._names, given=given)
         missing = unmatched_names(self._names, found.table)
         if missing:
             raise PluginError(
