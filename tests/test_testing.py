@@ -290,6 +290,10 @@ def test_installed_plugins_run_by_name_and_no_others(use_dists: Callable[..., No
         targets = {p.target for p in h.runtime.plugins.table if p.group is not None}
         assert "xrt_good.steps:SyncSite" in targets
         assert "xrt_good.pull:PullSites" in targets
+    with Harness(["xrt_good.steps:SyncSite"], models=MODELS) as h:  # one entry point
+        assert [p.target for p in h.runtime.plugins.table if p.kind != "hooks"] == [
+            "xrt_good.steps:SyncSite"
+        ]
     with Harness([SyncSite], models=MODELS) as h:
         assert [p.target for p in h.runtime.plugins.table if p.kind != "hooks"] == [
             f"{__name__}:SyncSite"
