@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -244,13 +244,16 @@ class Runtime:
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
         skip_broken_why: str | None = None,
+        plugins: DiscoveredPlugins | None = None,
     ) -> Runtime:
         """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
         it only checks that the models fit what is stored. With `skip_broken_why`, broken
         plugins are left out with a warning that says why, whatever `plugins.skip_broken`
-        says (commands that only look at the store)."""
+        says (commands that only look at the store). `plugins` replaces discovery with
+        plugins found otherwise (`xos_runtime.testing` names exactly those a test runs)."""
         settings = config if isinstance(config, Settings) else load_config(config)
-        plugins = discover_plugins(settings, skip_broken_why)
+        if plugins is None:
+            plugins = discover_plugins(settings, skip_broken_why)
         call_hook(plugins, "xos_runtime_configure", config=settings)
         models, graph = load_model_definitions(settings, plugins)
         plugins.validate(models.names() if len(models) else None)
@@ -510,7 +513,16 @@ class Runtime:
         return total
 
 
-def discover_plugins(settings: Settings, skip_broken_why: str | None = None) -> DiscoveredPlugins:
+def discover_plugins(
+    settings: Settings,
+    skip_broken_why: str | None = None,
+    *,
+    installed: Collection[str] | None = None,
+    given: Iterable[object] = (),
+) -> DiscoveredPlugins:
+    """The plugins of `settings`: the built-in engines, the installed plugins and the `*_dir`
+    folders. `installed` replaces `plugins.enabled` (empty: no installed plugin at all) and
+    `given` adds plugins handed over as objects (both for `xos_runtime.testing`)."""
     return discover(
         steps_dir=settings.steps_dir,
         event_steps_dir=settings.event_steps_dir,
@@ -519,8 +531,10 @@ def discover_plugins(settings: Settings, skip_broken_why: str | None = None) -> 
         skip_broken=settings.plugins.skip_broken or skip_broken_why is not None,
         skip_why=None if settings.plugins.skip_broken else skip_broken_why,
         disabled=settings.plugins.disabled,
-        enabled=settings.plugins.enabled,
+        enabled=settings.plugins.enabled if installed is None else installed,
         builtin_plugins=[builtin],
+        use_entry_points=installed is None or bool(installed),
+        given=given,
     )
 
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from xos_runtime.engines.report import PassReport
     from xos_runtime.engines.retry import Backoff, Retry, next_retry
     from xos_runtime.engines.sink import HookSink, OutcomeSink
-    from xos_runtime.engines.status import StatusReport, collect_status
+    from xos_runtime.engines.status import ObjectStatus, StatusReport, collect_status
     from xos_runtime.engines.sync.engine import SyncEngine
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "HookSink",
     "LoopEngine",
     "MemoryBus",
+    "ObjectStatus",
     "Outcome",
     "OutcomeKind",
     "OutcomeSink",
@@ -103,6 +104,7 @@ _MODULES = {
     "next_retry": ".retry",
     "HookSink": ".sink",
     "OutcomeSink": ".sink",
+    "ObjectStatus": ".status",
     "StatusReport": ".status",
     "collect_status": ".status",
     "SyncEngine": ".sync.engine",

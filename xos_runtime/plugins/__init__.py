@@ -10,7 +10,13 @@ naming it and the cause, or, with `skip_broken`, is logged and left out.
 from xos_runtime.plugins.calls import call_hook
 from xos_runtime.plugins.directories import DirectoryLoader, package_name_for, plugin_files
 from xos_runtime.plugins.entrypoints import load_entry_points
-from xos_runtime.plugins.manager import DiscoveredPlugins, discover, new_plugin_manager
+from xos_runtime.plugins.manager import (
+    DiscoveredPlugins,
+    discover,
+    given_plugin,
+    new_plugin_manager,
+    unmatched_names,
+)
 from xos_runtime.plugins.table import (
     DIR_OPTIONS,
     GROUP_SUFFIXES,
@@ -41,6 +47,7 @@ __all__ = [
     "ValidationResult",
     "call_hook",
     "discover",
+    "given_plugin",
     "kind_error",
     "kind_of",
     "load_entry_points",
@@ -48,5 +55,6 @@ __all__ = [
     "package_name_for",
     "plugin_files",
     "plugin_problems",
+    "unmatched_names",
     "validate_plugins",
 ]

@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import re
 from collections.abc import Collection, Iterable
+from types import ModuleType
 from typing import Any, cast
 
 import attrs
@@ -39,10 +40,10 @@ from xos_runtime.plugins.table import (
     PluginTable,
     StepKind,
 )
-from xos_runtime.plugins.validate import validate_plugins
+from xos_runtime.plugins.validate import kind_of, validate_plugins
 from xos_runtime.steps import EventStep, ModelPolicy, PullStep, SyncStep
 
-__all__ = ["DiscoveredPlugins", "discover", "new_plugin_manager"]
+__all__ = ["DiscoveredPlugins", "discover", "given_plugin", "new_plugin_manager", "unmatched_names"]
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -162,6 +163,35 @@ def _spec_names(pm: pluggy.PluginManager) -> list[str]:
     ]
 
 
+def given_plugin(plugin: object) -> PluginInfo:
+    """The table entry of a plugin handed to `discover(given=...)` rather than discovered.
+
+    A class is a step or policy of the kind its base class says (`kind_of`); anything else,
+    a module or an object, holds hook implementations. Such a plugin has no distribution and
+    no entry-point group: messages name it by its file and class.
+    """
+    kind = kind_of(plugin)
+    name = getattr(plugin, "__name__", None) or type(plugin).__name__
+    target = f"{plugin.__module__}:{plugin.__qualname__}" if isinstance(plugin, type) else name
+    return PluginInfo(
+        kind=kind or "hooks",
+        name=name,
+        target=target,
+        cls_or_module=plugin,
+        file=source_file(plugin if isinstance(plugin, type | ModuleType) else type(plugin)),
+    )
+
+
+def unmatched_names(names: Collection[str], table: PluginTable) -> list[str]:
+    """The names of `names` (as `enabled` takes them) that match no installed plugin of
+    `table` (those that came from entry points)."""
+    matcher = _DisabledNames(names)
+    for info in table:
+        if info.group is not None:
+            matcher.match_info(info)
+    return matcher.unused()
+
+
 def _register(pm: pluggy.PluginManager, info: PluginInfo, failures: FailureLog) -> bool:
     """Register a hooks plugin; False (and a failure) when pluggy refuses it."""
     plugin = info.cls_or_module
@@ -215,6 +245,7 @@ def discover(
     groups_prefix: str = "xos_runtime",
     builtin_plugins: Iterable[object] = (),
     use_entry_points: bool = True,
+    given: Iterable[object] = (),
 ) -> DiscoveredPlugins:
     """Find, load and register every plugin.
 
@@ -232,6 +263,11 @@ def discover(
     :param builtin_plugins: modules (or objects) of hook implementations registered first,
         under their `__name__`: the host passes the built-in engines here.
     :param use_entry_points: False looks at the directories (and built-ins) only.
+    :param given: plugins handed over as objects rather than discovered (what
+        `xos_runtime.testing` runs, as stevedore's `make_test_instance` does): step and
+        policy classes join the table after the entry points, anything else (a module or
+        an object) is registered as hook implementations (see `given_plugin`). A class of
+        none of the base classes is a failure. `disabled` and `enabled` do not apply.
     :raises PluginError: unless `skip_broken`, when any plugin failed; the message names
         each one (one line per failure) with its distribution or file and the cause.
     """
@@ -278,6 +314,14 @@ def discover(
             if kind == "hooks":
                 infos = [info for info in infos if _register(pm, info, failures)]
             entries += infos
+
+    for plugin in given:
+        info = given_plugin(plugin)
+        if isinstance(plugin, type) and info.kind == "hooks":
+            bases = ", ".join(base.__name__ for base in KIND_BASES.values())
+            failures.add(f"{info.origin} is a class that subclasses none of {bases}")
+        elif info.kind != "hooks" or _register(pm, info, failures):
+            entries.append(info)
 
     directories: dict[StepKind, str | None] = {
         "sync_step": steps_dir,

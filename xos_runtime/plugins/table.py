@@ -95,7 +95,7 @@ class PluginInfo:
             return entry_point_origin(
                 self.group, self.name, self.target, self.distribution, self.version
             )
-        if self.kind == "hooks":  # registered by the host itself
+        if self.kind == "hooks" and self.distribution == "xos-runtime":  # the host's own
             return f"built-in plugin {self.name}"
         if self.file is not None:
             return f"plugin file {self.file} ({self.class_name})"
