@@ -356,7 +356,8 @@ def test_second_process_without_claims_refuses_to_start(make_cluster, backend):
 def test_changes_wake_runtimes_whatever_their_application_name(make_cluster):
     """A write by one client wakes a runtime on PostgreSQL at once (LISTEN/NOTIFY), also when
     each gives its connections its own `application_name` (as this harness does)."""
-    cluster = make_cluster("postgresql", workers=W, poll_interval=10)
+    poll = 20.0  # a notification that never came costs up to this; one that came, a pass
+    cluster = make_cluster("postgresql", workers=W, poll_interval=poll)
     acc = cluster.accessor  # its store URL has no application_name, the runtime's has one
     proc = cluster.start()
     latencies = []
@@ -372,8 +373,9 @@ def test_changes_wake_runtimes_whatever_their_application_name(make_cluster):
         # the next save lands while the runtime sleeps (up to poll_interval) after this pass
         cluster.wait_for(lambda: not cluster.pending(), 30, "the outcome stored")
     print(f"save -> sync_record: {[round(x, 2) for x in latencies]} s")
-    assert max(latencies) < 2, (
-        f"save -> sync_record took {max(latencies):.1f} s (poll_interval 10 s): the runtime "
-        f"(application_name {cluster.application_name(proc.index)}) was not notified"
+    # well under the poll interval however busy the machine: woken, not polled
+    assert max(latencies) < poll / 4, (
+        f"save -> sync_record took {max(latencies):.1f} s (poll_interval {poll:.0f} s): the "
+        f"runtime (application_name {cluster.application_name(proc.index)}) was not notified"
     )
     finish(cluster)
