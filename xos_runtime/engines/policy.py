@@ -31,6 +31,7 @@ from xos_runtime.engines.outcome import BackendCode, Outcome, classify, log_fail
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import next_retry
 from xos_runtime.engines.sink import OutcomeSink
+from xos_runtime.engines.steplog import lazy_log
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
 from xos_runtime.store import (
@@ -232,7 +233,7 @@ class PolicyEngine(LoopEngine):
                 handler = getattr(policy_cls, f"handle_{action}", None)
                 if handler is None:
                     continue
-                log = self._log.bind(policy=policy_cls.__name__, model=leaf, id=obj.id)
+                log = lazy_log(self._log, policy=policy_cls.__name__, model=leaf, id=obj.id)
                 policy = policy_cls(model_accessor=self.accessor, log=log)
                 getattr(policy, f"handle_{action}")(obj)
 

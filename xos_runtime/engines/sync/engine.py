@@ -61,6 +61,7 @@ from xos_runtime.engines.register import (
 )
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.sink import OutcomeSink
+from xos_runtime.engines.steplog import lazy_log
 from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
@@ -357,7 +358,7 @@ class SyncEngine(LoopEngine):
         leaf = obj.leaf_name
         with acting_as("sync"):
             for step_cls in item.steps:
-                log = self._log.bind(step=step_cls.__name__, model=leaf, id=obj.id)
+                log = lazy_log(self._log, step=step_cls.__name__, model=leaf, id=obj.id)
                 step = step_cls(model_accessor=self.accessor, log=log)
                 if deleted:
                     step.delete_record(obj)
