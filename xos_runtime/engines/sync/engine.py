@@ -147,6 +147,16 @@ class _LinkRows(Mapping[Key, Mapping[str, Any]]):
 
 
 @attrs.frozen
+class _Traits:
+    """Of a set of steps: the timeout of a call, whether a step limits its concurrency, and
+    whether a step has an `after_sync_save`."""
+
+    timeout: float | None
+    limited: bool
+    after_save: bool
+
+
+@attrs.frozen
 class _Overdue:
     """A call that timed out and still runs: its object waits until it returns."""
 
@@ -205,6 +215,7 @@ class SyncEngine(LoopEngine):
         self.overdue: dict[Key, _Overdue] = {}
         self._returned: list[Key] = []
         self._returned_lock = threading.Lock()
+        self._traits: dict[tuple[type[SyncStep], ...], _Traits] = {}
 
     def run_pass(self, exclude: Iterable[Key] = ()) -> PassReport:
         """One sync phase and one deletion phase. Objects in `exclude` are not attempted."""
@@ -366,8 +377,20 @@ class SyncEngine(LoopEngine):
                     step.sync_record(obj)
 
     def timeout_for(self, item: _Item) -> float | None:
-        timeouts = [s.timeout for s in item.steps if s.timeout is not None]
-        return max(timeouts) if timeouts else self.settings.timeout
+        return self.traits(item.steps).timeout
+
+    def traits(self, steps: tuple[type[SyncStep], ...]) -> _Traits:
+        """What the dispatcher asks of an object's steps on every call, found once per set of
+        steps (most objects share one)."""
+        found = self._traits.get(steps)
+        if found is None:
+            timeouts = [s.timeout for s in steps if s.timeout is not None]
+            found = self._traits[steps] = _Traits(
+                timeout=max(timeouts) if timeouts else self.settings.timeout,
+                limited=any(s.concurrency is not None for s in steps),
+                after_save=any(hasattr(s, "after_sync_save") for s in steps),
+            )
+        return found
 
 
 class _Dispatch:
@@ -650,23 +673,26 @@ class _Dispatch:
             item = self.items[key]
             if item.state != "pending":
                 continue
-            full = next(
-                (
-                    s
-                    for s in item.steps
-                    if s.concurrency is not None and self.in_flight[s] >= s.concurrency
-                ),
-                None,
-            )
-            if full is not None:  # every step of the object must have room
-                self.parked.setdefault(full, deque()).append(key)
-                continue
+            traits = engine.traits(item.steps)
+            if traits.limited:
+                full = next(
+                    (
+                        s
+                        for s in item.steps
+                        if s.concurrency is not None and self.in_flight[s] >= s.concurrency
+                    ),
+                    None,
+                )
+                if full is not None:  # every step of the object must have room
+                    self.parked.setdefault(full, deque()).append(key)
+                    continue
             item.state = "running"
-            for step_cls in item.steps:
-                self.in_flight[step_cls] += 1
+            if traits.limited:  # counted only where a limit is checked
+                for step_cls in item.steps:
+                    self.in_flight[step_cls] += 1
             self.running += 1
             self.report.attempted += 1
-            engine.pool.submit(key, self._caller(item), engine.timeout_for(item))
+            engine.pool.submit(key, self._caller(item), traits.timeout)
 
     def _caller(self, item: _Item) -> Callable[[], None]:
         engine, deleted = self.engine, self.deleted
@@ -684,14 +710,14 @@ class _Dispatch:
         if item is None or item.state != "running":
             return  # a late result of a call that already timed out
         self.running -= 1
-        for step_cls in item.steps:
-            self.in_flight[step_cls] -= 1
-            parked = self.parked.get(step_cls)
-            if parked:
-                self.startable.appendleft(parked.popleft())
-        outcome = classify(
-            done.error, done.timed_out, done.duration, self.deleted, self.engine.timeout_for(item)
-        )
+        traits = self.engine.traits(item.steps)
+        if traits.limited:
+            for step_cls in item.steps:
+                self.in_flight[step_cls] -= 1
+                parked = self.parked.get(step_cls)
+                if parked:
+                    self.startable.appendleft(parked.popleft())
+        outcome = classify(done.error, done.timed_out, done.duration, self.deleted, traits.timeout)
         if done.timed_out:
             # Its thread runs on: the object must not start again until it returns.
             self.engine.overdue[item.key] = _Overdue(item.step, outcome.message)
@@ -731,7 +757,7 @@ class _Dispatch:
                         "backend_need_delete": True,
                     },
                 )
-                if any(hasattr(s, "after_sync_save") for s in item.steps):
+                if engine.traits(item.steps).after_save:
                     self.after_save.append((item.steps, item.obj))
             self._release_dependents(item)
         else:
