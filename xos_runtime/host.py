@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -164,6 +164,8 @@ class Runtime:
         self._stop = threading.Event()
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
+        # Steps and scripts publish through the accessor, to the bus of this config.
+        accessor.event_publisher = self.publish_event
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
 
     @property
@@ -177,13 +179,25 @@ class Runtime:
         to use another bus."""
         if self._event_bus is None:
             self._event_bus = open_event_bus(
-                self.settings.event_bus, client_id=f"xos-runtime-{self.settings.name}"
+                self.settings.event_bus,
+                client_id=f"xos-runtime-{self.settings.name}",
+                store=self.accessor.store,
             )
         return self._event_bus
 
     @event_bus.setter
     def event_bus(self, bus: EventBus) -> None:
         self._event_bus = bus
+
+    def publish_event(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | str | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> tuple[int, int] | None:
+        """`event_bus.publish`: where `accessor.publish_event` sends (steps, scripts)."""
+        return self.event_bus.publish(topic, key, value, headers)
 
     # -- sharing the store with other processes -------------------------------------------
 

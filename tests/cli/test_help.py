@@ -16,6 +16,8 @@ COMMANDS = [
     ["status"],
     ["objects"],
     *(["objects", action] for action in ("list", "show", "create", "update", "delete")),
+    ["events"],
+    ["events", "publish"],
 ]
 
 

@@ -9,13 +9,14 @@ touched on the store's `ChangeHub`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import operator
 import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -30,6 +31,9 @@ from xos_runtime.store.notify import ChangeHub, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
 from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
 from xos_runtime.store.tracking import MonotonicClock
+
+if TYPE_CHECKING:
+    from xos_runtime.store.eventlog import EventLog
 
 Row = dict[str, Any]
 
@@ -221,6 +225,8 @@ class SqlStore:
 
             return psycopg.connect(dsn, autocommit=True)
 
+        #: A new LISTEN connection (for the event log's channel too, `eventlog.py`).
+        self.pg_connect = connect
         self.pg_token = new_token()
 
         def listener(deliver: Callable[[set[str]], None]) -> PgListener:
@@ -601,7 +607,18 @@ class SqlStore:
     def _maybe_locked(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock if self._lock is not None else contextlib.nullcontext()
 
+    @functools.cached_property
+    def event_log(self) -> EventLog:
+        """The embedded event bus's messages and consumer groups in this store (made on
+        first use; every user in this process shares it, and with it its notifications)."""
+        from xos_runtime.store.eventlog import EventLog  # it imports this module
+
+        return EventLog(self)
+
     def close(self) -> None:
+        log = self.__dict__.get("event_log")
+        if log is not None:
+            log.close()
         self.hub.close()
         for conn in self._bookkeeping_conns:
             with contextlib.suppress(Exception):
