@@ -223,7 +223,11 @@ def test_non_string_key(write: WriteConfig) -> None:
         ("plugins: {disabled: [a, 2]}", "plugins.disabled[1]", "expected a string, got 2"),
         ("models_dir: [1]", "models_dir[0]", "expected a string, got 1 (integer)"),
         ("models_dir: {a: 1}", "models_dir", "expected a list of strings"),
-        ("event_bus: {kind: 1}", "event_bus.kind", "expected one of 'store', 'memory', 'kafka', got 1"),
+        (
+            "event_bus: {kind: 1}",
+            "event_bus.kind",
+            "expected one of 'store', 'memory', 'kafka', got 1",
+        ),
         ("logging: {level: 10}", "logging.level", "expected a string, got 10 (integer)"),
         ("logging: debug", "logging", "expected a mapping, got 'debug' (string)"),
         ("logging: {dict_config: [1]}", "logging.dict_config", "expected a mapping"),

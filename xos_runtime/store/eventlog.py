@@ -16,7 +16,8 @@ broker to run. The rules, which keep Kafka's shape:
   `lease_until`. Only the owner reads and commits the partition, so two processes of one
   group never handle the same message, unless one stalls past its lease (a handler that
   runs longer than the lease, or a process that died: its partitions are free when the
-  lease runs out);
+  lease runs out, or at once for a member on the same host, which sees that the process is
+  gone);
 * retention deletes messages older than a cut by their timestamp (indexed); a group whose
   offset points at a deleted message goes on at the oldest retained one, because a read
   asks for the messages from an offset on, not for that offset.
@@ -33,6 +34,7 @@ import functools
 import itertools
 import json
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -41,6 +43,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from xos_runtime.store.claims import ProcessIdentity
 from xos_runtime.store.notify import ChangeHub, Subscription, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, new_token, payload
 from xos_runtime.store.sqlstore import SqlStore
@@ -124,6 +127,7 @@ class EventLog:
         #: Partitions of each topic this process has seen (they never change).
         self._counts: dict[str, int] = {}
         self._round_robin = itertools.count()
+        self._here = ProcessIdentity.current()
 
     def _make_hub(self) -> ChangeHub:
         store = self.store
@@ -297,23 +301,44 @@ class EventLog:
         with self.store.write(durable=False) as conn:
             conn.execute(insert, rows)
 
+    @staticmethod
+    def new_owner() -> str:
+        """A name for a new consumer: this process's identity (host, boot, pid, start) and
+        a random part. From it, a member on the same host can tell that the process behind
+        a lease has died, and take its partitions without waiting for the lease to end."""
+        me = ProcessIdentity.current()
+        return "|".join((me.host, me.boot_id, str(me.pid), me.started, uuid.uuid4().hex[:12]))
+
+    @staticmethod
+    def _gone(owner: str, here: ProcessIdentity) -> bool:
+        parts = owner.split("|")
+        if len(parts) != 5 or not parts[2].isdigit():
+            return False
+        return ProcessIdentity(parts[0], parts[1], int(parts[2]), parts[3]).gone_here(here)
+
     def claim(self, group: str, owner: str, ttl: float) -> dict[TopicPartition, int | None]:
         """Take (or renew) for `owner`, until `ttl` seconds from now, every partition of
-        `group` that is free, whose lease ran out, or that it holds already; the partitions it
-        holds now, each with the group's committed offset (None: nothing committed)."""
+        `group` that is free, whose lease ran out, whose owner's process died on this host,
+        or that it holds already; the partitions it holds now, each with the group's
+        committed offset (None: nothing committed)."""
         o = self.offsets
         now = self.clock()
-        stmt = (
-            sa.update(o)
-            .where(
-                o.c.consumer_group == group,
-                sa.or_(o.c.owner.is_(None), o.c.owner == owner, o.c.lease_until < now),
-            )
-            .values(owner=owner, lease_until=now + ttl)
-            .returning(o.c.topic, o.c.partition, o.c.offset)
-        )
         with self.store.write(durable=False) as conn:
-            rows = conn.execute(stmt).all()
+            others = conn.execute(
+                sa.select(o.c.owner)
+                .distinct()
+                .where(o.c.consumer_group == group, o.c.owner != owner, o.c.lease_until >= now)
+            ).scalars()
+            dead = [str(other) for other in others if self._gone(str(other), self._here)]
+            takeable = [o.c.owner.is_(None), o.c.owner == owner, o.c.lease_until < now]
+            if dead:
+                takeable.append(o.c.owner.in_(dead))
+            rows = conn.execute(
+                sa.update(o)
+                .where(o.c.consumer_group == group, sa.or_(*takeable))
+                .values(owner=owner, lease_until=now + ttl)
+                .returning(o.c.topic, o.c.partition, o.c.offset)
+            ).all()
         return {(str(t), int(p)): None if c is None else int(c) for t, p, c in rows}
 
     def commit(

@@ -11,7 +11,8 @@ Members of one group share its partitions through leases in the store: a consume
 every partition of its group that is free (or whose lease ran out) and renews its leases as
 it polls and commits; a member that closes frees its partitions and wakes the others. So
 two `run` processes of one config never handle the same message at once; the second takes
-over the partitions when the first stops, or `LEASE_TTL` seconds after it died. Assignment
+over the partitions when the first stops, or when it died: at once on the same host (the
+process is gone), else `LEASE_TTL` seconds later. Assignment
 is first come, first served (no balancing between live members).
 
 Messages older than `retention` seconds are deleted, at most every `SWEEP_EVERY` seconds,
@@ -21,10 +22,7 @@ once; the poll's timeout is the fallback for a lost notification.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from xos_runtime.engines.events.bus import Consumer, Subscription, TopicPartition, to_bytes
@@ -149,7 +147,7 @@ class _StoreConsumer:
         self.log = bus.log
         self.group = group
         self.subscription = subscription
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.owner = self.log.new_owner()
         # subscribed before the first read: a publish after it wakes the next wait
         self._sub = self.log.subscribe()
         self._positions: dict[TopicPartition, int] = {}
