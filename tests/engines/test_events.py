@@ -440,7 +440,9 @@ def test_kafka_passes_commit_after_handling(make_runtime, events, kafka) -> None
     # the same groups in a new runtime: what was committed is not delivered again
     events.reset()
     rt2 = kafka_runtime(make_runtime, kafka, name)
-    rt2.event_bus.publish("xrt.sites", "k4", site_message("k4"))
+    # a step's (or a script's) `accessor.publish_event` goes to the config's bus: Kafka here
+    partition, offset = rt2.accessor.publish_event("xrt.sites", site_message("k4"), key="k4")
+    assert 0 <= partition < 4 and offset >= 0
     eng2 = engine(rt2, "events")
     wait_for(lambda: events.calls("SiteEvents") and events.calls("SiteAudit"), 30, eng2.run_pass)
     assert [json.loads(e.value)["name"] for e in events.calls("SiteEvents")] == ["k4"]

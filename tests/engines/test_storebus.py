@@ -22,6 +22,7 @@ import pytest
 
 import xos_runtime
 from xos_runtime.engines.events.bus import Subscription
+from xos_runtime.engines.events.memory import MemoryBus
 from xos_runtime.engines.events.storebus import StoreBus
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.store import SqlStore
@@ -231,6 +232,39 @@ def test_a_script_publishes_into_the_store_through_its_accessor(store_url: str) 
         bus.close()
     finally:
         accessor.close()
+
+
+def test_the_in_memory_store_has_the_bus_too() -> None:
+    store = SqlStore("sqlite://", ModelSet())
+    try:
+        bus = StoreBus(store)
+        consumer = bus.consumer("g", Subscription.of(["t"]))
+        bus.publish("t", "k", "v")
+        assert values(consumer.poll(0)) == [b"v"]
+        consumer.commit({("t", 0): 1})
+        assert bus.committed("g") == {("t", 0): 1}
+        bus.close()
+    finally:
+        store.close()
+
+
+def test_a_steps_accessor_publishes_to_the_configured_bus(make_runtime, use_dists) -> None:
+    use_dists("xrt-events")
+    import xrt_events.steps as steps
+
+    steps.reset()
+    rt = make_runtime()
+    assert isinstance(rt.event_bus, StoreBus)  # no `event_bus` section: the store's
+    events = {e.name: e for e in rt.engines()}["events"]
+    where = rt.accessor.publish_event("xrt.sites", json.dumps({"name": "east"}), key="k")
+    assert where == (0, 0)
+    events.run_pass()
+    assert [e.key for e in steps.calls("SiteEvents")] == [b"k"]
+    assert [s.name for s in rt.accessor.Site.objects.all()] == ["east"]
+    other = MemoryBus()  # another bus for the runtime: the accessor follows it
+    rt.event_bus = other
+    rt.accessor.publish_event("xrt.sites", b"{}")
+    assert other.end_offsets("xrt.sites") == {0: 1}
 
 
 # -- `events publish` and `run` processes -------------------------------------------------------
