@@ -245,11 +245,13 @@ class Runtime:
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
         skip_broken_why: str | None = None,
+        models_optional: bool = False,
     ) -> Runtime:
         """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
         it only checks that the models fit what is stored. With `skip_broken_why`, broken
         plugins are left out with a warning that says why, whatever `plugins.skip_broken`
-        says (commands that only look at the store)."""
+        says (commands that only look at the store). `models_optional`: a config and a store
+        with no models are no error (`events publish` needs only the runtime's tables)."""
         settings = config if isinstance(config, Settings) else load_config(config)
         plugins = discover_plugins(settings, skip_broken_why)
         call_hook(plugins, "xos_runtime_configure", config=settings)
@@ -260,6 +262,7 @@ class Runtime:
             models if len(models) else None,
             clock=clock,
             dry_run=dry_run,
+            models_optional=models_optional,
         )
         if not len(models):
             models = accessor.models

@@ -384,6 +384,21 @@ def test_events_publish_before_any_run_and_handled_once_across_restarts(project)
     assert [h["value"] for h in project.handled()] == ["first", "2nd", "third"]
 
 
+def test_events_publish_needs_no_models(project, tmp_path) -> None:
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("name: bare\nplugins: {disabled: [xos-runtime-demo]}\n")
+    out = project.cli("events", "-C", str(bare), "publish", "orders", "v")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "orders partition 0 offset 0\n"
+    accessor = xos_runtime.connect(f"sqlite:///{tmp_path / 'bare.db'}")
+    try:
+        bus = StoreBus(accessor.store)
+        assert values(bus.consumer("g", Subscription.of(["orders"])).poll(0)) == [b"v"]
+        bus.close()
+    finally:
+        accessor.close()
+
+
 def test_events_publish_refuses_a_bad_topic_or_config_in_one_line(project, tmp_path) -> None:
     for topic in ("", "a b"):
         out = project.cli("events", "publish", "-C", str(project.config), topic, "v")

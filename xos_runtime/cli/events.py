@@ -18,7 +18,7 @@ def publish(args: argparse.Namespace) -> int:
     if error is not None:
         print(f"xos-runtime: error: TOPIC: {error}", file=sys.stderr)
         return 2
-    runtime = load_runtime(args)
+    runtime = load_runtime(args, models_optional=True)  # a bus needs no models
     try:
         try:
             where = runtime.event_bus.publish(args.topic, args.key, args.value)

@@ -263,16 +263,20 @@ def open_store(
     *,
     clock: Callable[[], float] | None = None,
     dry_run: bool = False,
+    models_optional: bool = False,
 ) -> ModelAccessor:
     """Open (creating or evolving) the store at `endpoint` and return its accessor.
 
-    `dry_run` only checks that the models fit what is stored (see `SqlStore`). A PostgreSQL
+    `dry_run` only checks that the models fit what is stored; with `models_optional` a
+    store with no models is opened too (see `SqlStore`). A PostgreSQL
     URL without its driver installed (the `postgres` extra) is a `StoreError` that says
     what to install, not a bare `ModuleNotFoundError`.
     """
     refuse_foreign_sqlite(endpoint)
     try:
-        store = SqlStore(endpoint, models, clock=clock, dry_run=dry_run)
+        store = SqlStore(
+            endpoint, models, clock=clock, dry_run=dry_run, models_optional=models_optional
+        )
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in _POSTGRES_DRIVERS:
             raise

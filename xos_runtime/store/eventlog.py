@@ -218,6 +218,11 @@ class EventLog:
         if partitions < 1:
             raise ValueError("a topic needs at least one partition")
         p = self.partitions
+        count = conn.execute(
+            sa.select(sa.func.count()).select_from(p).where(p.c.topic == topic)
+        ).scalar_one()
+        if count:
+            return int(count)  # a topic keeps the partitions it was made with
         insert = dialect_insert(self.store, p).on_conflict_do_nothing()
         conn.execute(
             insert,

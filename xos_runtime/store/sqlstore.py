@@ -128,12 +128,17 @@ class SqlStore:
         *,
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
+        models_optional: bool = False,
     ):
         """`dry_run` checks that `models` fit the stored data without changing anything:
         no file, table, column or remembered definition is created (for `xos-runtime check`).
+        `models_optional`: with `models` None, a store that remembers none is opened (and
+        created) with no models, for what needs only the runtime's own tables (`events
+        publish`), instead of refused.
         """
         self.endpoint = endpoint
         self.dry_run = dry_run
+        self.models_optional = models_optional
         self.url = make_url(normalise_url(endpoint))
         # Timestamps must never repeat: wrap whatever clock is given (tests pass fake ones).
         self.clock: Callable[[], float] = (
@@ -664,12 +669,12 @@ class SqlStore:
             stored_text = recorded.get("models")
             stored = ModelSet.from_json(stored_text) if stored_text else None
             if models is None:
-                if stored is None:
+                if stored is None and not self.models_optional:
                     raise StoreError(
                         f"store {self.endpoint}: it holds no model definitions yet; open it once "
                         "with models (a config with models_dir or plugins that define models)"
                     )
-                models = stored
+                models = stored if stored is not None else ModelSet()
             elif stored is not None and stored.to_json() != models.to_json():
                 counts = self._row_counts(conn, stored)
                 check_evolution(stored, models, counts)
