@@ -229,6 +229,12 @@ def test_a_script_publishes_into_the_store_through_its_accessor(store_url: str) 
             (None, b"v1", ()),
             (b"k", b"v2", (("h", b"x"),)),
         ]
+        # inside `atomic()` a message is part of the transaction: gone if it rolls back
+        with pytest.raises(RuntimeError), accessor.atomic():
+            accessor.publish_event("new", "rolled back")
+            raise RuntimeError("abort")
+        assert bus.end_offsets("new") == {}
+        assert accessor.publish_event("new", "kept") == (0, 0)
         bus.close()
     finally:
         accessor.close()

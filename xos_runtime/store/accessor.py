@@ -163,6 +163,10 @@ class ModelAccessor:
         `event_bus`: the store's log (``store``, the default) or Kafka. From an accessor of a
         store URL (`xos_runtime.connect("sqlite:///store.db")`), to that store's log. A
         str key or value is encoded as UTF-8; `headers` are `(name, bytes)` pairs.
+
+        On the store's log, inside `atomic()` the message is part of the block's
+        transaction: it is kept only if the block commits (consumers on a SQLite file then
+        see it at their next poll, within a second, rather than at once).
         """
         if self.event_publisher is not None:
             return self.event_publisher(topic, key, value, headers)

@@ -182,15 +182,17 @@ class EventLog:
                 partition = zlib.crc32(key_b) % count
             else:
                 partition = next(self._round_robin) % count
-            offset = int(
-                conn.execute(
-                    sa.update(p)
-                    .where(p.c.topic == topic, p.c.partition == partition)
-                    .values(next_offset=p.c.next_offset + 1)
-                    .returning(p.c.next_offset)
-                ).scalar_one()
-                - 1
+            bump = (
+                sa.update(p)
+                .where(p.c.topic == topic, p.c.partition == partition)
+                .values(next_offset=p.c.next_offset + 1)
+                .returning(p.c.next_offset)
             )
+            after = conn.execute(bump).scalar_one_or_none()
+            if after is None:  # known here, yet not in the store (made in a rolled-back block)
+                self._create_topic(conn, topic, count)
+                after = conn.execute(bump).scalar_one()
+            offset = int(after) - 1
             conn.execute(
                 sa.insert(self.log).values(
                     topic=topic,

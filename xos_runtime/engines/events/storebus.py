@@ -25,6 +25,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from loguru import logger
+
 from xos_runtime.engines.events.bus import Consumer, Subscription, TopicPartition, to_bytes
 from xos_runtime.steps import Event
 from xos_runtime.store import SqlStore
@@ -235,4 +237,9 @@ class _StoreConsumer:
         self._sub.close()
         if self in self.bus._consumers:
             self.bus._consumers.remove(self)
-        self.log.release(self.group, self.owner)
+        try:
+            self.log.release(self.group, self.owner)
+        except Exception as exc:  # a store that is away: the leases run out by themselves
+            logger.bind(engine="events").debug(
+                "cannot free the partitions of {} in the store: {}", self.group, exc
+            )
