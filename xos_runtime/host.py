@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -177,6 +177,8 @@ class Runtime:
         self.progress_every = settings.logging.progress or 10.0
         #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
         self.counters = OutcomeCounters()
+        # Steps and scripts publish through the accessor, to the bus of this config.
+        accessor.event_publisher = self.publish_event
         plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
 
     @property
@@ -190,13 +192,25 @@ class Runtime:
         to use another bus."""
         if self._event_bus is None:
             self._event_bus = open_event_bus(
-                self.settings.event_bus, client_id=f"xos-runtime-{self.settings.name}"
+                self.settings.event_bus,
+                client_id=f"xos-runtime-{self.settings.name}",
+                store=self.accessor.store,
             )
         return self._event_bus
 
     @event_bus.setter
     def event_bus(self, bus: EventBus) -> None:
         self._event_bus = bus
+
+    def publish_event(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | str | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> tuple[int, int] | None:
+        """`event_bus.publish`: where `accessor.publish_event` sends (steps, scripts)."""
+        return self.event_bus.publish(topic, key, value, headers)
 
     # -- sharing the store with other processes -------------------------------------------
 
@@ -245,12 +259,15 @@ class Runtime:
         dry_run: bool = False,
         skip_broken_why: str | None = None,
         plugins: DiscoveredPlugins | None = None,
+        models_optional: bool = False,
     ) -> Runtime:
         """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
         it only checks that the models fit what is stored. With `skip_broken_why`, broken
         plugins are left out with a warning that says why, whatever `plugins.skip_broken`
         says (commands that only look at the store). `plugins` replaces discovery with
-        plugins found otherwise (`xos_runtime.testing` names exactly those a test runs)."""
+        plugins found otherwise (`xos_runtime.testing` names exactly those a test runs).
+        `models_optional`: a config and a store with no models are no error (`events
+        publish` needs only the runtime's tables)."""
         settings = config if isinstance(config, Settings) else load_config(config)
         if plugins is None:
             plugins = discover_plugins(settings, skip_broken_why)
@@ -262,6 +279,7 @@ class Runtime:
             models if len(models) else None,
             clock=clock,
             dry_run=dry_run,
+            models_optional=models_optional,
         )
         if not len(models):
             models = accessor.models

@@ -17,6 +17,8 @@ COMMANDS = [
     ["plan"],
     ["objects"],
     *(["objects", action] for action in ("list", "show", "create", "update", "delete")),
+    ["events"],
+    ["events", "publish"],
 ]
 
 

@@ -145,6 +145,7 @@ def test_every_command_names_a_handler_that_exists() -> None:
         "status",
         "plan",
         *(f"objects {a}" for a in ("list", "show", "create", "update", "delete")),
+        "events publish",
     }
     for path, handler in handlers.items():
         module = importlib.import_module(handler.module)

@@ -223,7 +223,11 @@ def test_non_string_key(write: WriteConfig) -> None:
         ("plugins: {disabled: [a, 2]}", "plugins.disabled[1]", "expected a string, got 2"),
         ("models_dir: [1]", "models_dir[0]", "expected a string, got 1 (integer)"),
         ("models_dir: {a: 1}", "models_dir", "expected a list of strings"),
-        ("event_bus: {kind: 1}", "event_bus.kind", "expected one of 'memory', 'kafka', got 1"),
+        (
+            "event_bus: {kind: 1}",
+            "event_bus.kind",
+            "expected one of 'store', 'memory', 'kafka', got 1",
+        ),
         ("logging: {level: 10}", "logging.level", "expected a string, got 10 (integer)"),
         ("logging: debug", "logging", "expected a mapping, got 'debug' (string)"),
         ("logging: {dict_config: [1]}", "logging.dict_config", "expected a mapping"),
@@ -592,6 +596,29 @@ def test_kafka_endpoint_format(write: WriteConfig) -> None:
 def test_memory_bus_needs_no_endpoint(write: WriteConfig) -> None:
     s = load_config(write("name: a\nevent_bus: {kind: memory}\n"))
     assert s.event_bus.kind == "memory" and s.event_bus.endpoint is None
+
+
+def test_the_store_bus_is_the_default_and_keeps_messages_a_week(write: WriteConfig) -> None:
+    s = load_config(write("name: a\n"))
+    assert s.event_bus.kind == "store" and s.event_bus.retention == 7 * 24 * 3600
+    s = load_config(write("name: a\nevent_bus: {kind: store, retention: 60}\n"))
+    assert s.event_bus.retention == 60.0
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ("event_bus: {retention: 0}", "event_bus.retention", "must be > 0"),
+        ("event_bus: {retention: 1 day}", "event_bus.retention", "number"),
+        ("event_bus: {kind: broker}", "event_bus.kind", "'store', 'memory', 'kafka'"),
+        ("event_bus: {retension: 5}", "event_bus.retension", "did you mean 'retention'"),
+    ],
+)
+def test_bad_event_bus_values_name_the_key(
+    write: WriteConfig, text: str, key: str, says: str
+) -> None:
+    err = error_of(write(f"name: a\n{text}\n"))
+    assert err.key == key and says in err.message
 
 
 # --- logging section --------------------------------------------------------------------------

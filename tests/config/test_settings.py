@@ -55,7 +55,7 @@ def test_defaults_of_every_section() -> None:
     assert s.models_dir == []
     assert s.steps_dir is None and s.model_policies_dir is None
     assert s.pull_steps_dir is None and s.event_steps_dir is None
-    assert s.event_bus == EventBusSettings(kind="memory", endpoint=None)
+    assert s.event_bus == EventBusSettings(kind="store", endpoint=None, retention=7 * 24 * 3600)
     assert s.logging == LoggingSettings(
         level="INFO", format="text", file=None, rotation=None, dict_config=None
     )

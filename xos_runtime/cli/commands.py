@@ -119,6 +119,7 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
     _register_run(sub, config_option)
     _register_inspect(sub, config_option)
     _register_objects(sub, config_option)
+    _register_events(sub, config_option)
 
 
 def _register_run(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
@@ -284,3 +285,39 @@ def _register_objects(sub: argparse._SubParsersAction, config_option: ConfigOpti
         if action != "show" and action != "delete":
             a.add_argument("fields", metavar="field=value", nargs="*")
         a.set_defaults(handler=handler)
+
+
+def _register_events(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
+    p = _add(
+        sub,
+        "events",
+        help="publish messages to the event bus",
+        description="Publish messages to the config's event bus (event_bus): the store's "
+        "own log (kind store, the default), which the event steps of a `run` on the same "
+        "store handle, or Kafka.",
+        examples=(
+            'xos-runtime events -C config.yaml publish sites \'{"name":"east"}\'',
+            'xos-runtime events publish -C config.yaml --key east sites \'{"name":"east"}\'',
+        ),
+    )
+    config_option(p)  # `events -C FILE publish ...` as well as `events publish -C FILE ...`
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    a = _add(
+        actions,
+        "publish",
+        help="publish one message",
+        description="Publish one message (VALUE as UTF-8 text) to TOPIC and print where it "
+        "went: topic, partition and offset. On the store's bus it needs no `run`: a store "
+        "no process opened yet is created, and a running `run` is woken at once.",
+        examples=(
+            'xos-runtime events publish -C config.yaml --key east sites \'{"name":"east"}\'',
+        ),
+        exits=("0  published", "1  the bus did not take the message (Kafka away, say)"),
+    )
+    config_option(a, inner=True)
+    a.add_argument("--key", metavar="K", help="the message key (UTF-8 text)")
+    a.add_argument("--json", action="store_true", help="print JSON")
+    a.add_argument("topic", metavar="TOPIC")
+    a.add_argument("value", metavar="VALUE")
+    a.set_defaults(handler=Handler("xos_runtime.cli.events", "publish"))

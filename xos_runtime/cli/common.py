@@ -63,13 +63,17 @@ def load_runtime(
     dry_run: bool = False,
     works: bool = False,
     stream: TextIO | None = None,
+    models_optional: bool = False,
 ) -> Runtime:
     """The runtime of the command's config. A command that only looks at the store (not
     `works`: `status`, `objects`, `graph`, `plugins`) starts without a broken plugin, with
-    a warning; `run` and `check` (`works`) stop with exit 2, as the config says."""
+    a warning; `run` and `check` (`works`) stop with exit 2, as the config says.
+    `models_optional`: see `Runtime.load`."""
     why = None if works else f"`{args.command}` goes on without it; `run` and `check` stop here"
     settings = settings_for(args, quiet=quiet, stream=stream)
-    return Runtime.load(settings, dry_run=dry_run, skip_broken_why=why)
+    return Runtime.load(
+        settings, dry_run=dry_run, skip_broken_why=why, models_optional=models_optional
+    )
 
 
 def print_json(value: Any) -> None:

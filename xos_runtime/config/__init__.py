@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Settings,
         SyncSettings,
         default_store_url,
+        topic_name_error,
     )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "load_config",
     "loaded_config_file",
     "settings_from_dict",
+    "topic_name_error",
 ]
 
 #: The environment variable naming the config file when none is passed (as in XOS).
@@ -80,6 +82,7 @@ _MODULES = {
             "Settings",
             "SyncSettings",
             "default_store_url",
+            "topic_name_error",
         ),
         ".settings",
     ),

@@ -45,6 +45,7 @@ __all__ = [
     "Settings",
     "SyncSettings",
     "default_store_url",
+    "topic_name_error",
 ]
 
 #: Top-level XOS keys that are accepted and ignored (kept in `Settings.legacy`).
@@ -199,26 +200,38 @@ class AccessorSettings:
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
+def topic_name_error(value: str) -> str | None:
+    """Why `value` is not a topic name (Kafka's rule, kept on every bus), or None."""
+    if _TOPIC.match(value) and value not in {".", ".."}:
+        return None
+    return f"expected a topic name (letters, digits, '.', '_', '-'; at most 249), got {value!r}"
+
+
 def _topic_name(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and (not _TOPIC.match(value) or value in {".", ".."}):
-        raise ConfigError(
-            f"expected a topic name (letters, digits, '.', '_', '-'; at most 249), got {value!r}",
-            key=attribute.name,
-        )
+    error = None if value is None else topic_name_error(value)
+    if error is not None:
+        raise ConfigError(error, key=attribute.name)
 
 
 @attrs.frozen(kw_only=True)
 class EventBusSettings:
     """Where event steps get their events from (XOS ``event_bus``)."""
 
-    kind: Literal["memory", "kafka"] = attrs.field(
-        default="memory", validator=_one_of("memory", "kafka")
+    kind: Literal["store", "memory", "kafka"] = attrs.field(
+        default="store", validator=_one_of("store", "memory", "kafka")
     )
-    """``memory`` (in-process, the embedded default) or ``kafka``. Default: ``memory``."""
+    """``store`` (the embedded default: a log in the store's tables, which survives
+    restarts and which every process on the store can publish into), ``memory`` (an alias
+    of ``store``, its name before) or ``kafka``. Default: ``store``."""
 
     endpoint: str | None = None
     """Kafka bootstrap servers ``host:port[,host:port]``; required when `kind` is ``kafka``,
     unused otherwise. Default: None."""
+
+    retention: float = attrs.field(default=7 * 24 * 3600.0, validator=_bounded(gt=0))
+    """Seconds a message stays in the store's log (> 0; ``store`` only): older ones are
+    deleted, and a consumer group that had not read them goes on at the oldest one left.
+    Default: 604800.0 (7 days)."""
 
     def __attrs_post_init__(self) -> None:
         if self.kind != "kafka":

@@ -21,6 +21,12 @@ from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
 from xos_runtime.store.sqlstore import SqlStore
 
+#: `publish(topic, key, value, headers)`, as `EventBus.publish`.
+EventPublisher = Callable[
+    [str, bytes | str | None, bytes | str | None, Sequence[tuple[str, bytes]]],
+    tuple[int, int] | None,
+]
+
 
 def _older(version: sa.Column[Any], *changes: sa.Column[Any]) -> sa.ColumnElement[bool]:
     """`version` (enacted, policed) is unset or older than one of the change timestamps.
@@ -74,6 +80,9 @@ class ModelAccessor:
 
     def __init__(self, store: SqlStore):
         self.store = store
+        #: Where `publish_event` sends: the bus of the config the accessor was opened for
+        #: (set by the host), else None, the store's own log.
+        self.event_publisher: EventPublisher | None = None
         self._classes: dict[str, type[ModelObject]] = {}
         for model in store.models:
             self._build(model.name)
@@ -138,6 +147,30 @@ class ModelAccessor:
 
     def create_obj(self, cls: type[ModelObject], **kwargs: Any) -> ModelObject:
         return cls(**kwargs)
+
+    def publish_event(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> tuple[int, int] | None:
+        """Publish one message to the event bus, for event steps to handle; returns its
+        `(partition, offset)` where the bus tells them.
+
+        From a step (`self.model_accessor`) or an accessor of a config
+        (`xos_runtime.connect("config.yaml")`), the message goes to the config's
+        `event_bus`: the store's log (``store``, the default) or Kafka. From an accessor of a
+        store URL (`xos_runtime.connect("sqlite:///store.db")`), to that store's log. A
+        str key or value is encoded as UTF-8; `headers` are `(name, bytes)` pairs.
+
+        On the store's log, inside `atomic()` the message is part of the block's
+        transaction: it is kept only if the block commits (consumers on a SQLite file then
+        see it at their next poll, within a second, rather than at once).
+        """
+        if self.event_publisher is not None:
+            return self.event_publisher(topic, key, value, headers)
+        return self.store.event_log.append(topic, key, value, headers)
 
     def subscribe(self) -> Subscription:
         """A subscription woken by every committed change of this store."""
@@ -234,16 +267,20 @@ def open_store(
     *,
     clock: Callable[[], float] | None = None,
     dry_run: bool = False,
+    models_optional: bool = False,
 ) -> ModelAccessor:
     """Open (creating or evolving) the store at `endpoint` and return its accessor.
 
-    `dry_run` only checks that the models fit what is stored (see `SqlStore`). A PostgreSQL
+    `dry_run` only checks that the models fit what is stored; with `models_optional` a
+    store with no models is opened too (see `SqlStore`). A PostgreSQL
     URL without its driver installed (the `postgres` extra) is a `StoreError` that says
     what to install, not a bare `ModuleNotFoundError`.
     """
     refuse_foreign_sqlite(endpoint)
     try:
-        store = SqlStore(endpoint, models, clock=clock, dry_run=dry_run)
+        store = SqlStore(
+            endpoint, models, clock=clock, dry_run=dry_run, models_optional=models_optional
+        )
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in _POSTGRES_DRIVERS:
             raise

@@ -26,6 +26,9 @@ PROCESSES_TABLE = "xos_runtime_processes"
 CLAIMS_TABLE = "xos_runtime_work_claims"
 SCHEDULE_TABLE = "xos_runtime_schedule"
 ATTEMPTS_TABLE = "xos_runtime_event_attempts"
+EVENT_LOG_TABLE = "xos_runtime_event_log"
+EVENT_PARTITIONS_TABLE = "xos_runtime_event_partitions"
+EVENT_OFFSETS_TABLE = "xos_runtime_event_offsets"
 
 
 class UInt64(sa.types.TypeDecorator[int]):
@@ -117,6 +120,37 @@ class Schema:
             sa.Column("attempts", sa.Integer, nullable=False),
             sa.Column("last_error", sa.Text, nullable=False),
             sa.Column("next_run", sa.Float(precision=53), nullable=False),
+        )
+        # The embedded event bus (`eventlog.py`): the messages, the partitions of each topic
+        # with the offset its next message gets, and each consumer group's committed offset
+        # and lease per partition.
+        self.event_log = sa.Table(
+            EVENT_LOG_TABLE,
+            self.metadata,
+            sa.Column("topic", sa.String(255), primary_key=True),
+            sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("offset", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("key", sa.LargeBinary, nullable=True),
+            sa.Column("value", sa.LargeBinary, nullable=True),
+            sa.Column("headers", sa.Text, nullable=True),
+            sa.Column("timestamp", sa.Float(precision=53), nullable=False, index=True),
+        )
+        self.event_partitions = sa.Table(
+            EVENT_PARTITIONS_TABLE,
+            self.metadata,
+            sa.Column("topic", sa.String(255), primary_key=True),
+            sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("next_offset", sa.BigInteger, nullable=False),
+        )
+        self.event_offsets = sa.Table(
+            EVENT_OFFSETS_TABLE,
+            self.metadata,
+            sa.Column("consumer_group", sa.String(255), primary_key=True),
+            sa.Column("topic", sa.String(255), primary_key=True),
+            sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("offset", sa.BigInteger, nullable=True),
+            sa.Column("owner", sa.String(200), nullable=True),
+            sa.Column("lease_until", sa.Float(precision=53), nullable=False),
         )
         self.tables: dict[str, sa.Table] = {}
         self._table_of: dict[str, sa.Table] = {}

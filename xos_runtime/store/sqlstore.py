@@ -9,13 +9,14 @@ touched on the store's `ChangeHub`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import operator
 import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -30,6 +31,9 @@ from xos_runtime.store.notify import ChangeHub, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
 from xos_runtime.store.schema import META_TABLE, Schema, check_evolution
 from xos_runtime.store.tracking import MonotonicClock
+
+if TYPE_CHECKING:
+    from xos_runtime.store.eventlog import EventLog
 
 Row = dict[str, Any]
 
@@ -124,12 +128,17 @@ class SqlStore:
         *,
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
+        models_optional: bool = False,
     ):
         """`dry_run` checks that `models` fit the stored data without changing anything:
         no file, table, column or remembered definition is created (for `xos-runtime check`).
+        `models_optional`: with `models` None, a store that remembers none is opened (and
+        created) with no models, for what needs only the runtime's own tables (`events
+        publish`), instead of refused.
         """
         self.endpoint = endpoint
         self.dry_run = dry_run
+        self.models_optional = models_optional
         self.url = make_url(normalise_url(endpoint))
         # Timestamps must never repeat: wrap whatever clock is given (tests pass fake ones).
         self.clock: Callable[[], float] = (
@@ -221,6 +230,8 @@ class SqlStore:
 
             return psycopg.connect(dsn, autocommit=True)
 
+        #: A new LISTEN connection (for the event log's channel too, `eventlog.py`).
+        self.pg_connect = connect
         self.pg_token = new_token()
 
         def listener(deliver: Callable[[set[str]], None]) -> PgListener:
@@ -628,7 +639,18 @@ class SqlStore:
     def _maybe_locked(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock if self._lock is not None else contextlib.nullcontext()
 
+    @functools.cached_property
+    def event_log(self) -> EventLog:
+        """The embedded event bus's messages and consumer groups in this store (made on
+        first use; every user in this process shares it, and with it its notifications)."""
+        from xos_runtime.store.eventlog import EventLog  # it imports this module
+
+        return EventLog(self)
+
     def close(self) -> None:
+        log = self.__dict__.get("event_log")
+        if log is not None:
+            log.close()
         self.hub.close()
         for conn in self._bookkeeping_conns:
             with contextlib.suppress(Exception):
@@ -674,12 +696,12 @@ class SqlStore:
             stored_text = recorded.get("models")
             stored = ModelSet.from_json(stored_text) if stored_text else None
             if models is None:
-                if stored is None:
+                if stored is None and not self.models_optional:
                     raise StoreError(
                         f"store {self.endpoint}: it holds no model definitions yet; open it once "
                         "with models (a config with models_dir or plugins that define models)"
                     )
-                models = stored
+                models = stored if stored is not None else ModelSet()
             elif stored is not None and stored.to_json() != models.to_json():
                 counts = self._row_counts(conn, stored)
                 check_evolution(stored, models, counts)

@@ -5,8 +5,9 @@ every event step a group of its own, so two steps on one topic both see every me
 original shared one group between all steps, reference 8.C4). Offsets are committed by the
 engine, never automatically: a message counts as consumed only once its handler returned.
 
-The buses are `MemoryBus` (`memory.py`, the embedded one) and `KafkaBus` (`kafka.py`); both
-import this module and neither the other. `connect.py` opens the one the config names.
+The buses are `StoreBus` (`storebus.py`, the embedded one, in the store), `MemoryBus`
+(`memory.py`, in-process) and `KafkaBus` (`kafka.py`); each imports this module and none
+another. `connect.py` opens the one the config names.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ class EventBus(Protocol):
         key: bytes | str | None,
         value: bytes | str | None,
         headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
-        """Send one message (str is encoded as UTF-8)."""
+    ) -> tuple[int, int] | None:
+        """Send one message (str is encoded as UTF-8); its `(partition, offset)` where the
+        bus can tell."""
         ...
 
     def close(self) -> None: ...

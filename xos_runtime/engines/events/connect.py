@@ -10,17 +10,25 @@ from typing import TYPE_CHECKING
 
 from xos_runtime.engines.events.bus import EventBus
 from xos_runtime.engines.events.memory import MemoryBus
+from xos_runtime.engines.events.storebus import StoreBus
 
 if TYPE_CHECKING:
     from xos_runtime.config import EventBusSettings
+    from xos_runtime.store import SqlStore
 
 __all__ = ["open_event_bus"]
 
 
-def open_event_bus(settings: EventBusSettings, client_id: str = "xos-runtime") -> EventBus:
-    """The bus the config's `event_bus` section names: a new `MemoryBus`, or a `KafkaBus`."""
+def open_event_bus(
+    settings: EventBusSettings, client_id: str = "xos-runtime", store: SqlStore | None = None
+) -> EventBus:
+    """The bus the config's `event_bus` section names: a `StoreBus` in `store` (``store``,
+    and its alias ``memory``), or a `KafkaBus`. Without a store, a new in-process
+    `MemoryBus` stands in for the store's (for tests and tools that have none)."""
     if settings.kind == "kafka":
         from xos_runtime.engines.events.kafka import KafkaBus  # kafka-python only when asked for
 
         return KafkaBus(settings.servers, client_id=client_id)
-    return MemoryBus()
+    if store is None:
+        return MemoryBus()
+    return StoreBus(store, retention=settings.retention)

@@ -199,8 +199,9 @@ class KafkaBus:
         value: bytes | str | None,
         headers: Sequence[tuple[str, bytes]] = (),
         timeout: float = 10.0,
-    ) -> None:
-        """Send one message and wait until the broker acknowledged it."""
+    ) -> tuple[int, int]:
+        """Send one message and wait until the broker acknowledged it; its `(partition,
+        offset)`."""
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(
@@ -212,7 +213,8 @@ class KafkaBus:
         future = producer.send(
             topic, key=to_bytes(key), value=to_bytes(value), headers=list(headers) or None
         )
-        future.get(timeout=timeout)
+        sent = future.get(timeout=timeout)
+        return int(sent.partition), int(sent.offset)
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""`MemoryBus`, the embedded in-process event bus (`event_bus.kind: memory`, the default).
+"""`MemoryBus`, an in-process event bus: for tests, and for tools that have no store (the
+config's `event_bus.kind: memory` is an alias of ``store``, `storebus.py`).
 
 It keeps Kafka's shape so that a plugin behaves the same on either bus: topics with
 partitions and offsets, consumer groups whose members split the partitions, committed offsets
@@ -67,7 +68,7 @@ class MemoryBus:
         key: bytes | str | None,
         value: bytes | str | None,
         headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
+    ) -> tuple[int, int]:
         if not topic:
             raise ValueError("a message needs a topic")
         key_b, value_b = to_bytes(key), to_bytes(value)
@@ -82,10 +83,10 @@ class MemoryBus:
                 partition = self._round_robin % count
                 self._round_robin += 1
             log = self._logs[(topic, partition)]
-            log.append(
-                Event(topic, key_b, value_b, time.time(), partition, len(log), tuple(headers))
-            )
+            offset = len(log)
+            log.append(Event(topic, key_b, value_b, time.time(), partition, offset, tuple(headers)))
             self._cond.notify_all()
+            return partition, offset
 
     # -- consuming -----------------------------------------------------------------------------
 
