@@ -253,8 +253,9 @@ class Harness:
         key: bytes | str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        """Send a message on the runtime's event bus (the config's `event_bus`; the embedded
-        in-memory bus by default); the next pass hands it to the event steps."""
+        """Send a message on the runtime's event bus (the config's `event_bus`; by default
+        the bus in the harness's temporary store); the next pass hands it to the event
+        steps."""
         self.runtime.event_bus.publish(topic, key, value, headers)
 
     # -- outcomes ---------------------------------------------------------------------------------
