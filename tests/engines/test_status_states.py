@@ -1,0 +1,51 @@
+"""The state rule of `status`, `/metrics` and the status page, in SQL, on both databases."""
+
+from __future__ import annotations
+
+from xos_runtime.engines.status import collect_status, count_states, held_back_by
+
+
+def test_every_state_counted_by_the_database(make_runtime, engine_steps, clock, store_url):
+    rt = make_runtime(store_url=store_url)
+    acc = rt.accessor
+    ok = acc.Site.objects.create(name="ok")
+    bad = acc.Site.objects.create(name="bad", behaviour="fail")
+    acc.Site.objects.create(name="later", behaviour="defer")
+    acc.Site.objects.create(name="meh", behaviour="innocuous")
+    acc.Site.objects.create(name="never", behaviour="permanent")
+    held = acc.Slice.objects.create(name="held", site=bad)
+    gone = acc.Site.objects.create(name="gone", behaviour="fail-delete")
+    rt.engines()[0].run_pass()
+    acc.Site.objects.get(id=gone.id).delete()
+    acc.Site.objects.create(name="new")  # after the pass: pending
+
+    report = collect_status(acc, clock.now)
+    states = {(o.model, o.name): o.state for o in report.objects}
+    assert states == {
+        ("Site", "bad"): "error",
+        ("Site", "later"): "deferred",
+        ("Site", "meh"): "backing_off",
+        ("Site", "never"): "error",
+        ("Slice", "held"): "held_back",
+        ("Site", "gone"): "deleting",
+        ("Site", "new"): "pending",
+    }
+    assert ("Site", ok.name) not in states
+    counts = count_states(acc, clock.now)
+    assert counts == report.counts
+    assert counts["Site"] == {
+        "total": 7,
+        "ok": 1,
+        "error": 2,
+        "deferred": 1,
+        "backing_off": 1,
+        "deleting": 1,
+        "pending": 1,
+    }
+    assert counts["Slice"] == {"total": 1, "held_back": 1}
+    (held_status,) = [o for o in report.objects if o.name == "held"]
+    assert held_back_by(held_status.backend_status) == ("Site", bad.id)
+    assert held.id and held_back_by("boom") is None
+
+    clock.advance(3600)  # the backoff is over: pending again, not backing off
+    assert count_states(acc, clock.now)["Site"].get("backing_off", 0) == 0
