@@ -33,6 +33,7 @@ HEAVY = [
     "loguru",
     "networkx",
     "pluggy",
+    "prometheus_client",
     "sqlalchemy",
     "stevedore",
     "yaml",
@@ -153,8 +154,8 @@ def test_every_command_names_a_handler_that_exists() -> None:
 
 
 def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) -> None:
-    """`run` imports neither the other commands nor Kafka (memory bus) nor the HTTP server
-    (metrics off)."""
+    """`run` imports neither the other commands nor Kafka (memory bus) nor the HTTP server,
+    the observer and prometheus_client (metrics off)."""
     code = """
         import sys
         from xos_runtime.cli.main import main
@@ -165,7 +166,14 @@ def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) ->
     assert (
         loaded(
             modules,
-            ["kafka", "http.server", "xos_runtime.cli.inspect", "xos_runtime.cli.objects"],
+            [
+                "kafka",
+                "http.server",
+                "prometheus_client",
+                "xos_runtime.observe",
+                "xos_runtime.cli.inspect",
+                "xos_runtime.cli.objects",
+            ],
         )
         == []
     )

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         collect_status,
         count_states,
         held_back_by,
+        state_column,
     )
     from xos_runtime.engines.sync.engine import SyncEngine
 
@@ -83,6 +84,7 @@ __all__ = [
     "make_plan",
     "next_retry",
     "open_event_bus",
+    "state_column",
 ]
 
 #: The module of each public name (relative to this package).
@@ -117,6 +119,7 @@ _MODULES = {
     "collect_status": ".status",
     "count_states": ".status",
     "held_back_by": ".status",
+    "state_column": ".status",
     "SyncEngine": ".sync.engine",
 }
 
