@@ -291,6 +291,13 @@ def test_metrics_and_health_endpoints(cli) -> None:
         assert samples[("process_resident_memory_bytes", frozenset())] > 0
         assert samples[("process_open_fds", frozenset())] > 0
         assert any(name == "python_info" for name, _ in samples)
+        # a call in flight holds its claim (the SQLite file is shared: claims are on)
+        create(cli, "Site", "name=slow", "behaviour=sleep:2000")
+        _wait_for_line(
+            cli["log"], lambda e: e["event"] == "start" and e["name"] == "slow", deadline
+        )
+        samples = _samples(requests.get(f"{base}/metrics", timeout=2).text)
+        assert samples[("xos_runtime_claims", _labels(kind="sync"))] == 1
         assert requests.get(f"{base}/nope", timeout=2).status_code == 404
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

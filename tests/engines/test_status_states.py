@@ -49,3 +49,25 @@ def test_every_state_counted_by_the_database(make_runtime, engine_steps, clock, 
 
     clock.advance(3600)  # the backoff is over: pending again, not backing off
     assert count_states(acc, clock.now)["Site"].get("backing_off", 0) == 0
+
+
+def test_counting_is_one_statement_whatever_the_number_of_rows(make_runtime, engine_steps, clock):
+    import sqlalchemy as sa
+
+    rt = make_runtime()
+    acc = rt.accessor
+    acc.Site.objects.bulk_create([{"name": f"s{i}"} for i in range(50)])
+    acc.Slice.objects.create(name="sl", site=acc.Site.objects.first())
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sa.event.listen(acc.store.engine, "before_cursor_execute", seen)
+    try:
+        counts = count_states(acc, clock.now)
+    finally:
+        sa.event.remove(acc.store.engine, "before_cursor_execute", seen)
+    assert counts == {"Site": {"total": 50, "pending": 50}, "Slice": {"total": 1, "pending": 1}}
+    assert [s for s in statements if "count(" in s.lower()] == statements[-1:]
+    assert sum("GROUP BY" in s for s in statements) == 1

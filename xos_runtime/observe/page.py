@@ -5,7 +5,7 @@
   column per layer, dependencies on the left);
 * `status_view` - objects per model by state, and every object not in sync with its message,
   the object at the root of its trouble (`cause`) and, for an object at fault, what it holds
-  back (`holds_back`);
+  back (`holds_back`), and the `run` processes registered on the store with their claims;
 * `model_view`, `object_view` - a model's objects with their states, and one object's fields.
 """
 
@@ -86,6 +86,7 @@ def status_view(accessor: ModelAccessor, now: float) -> dict[str, Any]:
         "counts": report.counts,
         "objects": objects,
         "more": max(0, len(report.objects) - PROBLEM_ROWS),
+        "processes": [p.to_dict() for p in report.processes],
     }
 
 
