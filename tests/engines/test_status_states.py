@@ -17,7 +17,14 @@ def test_every_state_counted_by_the_database(make_runtime, engine_steps, clock, 
     gone = acc.Site.objects.create(name="gone", behaviour="fail-delete")
     rt.engines()[0].run_pass()
     acc.Site.objects.get(id=gone.id).delete()
-    acc.Site.objects.create(name="new")  # after the pass: pending
+    new = acc.Site.objects.create(name="new")  # after the pass: pending
+    # a register that is not JSON reads as empty, as `read_register` reads it
+    store = acc.store
+    table = store.table("Site")
+    with store.engine.begin() as conn:
+        conn.execute(
+            table.update().where(table.c.id == new.id).values(backend_register='{"failures": x')
+        )
 
     report = collect_status(acc, clock.now)
     states = {(o.model, o.name): o.state for o in report.objects}

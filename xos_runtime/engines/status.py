@@ -141,11 +141,32 @@ def held_back_by(backend_status: str) -> tuple[str, int] | None:
     return (m["model"], int(m["id"])) if m else None
 
 
-def _register(table: sa.Table, dialect: str) -> Any:
-    """`backend_register` read as JSON in SQL (NULL for a register that is no JSON object)."""
-    text = sa.case((table.c.backend_register.like("{%"), table.c.backend_register), else_=sa.null())
-    # SQLite's JSON functions read text; CAST(... AS JSON) would give it numeric affinity
-    return sa.cast(text, sa.JSON) if dialect == "postgresql" else sa.type_coerce(text, sa.JSON)
+#: A JSON number, as PostgreSQL's regular expressions find it in the register's text.
+_NUMBER = r"(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)"
+
+
+class _Register:
+    """`backend_register` read in SQL, as tolerant as `read_register`: a register that is
+    not JSON reads as empty, it never fails the query. SQLite checks it with `json_valid`
+    and reads it with its JSON functions; PostgreSQL (which has no JSON check before
+    version 16) finds the keys with regular expressions in the text `register.py` writes."""
+
+    def __init__(self, table: sa.Table, dialect: str):
+        self.column = table.c.backend_register
+        self.postgres = dialect == "postgresql"
+        valid = sa.func.json_valid(self.column) == 1
+        self.json = sa.type_coerce(sa.case((valid, self.column), else_=sa.null()), sa.JSON)
+
+    def number(self, key: str) -> sa.ColumnElement[float]:
+        if self.postgres:
+            found = sa.func.substring(self.column, f'"{key}":\\s*{_NUMBER}')
+            return sa.cast(found, sa.Float)
+        return self.json[key].as_float()
+
+    def true(self, key: str) -> sa.ColumnElement[bool]:
+        if self.postgres:
+            return self.column.regexp_match(f'"{key}":\\s*true')
+        return self.json[key].as_boolean() == sa.true()
 
 
 def state_column(table: sa.Table, dialect: str, now: float) -> sa.ColumnElement[str]:
@@ -160,18 +181,18 @@ def state_column(table: sa.Table, dialect: str, now: float) -> sa.ColumnElement[
     """
     t = table
     code = sa.func.coalesce(t.c.backend_code, 0)
-    reg = _register(t, dialect)
+    reg = _Register(t, dialect)
     updated = sa.func.coalesce(t.c.updated, 0.0)
     by_policy = sa.func.coalesce(t.c.changed_by_policy, 0.0)
     version = sa.case((updated >= by_policy, updated), else_=by_policy)  # `version_of`
     failed_now = sa.and_(
-        reg["failures"].as_float() > 0,
-        reg["version"].as_float() == version,
+        reg.number("failures") > 0,
+        reg.number("version") == version,
     )
     failed_state = sa.case(
-        (sa.or_(reg["permanent"].as_boolean() == sa.true(), code == BackendCode.ERROR), "error"),
+        (sa.or_(reg.true("permanent"), code == BackendCode.ERROR), "error"),
         (code == BackendCode.PENDING, "deferred"),
-        (sa.func.coalesce(reg["next_run"].as_float(), 0.0) > now, "backing_off"),
+        (sa.func.coalesce(reg.number("next_run"), 0.0) > now, "backing_off"),
         else_="pending",
     )
     pending_state = sa.case(
