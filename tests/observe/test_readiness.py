@@ -58,18 +58,34 @@ def test_a_dead_engine_makes_it_unready_but_still_alive(runtime: Any) -> None:
         server.stop()
 
 
-def test_with_kafka_the_broker_must_answer(runtime: Any) -> None:
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        up = f"127.0.0.1:{listening.getsockname()[1]}"
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-            down = f"127.0.0.1:{closed.getsockname()[1]}"
-            rt = runtime(event_bus={"kind": "kafka", "endpoint": down})
-            assert rt.observer.not_ready(list) == [f"event bus: no Kafka broker answers at {down}"]
-            rt2 = runtime(event_bus={"kind": "kafka", "endpoint": f"{down},{up}"})
-            assert rt2.observer.not_ready(list) == []
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu); its bootstrap server."""
+    from tansu import Broker, BrokerError, tansu_binary
+
+    try:
+        running = Broker(tansu_binary(tmp_path), tmp_path / "tansu.log")
+        running.start()
+    except BrokerError as exc:
+        pytest.fail(str(exc))
+    yield running.servers
+    running.stop()
+
+
+def test_with_kafka_a_broker_must_answer(runtime: Any, broker: str) -> None:
+    with socket.socket() as silent, socket.socket() as closed:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts connections, never answers: not a broker
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        mute = f"127.0.0.1:{silent.getsockname()[1]}"
+        down = f"127.0.0.1:{closed.getsockname()[1]}"
+        for servers in (down, mute, f"{down},{mute}"):
+            rt = runtime(event_bus={"kind": "kafka", "endpoint": servers})
+            assert rt.observer.not_ready(list) == [
+                f"event bus: no Kafka broker answers at {servers}"
+            ]
+        rt = runtime(event_bus={"kind": "kafka", "endpoint": f"{down},{broker}"})
+        assert rt.observer.not_ready(list) == []
 
 
 def test_a_store_that_stops_answering_makes_it_unready(start_run: Any, pg_database: str) -> None:
