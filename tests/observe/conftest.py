@@ -8,7 +8,6 @@ slice `fine`, site `broken-east` with slice `held` and instance `held-vm` (held 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -150,16 +149,24 @@ def write_project(root: Path, port: int, endpoint: str = "sqlite:///store.db") -
 
 
 def seed(root: Path) -> dict[str, int]:
-    def create(model: str, *pairs: str) -> int:
-        out = cli(root, "objects", "create", model, *pairs, "--json")
-        return int(json.loads(out.stdout)["id"])
+    """The objects, made in this process (the store's schema comes with them)."""
+    from xos_runtime.host import Runtime
 
-    ids = {"good": create("Site", "name=good")}
-    ids["fine"] = create("Slice", "name=fine", f"site={ids['good']}")
-    ids["broken-east"] = create("Site", "name=broken-east")
-    ids["held"] = create("Slice", "name=held", f"site={ids['broken-east']}")
-    ids["held-vm"] = create("Instance", "name=held-vm", f"slice={ids['held']}")
-    return ids
+    rt = Runtime.load(str(root / "config.yaml"))
+    try:
+        acc = rt.accessor
+        good = acc.Site.objects.create(name="good")
+        broken = acc.Site.objects.create(name="broken-east")
+        held = acc.Slice.objects.create(name="held", site=broken)
+        return {
+            "good": good.id,
+            "fine": acc.Slice.objects.create(name="fine", site=good).id,
+            "broken-east": broken.id,
+            "held": held.id,
+            "held-vm": acc.Instance.objects.create(name="held-vm", slice=held).id,
+        }
+    finally:
+        rt.close()
 
 
 @pytest.fixture
