@@ -129,9 +129,10 @@ def failure_state(register: dict[str, Any], code: int, version: float, now: floa
     return None
 
 
-#: The status text of an object held back by a failed dependency (the sync engine's
-#: `_hold_dependents` writes it): the model and id of the object at fault, then its message.
-_HELD_BACK = re.compile(r"^Failed due to error in model (?P<model>\S+) id (?P<id>\d+): ")
+#: How the status of an object held back by a failed dependency starts (the sync engine's
+#: `_hold_dependents` writes it): then the model and id of the object at fault, its message.
+HELD_BACK_PREFIX = "Failed due to error in model "
+_HELD_BACK = re.compile(re.escape(HELD_BACK_PREFIX) + r"(?P<model>\S+) id (?P<id>\d+): ")
 
 
 def held_back_by(backend_status: str) -> tuple[str, int] | None:
@@ -196,7 +197,7 @@ def state_column(table: sa.Table, dialect: str, now: float) -> sa.ColumnElement[
         else_="pending",
     )
     pending_state = sa.case(
-        (t.c.backend_status.like("Failed due to error in model%"), "held_back"),
+        (t.c.backend_status.startswith(HELD_BACK_PREFIX, autoescape=True), "held_back"),
         (failed_now, failed_state),
         else_="pending",
     )
