@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from xos_runtime.engines.status import collect_status, count_states, held_back_by
+import sqlalchemy as sa
+
+from xos_runtime.engines.register import read_register, version_of
+from xos_runtime.engines.status import (
+    collect_status,
+    count_states,
+    failure_state,
+    held_back_by,
+    state_column,
+)
 
 
 def test_every_state_counted_by_the_database(make_runtime, engine_steps, clock, store_url):
@@ -54,13 +63,34 @@ def test_every_state_counted_by_the_database(make_runtime, engine_steps, clock, 
     assert held_back_by(held_status.backend_status) == ("Site", bad.id)
     assert held.id and held_back_by("boom") is None
 
+    assert_sql_agrees_with_failure_state(acc, clock.now)
     clock.advance(3600)  # the backoff is over: pending again, not backing off
     assert count_states(acc, clock.now)["Site"].get("backing_off", 0) == 0
+    assert_sql_agrees_with_failure_state(acc, clock.now)
+
+
+def assert_sql_agrees_with_failure_state(acc, now: float) -> None:
+    """The SQL rule and `failure_state` (its Python form, for `plan`) name every failed
+    object of the store alike."""
+    store = acc.store
+    checked = 0
+    with store.read() as conn:
+        for table in store.schema.tables.values():
+            query = sa.select(table, state_column(table, store.dialect, now))
+            for row in conn.execute(query).mappings():
+                if row["deleted"] or row["backend_status"].startswith("Failed due to"):
+                    continue
+                register = read_register(row["backend_register"])
+                if not register.get("failures"):
+                    continue
+                version = version_of(row["updated"], row["changed_by_policy"])
+                python = failure_state(register, row["backend_code"] or 0, version, now)
+                assert row["xos_runtime_state"] == (python or "pending"), dict(row)
+                checked += 1
+    assert checked >= 4
 
 
 def test_counting_is_one_statement_whatever_the_number_of_rows(make_runtime, engine_steps, clock):
-    import sqlalchemy as sa
-
     rt = make_runtime()
     acc = rt.accessor
     acc.Site.objects.bulk_create([{"name": f"s{i}"} for i in range(50)])
