@@ -12,7 +12,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 import yaml
-from conftest import wait_for
+from observed_run import wait_for
 
 from xos_runtime.host import Runtime
 
