@@ -32,7 +32,8 @@ class Observer:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        self.outcomes = OutcomeMetrics(self.registry)
+        self.outcomes = OutcomeMetrics()
+        self.registry.register(self.outcomes)
         self.registry.register(HostCollector(host))
 
     def metrics_text(self) -> bytes:
