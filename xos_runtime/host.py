@@ -179,14 +179,7 @@ class Runtime:
         self.progress_every = settings.logging.progress or 10.0
         # Steps and scripts publish through the accessor, to the bus of this config.
         accessor.event_publisher = self.publish_event
-        #: Metrics, health and the status page, with `metrics.enabled` only (their imports
-        #: too); its outcome metrics are a plugin of the hook contract like any other.
-        self.observer: Observer | None = None
-        if settings.metrics.enabled:
-            from xos_runtime.observe import Observer
-
-            self.observer = Observer(self)
-            plugins.plugin_manager.register(self.observer.outcomes, name="xos_runtime.observe")
+        self._observer: Observer | None = None
 
     @property
     def hook(self) -> Any:
@@ -439,12 +432,25 @@ class Runtime:
         logger.info("stopped")
         return 0
 
+    def observer(self) -> Observer:
+        """Metrics, health and the status page (made on first use, with their imports: a
+        `run` without `metrics.enabled` loads none of it); its outcome metrics are a plugin
+        of the hook contract like any other, registered here."""
+        if self._observer is None:
+            from xos_runtime.observe import Observer
+
+            self._observer = Observer(self)
+            self.plugins.plugin_manager.register(
+                self._observer.outcomes, name="xos_runtime.observe"
+            )
+        return self._observer
+
     def _start_metrics(self, dead_engines: Callable[[], list[str]]) -> StatusServer | None:
         m = self.settings.metrics
-        if self.observer is None:
+        if not m.enabled:
             return None
         try:
-            server = self.observer.serve(dead_engines)
+            server = self.observer().serve(dead_engines)
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {m.host}:{m.port}: {exc.strerror or exc}",

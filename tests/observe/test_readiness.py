@@ -19,7 +19,7 @@ from xos_runtime.host import Runtime
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Any]:
-    """`runtime(event_bus=...)`: a runtime with metrics on a free port (not running)."""
+    """`runtime(event_bus=...)`: a runtime with metrics on a free port (not serving)."""
     made: list[Runtime] = []
 
     def make(**sections: Any) -> Runtime:
@@ -45,7 +45,7 @@ def runtime(tmp_path: Path) -> Iterator[Any]:
 def test_a_dead_engine_makes_it_unready_but_still_alive(runtime: Any) -> None:
     rt = runtime()
     dead: list[str] = []
-    server = rt.observer.serve(lambda: list(dead))
+    server = rt.observer().serve(lambda: list(dead))
     base = f"http://127.0.0.1:{server.port}"
     try:
         assert requests.get(f"{base}/readyz", timeout=5).text == "ready\n"
@@ -81,11 +81,11 @@ def test_with_kafka_a_broker_must_answer(runtime: Any, broker: str) -> None:
         down = f"127.0.0.1:{closed.getsockname()[1]}"
         for servers in (down, mute, f"{down},{mute}"):
             rt = runtime(event_bus={"kind": "kafka", "endpoint": servers})
-            assert rt.observer.not_ready(list) == [
+            assert rt.observer().not_ready(list) == [
                 f"event bus: no Kafka broker answers at {servers}"
             ]
         rt = runtime(event_bus={"kind": "kafka", "endpoint": f"{down},{broker}"})
-        assert rt.observer.not_ready(list) == []
+        assert rt.observer().not_ready(list) == []
 
 
 def test_a_store_that_stops_answering_makes_it_unready(start_run: Any, pg_database: str) -> None:
