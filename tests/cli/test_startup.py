@@ -179,6 +179,23 @@ def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) ->
     )
 
 
+def test_metrics_are_loaded_only_where_they_are_served(project: Project) -> None:
+    """With `metrics.enabled`, `status` and `run --once` (which serve nothing) still import
+    neither prometheus_client nor the observer."""
+    from .conftest import config_text
+
+    project.write_config(config_text("metrics: {enabled: true, port: 0}\n"))
+    code = """
+        import sys
+        from xos_runtime.cli.main import main
+        assert main(sys.argv[1:]) in (0, 1)
+        """
+    for argv in (["run", "--once"], ["status"]):
+        modules = imported_after(code, *argv, "-C", str(project.config))
+        assert "xos_runtime.host" in modules, argv
+        assert loaded(modules, ["prometheus_client", "xos_runtime.observe"]) == [], argv
+
+
 def test_only_a_command_of_its_own_process_freezes_what_it_loaded() -> None:
     """`main()` of the console script pauses the GC while the command's module loads and
     freezes it (`Handler.load(own_process=True)`); `main(argv)` in another program's process
