@@ -64,6 +64,15 @@ def test_every_state_counted_by_the_database(make_runtime, engine_steps, clock, 
     assert held.id and held_back_by("boom") is None
 
     assert_sql_agrees_with_failure_state(acc, clock.now)
+    # a limit per table takes what needs a person first
+    first = collect_status(acc, clock.now, limit=3)
+    assert [(o.model, o.state) for o in first.objects] == [
+        ("Site", "error"),
+        ("Site", "error"),
+        ("Site", "backing_off"),
+        ("Slice", "held_back"),
+    ]
+    assert first.counts == report.counts
     clock.advance(3600)  # the backoff is over: pending again, not backing off
     assert count_states(acc, clock.now)["Site"].get("backing_off", 0) == 0
     assert_sql_agrees_with_failure_state(acc, clock.now)

@@ -238,15 +238,27 @@ def _count_states(store: SqlStore, conn: Connection, now: float) -> dict[str, di
     return counts
 
 
-def collect_status(accessor: ModelAccessor, now: float) -> StatusReport:
-    """Counts per model and state, every object not in sync, and the processes at work."""
+#: The order of `collect_status(limit=...)`: what needs a person first.
+_URGENCY = {"error": 0, "policy_error": 1, "held_back": 2, "backing_off": 3, "deferred": 4}
+
+
+def collect_status(accessor: ModelAccessor, now: float, limit: int | None = None) -> StatusReport:
+    """Counts per model and state, the objects not in sync, and the processes at work.
+
+    `limit`: at most that many objects of each table, those in error first, then held
+    back, backing off, deferred, and the rest (a status page that polls a store in the
+    middle of a large first sync does not read every pending row); None: every one."""
     store = accessor.store
     objects: list[ObjectStatus] = []
     with store.read() as conn:
         for table in store.schema.tables.values():
             state = state_column(table, store.dialect, now)
-            query = sa.select(table, state).order_by(table.c.id)
-            query = query.where(state != "ok")
+            query = sa.select(table, state).where(state != "ok")
+            if limit is None:
+                query = query.order_by(table.c.id)
+            else:
+                urgency = sa.case(_URGENCY, value=state, else_=len(_URGENCY))
+                query = query.order_by(urgency, table.c.id).limit(limit)
             for row in conn.execute(query).mappings():
                 r = dict(row)
                 register = read_register(r.get("backend_register"))

@@ -21,9 +21,12 @@ from xos_runtime.store import ModelAccessor
 
 __all__ = ["MODEL_ROWS", "PROBLEM_ROWS", "graph_view", "model_view", "object_view", "status_view"]
 
-#: At most this many objects per model in `model_view`, and problems in `status_view`.
+#: At most this many objects per model in `model_view`, and per table in `status_view`.
 MODEL_ROWS = 200
 PROBLEM_ROWS = 500
+
+#: The count keys that are no object out of sync.
+_SETTLED = ("ok", "total")
 
 Key = tuple[str, int]
 
@@ -51,7 +54,7 @@ def _root(key: Key, causes: dict[Key, Key]) -> Key:
 
 def status_view(accessor: ModelAccessor, now: float) -> dict[str, Any]:
     """Counts by model and state, and the objects not in sync (see the module's doc)."""
-    report = collect_status(accessor, now)
+    report = collect_status(accessor, now, limit=PROBLEM_ROWS)
     causes: dict[Key, Key] = {}
     for o in report.objects:
         if o.state == "held_back":
@@ -64,7 +67,7 @@ def status_view(accessor: ModelAccessor, now: float) -> dict[str, Any]:
         held = {"model": key[0], "id": key[1], "name": names.get(key)}
         holds.setdefault(_root(key, causes), []).append(held)
     objects = []
-    for o in report.objects[:PROBLEM_ROWS]:
+    for o in report.objects:
         key = (o.model, o.id)
         root = _root(key, causes) if key in causes else None
         message = o.policy_status if o.state == "policy_error" else o.backend_status
@@ -81,11 +84,12 @@ def status_view(accessor: ModelAccessor, now: float) -> dict[str, Any]:
                 "holds_back": holds.get(key, []),
             }
         )
+    not_ok = sum(n for c in report.counts.values() for st, n in c.items() if st not in _SETTLED)
     return {
         "now": now,
         "counts": report.counts,
         "objects": objects,
-        "more": max(0, len(report.objects) - PROBLEM_ROWS),
+        "more": max(0, not_ok - len(objects)),
         "processes": [p.to_dict() for p in report.processes],
     }
 
