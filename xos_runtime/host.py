@@ -40,9 +40,11 @@ from xos_runtime.engines import (
 from xos_runtime.exceptions import ConfigError
 from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
-from xos_runtime.observe import MetricsServer, OutcomeCounters
 from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
 from xos_runtime.store import HeldClaims, Key, Lease, ModelAccessor, held_claims, open_store
+
+if TYPE_CHECKING:
+    from xos_runtime.observe import ObservedHost, Observer, StatusServer
 
 
 class Engine(Protocol):
@@ -175,11 +177,9 @@ class Runtime:
         self.progress: ShowProgress | None = _log_progress if settings.logging.progress else None
         #: Seconds between two reports to `progress`.
         self.progress_every = settings.logging.progress or 10.0
-        #: Outcome counters behind `/metrics`; a plugin of the hook contract like any other.
-        self.counters = OutcomeCounters()
         # Steps and scripts publish through the accessor, to the bus of this config.
         accessor.event_publisher = self.publish_event
-        plugins.plugin_manager.register(self.counters, name="xos_runtime.observe")
+        self._observer: Observer | None = None
 
     @property
     def hook(self) -> Any:
@@ -404,9 +404,13 @@ class Runtime:
                 signal.signal(sig, lambda *_: self._stop.set())
         threads: list[threading.Thread] = []
         # before any engine starts, so that a port in use stops start-up with no work begun
-        metrics = self._start_metrics(lambda: all(t.is_alive() for t in threads))
+        engine_names: dict[threading.Thread, str] = {}
+        metrics = self._start_metrics(
+            lambda: [engine_names[t] for t in threads if not t.is_alive()]
+        )
         for engine in self.engines():
             t = threading.Thread(target=engine.serve, name=f"engine-{engine.name}", daemon=True)
+            engine_names[t] = engine.name
             t.start()
             threads.append(t)
         logger.info("xos-runtime {} running {} engine(s)", self.settings.name, len(threads))
@@ -428,29 +432,41 @@ class Runtime:
         logger.info("stopped")
         return 0
 
-    def _start_metrics(self, engines_alive: Callable[[], bool]) -> MetricsServer | None:
+    def observer(self) -> Observer:
+        """Metrics, health and the status page (made on first use, with their imports: a
+        `run` without `metrics.enabled` loads none of it); its outcome metrics are a plugin
+        of the hook contract like any other, registered here."""
+        if self._observer is None:
+            from xos_runtime.observe import Observer
+
+            self._observer = Observer(self)
+            self.plugins.plugin_manager.register(
+                self._observer.outcomes, name="xos_runtime.observe"
+            )
+        return self._observer
+
+    def _start_metrics(self, dead_engines: Callable[[], list[str]]) -> StatusServer | None:
         m = self.settings.metrics
         if not m.enabled:
             return None
         try:
-            server = MetricsServer(
-                m.host,
-                m.port,
-                self.counters,
-                self.accessor,
-                healthy=engines_alive,
-                clock=self.clock,
-                abandoned=self.abandoned_calls,
-            )
+            server = self.observer().serve(dead_engines)
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {m.host}:{m.port}: {exc.strerror or exc}",
                 file=self.settings.source,
                 key="metrics.port",
             ) from exc
-        server.start()
-        logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, server.port)
+        base = f"http://{m.host}:{server.port}"
+        logger.info("status page on {}/, metrics on /metrics, health on /healthz and /readyz", base)
         return server
+
+    def claims_held(self) -> dict[str, int]:
+        """The claims this process holds on a shared store, by engine kind (sync, policy)."""
+        if self._lease is None:
+            return {}
+        mine = self._lease.owner
+        return {h.kind: h.count for h in held_claims(self.accessor.store) if h.owner == mine}
 
     def abandoned_calls(self) -> dict[str, int]:
         """Calls abandoned after a timeout that still run, by engine name."""
@@ -584,4 +600,8 @@ if TYPE_CHECKING:
     def _an_engine_host(runtime: Runtime) -> EngineHost:
         """Where mypy checks that the host is what the hook contract (`hookspecs.Runtime`)
         and the built-in engines (`EngineHost`) take it for."""
+        return runtime
+
+    def _an_observed_host(runtime: Runtime) -> ObservedHost:
+        """Where mypy checks that the host is what the observer reads (`observe`)."""
         return runtime

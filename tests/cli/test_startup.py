@@ -33,6 +33,7 @@ HEAVY = [
     "loguru",
     "networkx",
     "pluggy",
+    "prometheus_client",
     "sqlalchemy",
     "stevedore",
     "yaml",
@@ -153,8 +154,8 @@ def test_every_command_names_a_handler_that_exists() -> None:
 
 
 def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) -> None:
-    """`run` imports neither the other commands nor Kafka (memory bus) nor the HTTP server
-    (metrics off)."""
+    """`run` imports neither the other commands nor Kafka (memory bus) nor the HTTP server,
+    the observer and prometheus_client (metrics off)."""
     code = """
         import sys
         from xos_runtime.cli.main import main
@@ -165,10 +166,34 @@ def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) ->
     assert (
         loaded(
             modules,
-            ["kafka", "http.server", "xos_runtime.cli.inspect", "xos_runtime.cli.objects"],
+            [
+                "kafka",
+                "http.server",
+                "prometheus_client",
+                "xos_runtime.observe",
+                "xos_runtime.cli.inspect",
+                "xos_runtime.cli.objects",
+            ],
         )
         == []
     )
+
+
+def test_metrics_are_loaded_only_where_they_are_served(project: Project) -> None:
+    """With `metrics.enabled`, `status` and `run --once` (which serve nothing) still import
+    neither prometheus_client nor the observer."""
+    from .conftest import config_text
+
+    project.write_config(config_text("metrics: {enabled: true, port: 0}\n"))
+    code = """
+        import sys
+        from xos_runtime.cli.main import main
+        assert main(sys.argv[1:]) in (0, 1)
+        """
+    for argv in (["run", "--once"], ["status"]):
+        modules = imported_after(code, *argv, "-C", str(project.config))
+        assert "xos_runtime.host" in modules, argv
+        assert loaded(modules, ["prometheus_client", "xos_runtime.observe"]) == [], argv
 
 
 def test_only_a_command_of_its_own_process_freezes_what_it_loaded() -> None:

@@ -225,6 +225,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a Prometheus text exposition, by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _labels(**labels: str) -> frozenset:
+    return frozenset(labels.items())
+
+
 def test_metrics_and_health_endpoints(cli) -> None:
     import requests
 
@@ -242,19 +257,47 @@ def test_metrics_and_health_endpoints(cli) -> None:
             except requests.ConnectionError:
                 time.sleep(0.05)
         assert health is not None and health.status_code == 200 and health.text == "ok\n"
+        ready = requests.get(f"{base}/readyz", timeout=5)
+        assert (ready.status_code, ready.text) == (200, "ready\n")
         create(cli, "Site", "name=ok")
         create(cli, "Site", "name=bad", "behaviour=fail")
         _wait_for_line(cli["log"], lambda e: e["event"] == "end" and e["name"] == "bad", deadline)
-        text = ""
+        error = (
+            "xos_runtime_outcomes_total",
+            _labels(engine="sync", step="SyncSite", outcome="error"),
+        )
+        samples: dict = {}
         while time.monotonic() < deadline:
-            text = requests.get(f"{base}/metrics", timeout=2).text
-            if 'outcome="error"} 1' in text:
+            response = requests.get(f"{base}/metrics", timeout=2)
+            assert response.headers["Content-Type"].startswith("text/plain")
+            samples = _samples(response.text)
+            if samples.get(error) == 1:
                 break
             time.sleep(0.05)
-        assert 'xos_runtime_outcomes_total{engine="sync",outcome="success"} 1' in text
-        assert 'xos_runtime_outcomes_total{engine="sync",outcome="error"} 1' in text
-        assert 'xos_runtime_objects{model="Site",state="error"} 1' in text
-        assert 'xos_runtime_objects{model="Site",state="ok"} 1' in text
+        success = _labels(engine="sync", step="SyncSite", outcome="success")
+        assert samples[("xos_runtime_outcomes_total", success)] == 1
+        assert samples[error] == 1
+        timed = _labels(engine="sync", step="SyncSite")
+        assert samples[("xos_runtime_call_duration_seconds_count", timed)] == 2
+        assert samples[("xos_runtime_call_duration_seconds_bucket", timed | {("le", "+Inf")})] == 2
+        assert samples[("xos_runtime_call_duration_seconds_sum", timed)] > 0
+        # objects by state: what the store says, counted by the database
+        acc = connect(cli["url"])
+        assert {o.name: o.backend_code for o in acc.Site.objects.all()} == {"ok": 1, "bad": 2}
+        acc.close()
+        assert samples[("xos_runtime_objects", _labels(model="Site", state="error"))] == 1
+        assert samples[("xos_runtime_objects", _labels(model="Site", state="ok"))] == 1
+        assert samples[("xos_runtime_store_up", frozenset())] == 1
+        assert samples[("process_resident_memory_bytes", frozenset())] > 0
+        assert samples[("process_open_fds", frozenset())] > 0
+        assert any(name == "python_info" for name, _ in samples)
+        # a call in flight holds its claim (the SQLite file is shared: claims are on)
+        create(cli, "Site", "name=slow", "behaviour=sleep:2000")
+        _wait_for_line(
+            cli["log"], lambda e: e["event"] == "start" and e["name"] == "slow", deadline
+        )
+        samples = _samples(requests.get(f"{base}/metrics", timeout=2).text)
+        assert samples[("xos_runtime_claims", _labels(kind="sync"))] == 1
         assert requests.get(f"{base}/nope", timeout=2).status_code == 404
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

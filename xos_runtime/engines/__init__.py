@@ -42,7 +42,14 @@ if TYPE_CHECKING:
     from xos_runtime.engines.report import PassReport
     from xos_runtime.engines.retry import Backoff, Retry, next_retry
     from xos_runtime.engines.sink import HookSink, OutcomeSink
-    from xos_runtime.engines.status import ObjectStatus, StatusReport, collect_status
+    from xos_runtime.engines.status import (
+        ObjectStatus,
+        StatusReport,
+        collect_status,
+        count_states,
+        held_back_by,
+        state_column,
+    )
     from xos_runtime.engines.sync.engine import SyncEngine
 
 __all__ = [
@@ -72,9 +79,12 @@ __all__ = [
     "SyncEngine",
     "classify",
     "collect_status",
+    "count_states",
+    "held_back_by",
     "make_plan",
     "next_retry",
     "open_event_bus",
+    "state_column",
 ]
 
 #: The module of each public name (relative to this package).
@@ -107,6 +117,9 @@ _MODULES = {
     "ObjectStatus": ".status",
     "StatusReport": ".status",
     "collect_status": ".status",
+    "count_states": ".status",
+    "held_back_by": ".status",
+    "state_column": ".status",
     "SyncEngine": ".sync.engine",
 }
 
