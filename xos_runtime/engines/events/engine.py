@@ -48,7 +48,8 @@ from xos_runtime.config import EventSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
 from xos_runtime.engines.events.delivery import Deliveries, RetryRules
-from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.events.steplog import bind_on_use
+from xos_runtime.engines.outcome import Outcome, classify, success
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.steps import Event, EventStep
@@ -109,7 +110,7 @@ class EventEngine(LoopEngine):
         self.bus = bus
         self.settings = settings or EventSettings()
         dead_letter_topic = self.settings.dead_letter_topic
-        self.on_outcome = outcomes.event if outcomes is not None else None
+        self.outcomes = outcomes
         self.rand = rand
         self._failing: set[str] = set()  # steps whose last bus operation failed
         rules = RetryRules(self.settings, bus, clock, rand)
@@ -123,7 +124,7 @@ class EventEngine(LoopEngine):
                 rules,
                 EventAttempts(accessor.store, group),
                 call=functools.partial(self._call, name, cls),
-                observe=self._report,
+                observer=functools.partial(self._observer, cls),
                 bus_error=functools.partial(self._bus_error, name),
             )
             self.states.append(_StepState(name, cls, group, subscription, deliveries))
@@ -199,28 +200,34 @@ class EventEngine(LoopEngine):
                 state.deliveries.handle(consumer, events, report)
         return True
 
-    def _call(self, name: str, cls: type[EventStep], event: Event) -> tuple[EventStep, Outcome]:
-        """One call of `process_event` (inside `acting_as("event")`, entered per batch)."""
-        log = self._log.bind(
-            step=name, topic=event.topic, partition=event.partition, offset=event.offset
+    def _call(self, name: str, cls: type[EventStep], event: Event) -> Outcome:
+        """One call of `process_event` on a new instance of the step (inside
+        `acting_as("event")`, entered per batch)."""
+        log = bind_on_use(
+            self._log,
+            {
+                "step": name,
+                "topic": event.topic,
+                "partition": event.partition,
+                "offset": event.offset,
+            },
         )
         step = cls(model_accessor=self.accessor, log=log)
-        error: BaseException | None = None
         start = time.monotonic()
         try:
             step.process_event(event)  # as the "event" caller: see `_poll_once`
         except Exception as exc:
-            error = exc
+            duration = time.monotonic() - start
             # one line per failure is logged by the caller; the traceback only at DEBUG
             log.opt(exception=exc).debug("process_event raised {}", type(exc).__name__)
-        outcome = classify(
-            error, False, time.monotonic() - start, False, None, call="process_event"
-        )
-        return step, outcome
+            return classify(exc, False, duration, False, None, call="process_event")
+        return success(time.monotonic() - start)
 
-    def _report(self, step: EventStep, event: Event, outcome: Outcome) -> None:
-        # Observers get the class, as from every engine (an instance lives for one call).
-        self.report(self.on_outcome, type(step), event, outcome)
+    def _observer(self, cls: type[EventStep]) -> Callable[[Event, Outcome], None]:
+        """What reports the outcomes of a batch of `cls`'s messages to the outcome hook.
+        Observers get the class, as from every engine (an instance lives for one call)."""
+        hook = self.outcomes.event_hook() if self.outcomes is not None else None
+        return functools.partial(self.report, hook, cls)
 
     # -- passes and serving ---------------------------------------------------------------------
 
