@@ -10,6 +10,7 @@ engines share one `HookSink`, which passes each outcome on to the contract's out
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -40,9 +41,9 @@ class OutcomeSink(Protocol):
         ...
 
     def event_hook(self) -> Callable[[type[EventStep], Event, Outcome], None]:
-        """`event` as the event engine calls it for each message of a batch: a callable
-        made once per batch, which may leave out the work `event` does to see plugins
-        added or removed since the last call (they are seen from the next batch)."""
+        """`event` as one callable for the messages of a batch, over the implementations
+        registered when it is made (it leaves out `event`'s look-up at each call; plugins
+        added or removed meanwhile are seen from the next batch)."""
         ...
 
     def pull(self, step: type[PullStep], outcome: Outcome) -> None:
@@ -72,22 +73,20 @@ class _Direct:
         self._current()
         if self.calls is None:
             self.caller(**dict(zip(self.argnames, args, strict=True)))
-            return
-        for function, positions in self.calls:
-            if positions is None:
-                function(*args)
-            else:
-                function(*[args[i] for i in positions])
+        else:
+            _each(self.calls, *args)
 
     def now(self) -> Callable[..., None]:
-        """The hook as one callable over the implementations registered now: the one
-        implementation itself when there is one that takes every argument in order (most
-        often the built-in counters alone), else this object."""
+        """The hook as one callable over the implementations registered now (for a batch
+        of calls): the one implementation itself when there is one that takes every
+        argument in order (most often the built-in counters alone)."""
         self._current()
         calls = self.calls
-        if calls is not None and len(calls) == 1 and calls[0][1] is None:
+        if calls is None:
+            return self  # through pluggy, which looks them up at each call
+        if len(calls) == 1 and calls[0][1] is None:
             return calls[0][0]  # type: ignore[return-value]  # an outcome hook returns None
-        return self
+        return functools.partial(_each, calls)
 
     def _current(self) -> None:
         impls = self.caller.get_hookimpls()
@@ -98,11 +97,21 @@ class _Direct:
             self.calls = None
             return
         index = {name: i for i, name in enumerate(self.argnames)}
-        self.calls = []
-        for impl in reversed(impls):
-            names = tuple(impl.argnames)
-            positions = None if names == self.argnames else tuple(index[n] for n in names)
-            self.calls.append((impl.function, positions))
+        self.calls = [
+            (
+                i.function,
+                None if tuple(i.argnames) == self.argnames else tuple(index[n] for n in i.argnames),
+            )
+            for i in reversed(impls)
+        ]  # a new list: what `now` gave out stays as it was
+
+
+def _each(calls: list[tuple[Callable[..., object], tuple[int, ...] | None]], *args: Any) -> None:
+    for function, positions in calls:
+        if positions is None:
+            function(*args)
+        else:
+            function(*[args[i] for i in positions])
 
 
 class HookSink:

@@ -123,7 +123,7 @@ class EventEngine(LoopEngine):
                 group,
                 rules,
                 EventAttempts(accessor.store, group),
-                call=functools.partial(self._call, name, cls),
+                call=self._caller(name, cls),
                 observer=functools.partial(self._observer, cls),
                 bus_error=functools.partial(self._bus_error, name),
             )
@@ -200,28 +200,26 @@ class EventEngine(LoopEngine):
                 state.deliveries.handle(consumer, events, report)
         return True
 
-    def _call(self, name: str, cls: type[EventStep], event: Event) -> Outcome:
-        """One call of `process_event` on a new instance of the step (inside
-        `acting_as("event")`, entered per batch)."""
-        log = bind_on_use(
-            self._log,
-            {
-                "step": name,
-                "topic": event.topic,
-                "partition": event.partition,
-                "offset": event.offset,
-            },
-        )
-        step = cls(model_accessor=self.accessor, log=log)
-        start = time.monotonic()
-        try:
-            step.process_event(event)  # as the "event" caller: see `_poll_once`
-        except Exception as exc:
-            duration = time.monotonic() - start
-            # one line per failure is logged by the caller; the traceback only at DEBUG
-            log.opt(exception=exc).debug("process_event raised {}", type(exc).__name__)
-            return classify(exc, False, duration, False, None, call="process_event")
-        return success(time.monotonic() - start)
+    def _caller(self, name: str, cls: type[EventStep]) -> Callable[[Event], Outcome]:
+        """What calls `process_event` of step `name` for one message, on a new instance
+        (inside `acting_as("event")`, entered per batch)."""
+        accessor, log, monotonic = self.accessor, self._log.bind(step=name), time.monotonic
+
+        def call(event: Event) -> Outcome:
+            extra = {"topic": event.topic, "partition": event.partition, "offset": event.offset}
+            step_log = bind_on_use(log, extra)
+            step = cls(model_accessor=accessor, log=step_log)
+            start = monotonic()
+            try:
+                step.process_event(event)  # as the "event" caller: see `_poll_once`
+            except Exception as exc:
+                duration = monotonic() - start
+                # one line per failure is logged by the caller; the traceback only at DEBUG
+                step_log.opt(exception=exc).debug("process_event raised {}", type(exc).__name__)
+                return classify(exc, False, duration, False, None, call="process_event")
+            return success(monotonic() - start)
+
+        return call
 
     def _observer(self, cls: type[EventStep]) -> Callable[[Event, Outcome], None]:
         """What reports the outcomes of a batch of `cls`'s messages to the outcome hook.
