@@ -12,7 +12,7 @@ the exceptions a plugin raises to choose how a failure is treated).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -163,6 +163,41 @@ class Event:
         if self.value is None:
             raise ValueError(f"event on topic {self.topic!r} has no value")
         return json.loads(self.value)
+
+
+def _event_maker() -> Callable[..., Event]:
+    # The slots' own setters: a frozen attrs class's `__init__` goes through
+    # `object.__setattr__` by name for each field, which costs about a third more, and it
+    # converts `headers` even when there are none.
+    new = object.__new__
+    setters = [Event.__dict__[a.name].__set__ for a in attrs.fields(Event)]
+    topic, key, value, timestamp, partition, offset, headers = setters
+
+    def make(
+        t: str,
+        k: bytes | None,
+        v: bytes | None,
+        ts: float | None,
+        p: int | None,
+        o: int | None,
+        h: Iterable[tuple[str, bytes]] | None = (),
+    ) -> Event:
+        event = new(Event)
+        topic(event, t)
+        key(event, k)
+        value(event, v)
+        timestamp(event, ts)
+        partition(event, p)
+        offset(event, o)
+        headers(event, _to_headers(h) if h else ())
+        return event
+
+    return make
+
+
+#: `Event(topic, key, value, timestamp, partition, offset, headers)`: the same event, made in
+#: half the time when it has no headers (the usual case): for the buses, one per message.
+make_event = _event_maker()
 
 
 class EventStep(_PluginBase):

@@ -283,6 +283,21 @@ def test_each_failed_call_is_one_line_and_its_traceback_is_at_debug(
     assert len(tracebacks) == 3 and {r["level"].name for r in tracebacks} == {"DEBUG"}
 
 
+def test_a_steps_logger_is_bound_to_its_step_and_message(make_runtime, events, log_records) -> None:
+    rt = make_runtime()
+    rt.event_bus.publish("xrt.sites", None, site_message("ignored"))
+    rt.event_bus.publish("xrt.sites", None, site_message("east"))
+    rt.event_bus.publish("xrt.sites", None, site_message("poison", fail=True))
+    engine(rt, "events").run_pass()
+    where = {"step": "site_events", "topic": "xrt.sites", "partition": 0}
+    (created,) = [r for r in log_records if r["message"] == "created site east"]
+    assert created["extra"] == {"engine": "events", **where, "offset": 1}
+    (traceback,) = [r for r in log_records if r["message"] == "process_event raised Exception"]
+    assert traceback["extra"] == {"engine": "events", **where, "offset": 2}
+    assert isinstance(events.LOGS[0], type(logger))  # a loguru logger like any other
+    assert len({id(log) for log in events.LOGS}) == len(events.LOGS)  # one per message
+
+
 def test_a_dead_letter_that_cannot_be_sent_holds_its_message(make_runtime, events, clock) -> None:
     rt = make_runtime(events={"max_attempts": 1, "dead_letter_topic": "xrt-dead"})
     bus, eng = rt.event_bus, engine(rt, "events")

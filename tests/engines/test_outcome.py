@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from xos_runtime.engines.outcome import BACKEND_CODES, Outcome, classify
+from xos_runtime.engines.outcome import BACKEND_CODES, Outcome, classify, success
 from xos_runtime.exceptions import DeferredException, InnocuousException, PermanentException
 
 
@@ -13,6 +13,7 @@ def test_a_call_that_returned_is_a_success():
     outcome = classify(None, False, 0.25, False, 10.0)
     assert outcome == Outcome("success", "OK", 1, 0.25, False, None)
     assert outcome.ok and not outcome.failed
+    assert success(0.25) == outcome and hash(success(0.25)) == hash(outcome)
 
 
 @pytest.mark.parametrize(

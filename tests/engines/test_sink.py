@@ -123,3 +123,38 @@ def test_an_exception_stops_the_rest_as_in_pluggy() -> None:
     with pytest.raises(RuntimeError, match="observer bug"):
         pm.hook.xos_runtime_sync_outcome(step=object, obj=1, outcome=OK)
     assert calls == []
+
+
+def test_the_event_hook_for_a_batch_calls_what_is_registered_when_it_is_made() -> None:
+    pm = new_plugin_manager()
+    calls: Calls = []
+    pm.register(Recorder("a", calls))  # takes only `event`
+    hook = HookSink(pm.hook).event_hook()
+    hook(object, "event-1", OK)  # type: ignore[arg-type]
+    pm.register(Recorder("late", calls))
+    hook(object, "event-2", OK)  # type: ignore[arg-type]  # made before "late" came
+    HookSink(pm.hook).event_hook()(object, "event-3", OK)  # type: ignore[arg-type]
+    assert calls == [
+        ("a", "event", "event-1"),
+        ("a", "event", "event-2"),
+        ("late", "event", "event-3"),
+        ("a", "event", "event-3"),
+    ]
+
+
+def test_the_event_hook_of_one_implementation_is_that_implementation() -> None:
+    class Counter:
+        def __init__(self) -> None:
+            self.seen: list[tuple[Any, Any, Any]] = []
+
+        @hookimpl
+        def xos_runtime_event_outcome(self, step: Any, event: Any, outcome: Any) -> None:
+            self.seen.append((step, event, outcome))
+
+    pm = new_plugin_manager()
+    counter = Counter()
+    pm.register(counter)
+    hook = HookSink(pm.hook).event_hook()
+    assert hook == counter.xos_runtime_event_outcome  # no layer of the sink's in between
+    hook(object, "event-1", OK)  # type: ignore[arg-type]
+    assert counter.seen == [(object, "event-1", OK)]

@@ -17,6 +17,7 @@ from xos_runtime.steps import (
     Policy,
     PullStep,
     SyncStep,
+    make_event,
 )
 
 
@@ -161,6 +162,13 @@ def test_event_record(log_messages: list[tuple[str, str]]) -> None:
         event.offset = 8  # type: ignore[misc]
     with pytest.raises(ValueError, match="has no value"):
         Event(topic="t").json()
+
+    # what the buses make, one per message: the same event
+    made = make_event("xos.gui_events", b"Site", b'{"pk": 1}', 1.5, 0, 7, [("h", b"v")])
+    assert made == event and hash(made) == hash(event) and repr(made) == repr(event)
+    assert make_event("t", None, None, None, None, None, ()) == Event(topic="t")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.offset = 8  # type: ignore[misc]
 
     EventStep().process_event(event)  # the default only warns
     assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -62,6 +63,33 @@ class Outcome:
     def failed(self) -> bool:
         """Whether dependents must be held back (everything but success)."""
         return self.kind != "success"
+
+
+def _success_maker() -> Callable[[float], Outcome]:
+    # The slots' own setters: a frozen attrs class's `__init__` goes through
+    # `object.__setattr__` by name for each field, which costs about a third more.
+    new = object.__new__
+    kind, message, code, duration, deleted, retry_at = (
+        Outcome.__dict__[a.name].__set__ for a in attrs.fields(Outcome)
+    )
+    ok = BackendCode.OK
+
+    def success(seconds: float) -> Outcome:
+        outcome = new(Outcome)
+        kind(outcome, "success")
+        message(outcome, "OK")
+        code(outcome, ok)
+        duration(outcome, seconds)
+        deleted(outcome, False)
+        retry_at(outcome, None)
+        return outcome
+
+    return success
+
+
+#: `Outcome("success", duration=seconds)`, as `classify` makes it for a call that returned,
+#: in about two thirds of the time: for the engines that decide an outcome per message.
+success = _success_maker()
 
 
 def _describe(error: BaseException) -> str:

@@ -77,17 +77,10 @@ class StructLogger:
         self._log("ERROR", msg, args, kv)
 
 
-#: `(module prefix, class name)` of the loggers a step may be given: loguru's, and the
-#: runtime's step logger that stands for one until it is first used (`LazyLog`).
-_LOGURU_LIKE = (("loguru", "Logger"), ("xos_runtime", "LazyLog"))
-
-
 def as_struct_logger(value: Any) -> Any:
-    """`value` as a `StructLogger` when it is a loguru logger (or the runtime's stand-in for
-    one); anything else unchanged."""
+    """`value` as a `StructLogger` when it is a loguru logger; anything else unchanged."""
     if isinstance(value, StructLogger) or value is None:
         return value
-    kind = type(value)
-    if any(kind.__name__ == n and kind.__module__.startswith(m) for m, n in _LOGURU_LIKE):
+    if isinstance(value, type(_loguru)):  # the runtime's step loggers are loguru's too
         return StructLogger(value)
     return value

@@ -30,7 +30,7 @@ from xos_runtime.engines.events.bus import Consumer, EventBus, TopicPartition
 from xos_runtime.engines.outcome import Outcome
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.retry import Retry, next_retry
-from xos_runtime.steps import Event, EventStep
+from xos_runtime.steps import Event
 from xos_runtime.store import Attempts, EventAttempts, Key
 from xos_runtime.store.attempts import MessageKey
 
@@ -48,8 +48,8 @@ ERROR_HEADER = "xos-runtime-error"
 #: Header of a dead letter: the failed calls of `process_event`, an integer as text.
 ATTEMPTS_HEADER = "xos-runtime-attempts"
 
-#: Calls `process_event` for one message: the step instance it made, and the outcome.
-Caller = Callable[[Event], tuple[EventStep, Outcome]]
+#: Calls `process_event` for one message (on a new instance of the step): the outcome.
+Caller = Callable[[Event], Outcome]
 
 
 def dead_letter_headers(event: Event, error: str, attempts: int) -> list[tuple[str, bytes]]:
@@ -106,8 +106,12 @@ class _Held:
 class Deliveries:
     """The messages of one event step (consumer group `group`): see the module docstring.
 
-    `call` runs `process_event`; `observe` gets each call's outcome (for the outcome hook);
-    `bus_error` logs a failed commit.
+    `call` runs `process_event`; `observer` gives, at the start of each batch, what gets each
+    call's outcome (the outcome hook, looked up once per batch); `bus_error` logs a failed
+    commit.
+
+    Most messages succeed at their first call: `handle` takes them on a short path (a call,
+    its outcome, the offset to commit) and leaves the rest to `_deliver`.
     """
 
     def __init__(
@@ -118,7 +122,7 @@ class Deliveries:
         attempts: EventAttempts,
         *,
         call: Caller,
-        observe: Callable[[EventStep, Event, Outcome], None],
+        observer: Callable[[], Callable[[Event, Outcome], None]],
         bus_error: Callable[..., None],
     ):
         self.name = name
@@ -126,7 +130,8 @@ class Deliveries:
         self.rules = rules
         self.attempts = attempts
         self.call = call
-        self.observe = observe
+        self.observer = observer
+        self._observe: Callable[[Event, Outcome], None] = lambda event, outcome: None
         self.bus_error = bus_error
         self.held: dict[TopicPartition, _Held] = {}
         #: Partitions whose committed messages may still have rows in the attempts table.
@@ -161,30 +166,52 @@ class Deliveries:
     def handle(self, consumer: Consumer, events: list[Event], report: PassReport) -> None:
         """Deal with a polled batch and commit what may be committed."""
         stored = self._stored(events)
+        self._observe = observe = self.observer()
+        held, call = self.held, self.call
         commits: dict[TopicPartition, int] = {}
         blocked: set[TopicPartition] = set()
-        first: dict[TopicPartition, int] = {}
+        succeeded = 0  # on the short path: counted into `report` once, at the end
         try:
             for event in events:
-                assert event.partition is not None and event.offset is not None
-                tp = (event.topic, event.partition)
-                first.setdefault(tp, event.offset)
+                # (a bus's messages have a partition and an offset)
+                tp: TopicPartition = (event.topic, event.partition)  # type: ignore[assignment]
+                offset: int = event.offset  # type: ignore[assignment]
                 if tp in blocked:
                     continue  # behind a message that waits
-                if self._deliver(consumer, event, stored, report):
-                    commits[tp] = self.position[tp] = event.offset + 1
+                if not stored and tp not in held:  # neither known to the store nor held
+                    outcome = call(event)
+                    if outcome.kind == "success":
+                        succeeded += 1
+                        commits[tp] = offset + 1
+                        observe(event, outcome)
+                        continue
+                    dealt = self._outcome(consumer, event, outcome, 0, report)
+                else:
+                    dealt = self._deliver(consumer, event, stored, report)
+                if dealt:
+                    commits[tp] = offset + 1
                 else:
                     blocked.add(tp)
-                    self.position[tp] = event.offset  # sought back to it
+                    self.position[tp] = offset  # sought back to it
         except BaseException:
             # A bug of ours (or an interrupt) mid-batch: what was not dealt with must be
             # fetched again, not passed over by the consumer's position.
+            first: dict[TopicPartition, int] = {}
+            for event in events:
+                first.setdefault((event.topic, event.partition), event.offset)  # type: ignore[arg-type]
             for tp, offset in first.items():
                 if tp not in blocked:
                     self.position[tp] = commits.get(tp, offset)
                     consumer.seek(tp, self.position[tp])
             raise
         finally:
+            if succeeded:
+                report.attempted += succeeded
+                report.succeeded += succeeded
+                report.outcomes["success"] += succeeded
+            for tp, offset in commits.items():
+                if tp not in blocked:
+                    self.position[tp] = offset
             self._commit(consumer, commits)
 
     # -- one message ------------------------------------------------------------------------------
@@ -248,13 +275,19 @@ class Deliveries:
                 # its calls are used up: skip it without calling the step again
                 return self._give_up(consumer, event, held, held.give_up, report)
         attempts = held.attempts if held is not None else 0
-        step, outcome = self.call(event)
+        return self._outcome(consumer, event, self.call(event), attempts, report)
+
+    def _outcome(
+        self, consumer: Consumer, event: Event, outcome: Outcome, attempts: int, report: PassReport
+    ) -> bool:
+        """Count and observe the outcome of `event`'s call (`attempts` failed calls before
+        it) and deal with it; True when `event` may be committed."""
         report.attempted += 1
         report.outcomes[outcome.kind] += 1
         try:
             return self._after_call(consumer, event, outcome, attempts, report)
         finally:
-            self.observe(step, event, outcome)
+            self._observe(event, outcome)
 
     def _after_call(
         self, consumer: Consumer, event: Event, outcome: Outcome, attempts: int, report: PassReport

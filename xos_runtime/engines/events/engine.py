@@ -48,9 +48,10 @@ from xos_runtime.config import EventSettings
 from xos_runtime.engines.base import LoopEngine
 from xos_runtime.engines.events.bus import Consumer, EventBus, Subscription
 from xos_runtime.engines.events.delivery import Deliveries, RetryRules
-from xos_runtime.engines.outcome import Outcome, classify
+from xos_runtime.engines.outcome import Outcome, classify, success
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.sink import OutcomeSink
+from xos_runtime.engines.steplog import lazy_log
 from xos_runtime.steps import Event, EventStep
 from xos_runtime.store import EventAttempts, Key, ModelAccessor, acting_as
 
@@ -109,7 +110,7 @@ class EventEngine(LoopEngine):
         self.bus = bus
         self.settings = settings or EventSettings()
         dead_letter_topic = self.settings.dead_letter_topic
-        self.on_outcome = outcomes.event if outcomes is not None else None
+        self.outcomes = outcomes
         self.rand = rand
         self._failing: set[str] = set()  # steps whose last bus operation failed
         rules = RetryRules(self.settings, bus, clock, rand)
@@ -122,8 +123,8 @@ class EventEngine(LoopEngine):
                 group,
                 rules,
                 EventAttempts(accessor.store, group),
-                call=functools.partial(self._call, name, cls),
-                observe=self._report,
+                call=self._caller(name, cls),
+                observer=functools.partial(self._observer, cls),
                 bus_error=functools.partial(self._bus_error, name),
             )
             self.states.append(_StepState(name, cls, group, subscription, deliveries))
@@ -199,28 +200,33 @@ class EventEngine(LoopEngine):
                 state.deliveries.handle(consumer, events, report)
         return True
 
-    def _call(self, name: str, cls: type[EventStep], event: Event) -> tuple[EventStep, Outcome]:
-        """One call of `process_event` (inside `acting_as("event")`, entered per batch)."""
-        log = self._log.bind(
-            step=name, topic=event.topic, partition=event.partition, offset=event.offset
-        )
-        step = cls(model_accessor=self.accessor, log=log)
-        error: BaseException | None = None
-        start = time.monotonic()
-        try:
-            step.process_event(event)  # as the "event" caller: see `_poll_once`
-        except Exception as exc:
-            error = exc
-            # one line per failure is logged by the caller; the traceback only at DEBUG
-            log.opt(exception=exc).debug("process_event raised {}", type(exc).__name__)
-        outcome = classify(
-            error, False, time.monotonic() - start, False, None, call="process_event"
-        )
-        return step, outcome
+    def _caller(self, name: str, cls: type[EventStep]) -> Callable[[Event], Outcome]:
+        """What calls `process_event` of step `name` for one message, on a new instance
+        (inside `acting_as("event")`, entered per batch)."""
+        accessor, log, monotonic = self.accessor, self._log.bind(step=name), time.monotonic
 
-    def _report(self, step: EventStep, event: Event, outcome: Outcome) -> None:
-        # Observers get the class, as from every engine (an instance lives for one call).
-        self.report(self.on_outcome, type(step), event, outcome)
+        def call(event: Event) -> Outcome:
+            step_log = lazy_log(
+                log, topic=event.topic, partition=event.partition, offset=event.offset
+            )
+            step = cls(model_accessor=accessor, log=step_log)
+            start = monotonic()
+            try:
+                step.process_event(event)  # as the "event" caller: see `_poll_once`
+            except Exception as exc:
+                duration = monotonic() - start
+                # one line per failure is logged by the caller; the traceback only at DEBUG
+                step_log.opt(exception=exc).debug("process_event raised {}", type(exc).__name__)
+                return classify(exc, False, duration, False, None, call="process_event")
+            return success(monotonic() - start)
+
+        return call
+
+    def _observer(self, cls: type[EventStep]) -> Callable[[Event, Outcome], None]:
+        """What reports the outcomes of a batch of `cls`'s messages to the outcome hook.
+        Observers get the class, as from every engine (an instance lives for one call)."""
+        hook = self.outcomes.event_hook() if self.outcomes is not None else None
+        return functools.partial(self.report, hook, cls)
 
     # -- passes and serving ---------------------------------------------------------------------
 

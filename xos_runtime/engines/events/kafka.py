@@ -31,7 +31,7 @@ from kafka.structs import TopicPartition as _KafkaTP
 from loguru import logger
 
 from xos_runtime.engines.events.bus import Consumer, Subscription, TopicPartition, to_bytes
-from xos_runtime.steps import Event
+from xos_runtime.steps import Event, make_event
 
 __all__ = ["AWAY_AFTER", "CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "BrokerWatch", "KafkaBus"]
 
@@ -226,18 +226,26 @@ class KafkaBus:
             _Demoted.release_for_bus()
 
 
-def _event(record: Any) -> Event:
-    timestamp = record.timestamp
-    return Event(
-        topic=record.topic,
-        key=record.key,
-        value=record.value,
-        # Kafka gives milliseconds; -1 (or None) means the broker does not say
-        timestamp=timestamp / 1000.0 if timestamp is not None and timestamp >= 0 else None,
-        partition=record.partition,
-        offset=record.offset,
-        headers=tuple(record.headers or ()),
-    )
+def _events(batches: Mapping[Any, list[Any]]) -> list[Event]:
+    """The events of kafka-python's records, in order (one loop: it runs for every message)."""
+    events: list[Event] = []
+    append = events.append
+    for records in batches.values():
+        for r in records:
+            timestamp = r.timestamp
+            append(
+                make_event(
+                    r.topic,
+                    r.key,
+                    r.value,
+                    # Kafka gives milliseconds; -1 (or None) means the broker does not say
+                    timestamp / 1000.0 if timestamp is not None and timestamp >= 0 else None,
+                    r.partition,
+                    r.offset,
+                    r.headers,
+                )
+            )
+    return events
 
 
 def _drop_parked(consumer: KafkaConsumer, tp: _KafkaTP) -> None:
@@ -311,7 +319,7 @@ class _KafkaConsumer:
                 self._joined = True
                 deadline = max(deadline, time.monotonic() + max(timeout, FIRST_FETCH))
             self.bus.watch.report(self._connected())
-            events = [_event(r) for records in batches.values() for r in records]
+            events = _events(batches)
             limit = deadline if self._joined else max(deadline, join_deadline)
             if events or self._woken.is_set() or time.monotonic() >= limit:
                 self._joined = True  # wait for the group on the first poll only
