@@ -67,15 +67,24 @@ class PgListener:
         self._ready.wait(wait)
 
     def _run(self) -> None:
+        # An outage is told once, when it starts, and its end once: not every second.
+        failing = False
         while not self._stop.is_set():
             try:
                 conn = self.connect()
             except Exception as exc:
-                logger.warning("cannot listen for store changes: {}", exc)
+                if failing:
+                    logger.debug("still cannot listen for store changes: {}", exc)
+                else:
+                    logger.warning("cannot listen for store changes (retrying): {}", exc)
+                    failing = True
                 self._stop.wait(1.0)
                 continue
             try:
                 conn.execute(f'LISTEN "{self.channel}"')  # type: ignore[attr-defined]
+                if failing:
+                    logger.info("listening for store changes again")
+                    failing = False
                 self._ready.set()
                 while not self._stop.is_set():
                     # short waits: `stop()` (every run's exit) waits for the last one to end
@@ -86,7 +95,11 @@ class PgListener:
                             self.deliver({n for n in names.split(",") if n})
             except Exception as exc:
                 if not self._stop.is_set():
-                    logger.warning("lost the store's change notifications ({}); reconnecting", exc)
+                    if not failing:
+                        logger.warning(
+                            "lost the store's change notifications ({}); reconnecting", exc
+                        )
+                        failing = True
                     self._stop.wait(1.0)
             finally:
                 with contextlib.suppress(Exception):
