@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from xos_runtime.models import load_models
-from xos_runtime.store.sqlstore import KeyedWrite, SqlStore
+from xos_runtime.store.sqlstore import KeyedWrite, SqlStore, _recordset_params
 
 # `b` and `xrt_id`: column names like the parameter names a naive statement would use
 MODELS = [
@@ -71,4 +71,29 @@ def test_a_batch_of_writes_is_one_step(store_url):
         assert sorted(rows) == [1, 2, 3]  # only the row matching `where` is deleted
         assert rows[1]["name"] == "one" and rows[3]["name"] is None
         assert rows[2]["big"] == 2**64 - 1 and rows[2]["flag"] is True
+    store.close()
+
+
+def test_a_few_rows_of_a_large_table_are_found_by_index_on_postgresql(pg_store_url):
+    """The rows go as one JSON value whose size the planner cannot see: without the keys as
+    an array too it scans the whole table for every few objects an engine writes."""
+    store = SqlStore(pg_store_url, load_models(MODELS))
+    t = store.table("Thing")
+    with store.write() as conn:
+        conn.execute(sa.insert(t), [{"id": i, "name": f"t{i}"} for i in range(1, 20_001)])
+        conn.exec_driver_sql(f'ANALYZE "{t.name}"')
+    write = KeyedWrite(t, ("id",), [{"id": 7, "name": "x"}, {"id": 9, "name": "y"}], ("name",))
+    sql = store._recordset_sql(write)
+    params = _recordset_params("", write, store._bound_rows(write))
+    with store.read() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in plan, plan
+    with store.write() as conn:
+        store.write_by_keys(conn, write)
+    rows = _rows(store)
+    assert (rows[7]["name"], rows[8]["name"], rows[9]["name"]) == ("x", "t8", "y")
     store.close()

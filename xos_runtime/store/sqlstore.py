@@ -84,13 +84,14 @@ class KeyedWrite:
         return (self.table.name, self.keys, self.set_columns, tuple(sorted(self.where)))
 
 
-def _recordset_params(
-    prefix: str, rows: list[dict[str, Any]], where: Mapping[str, Any]
-) -> dict[str, Any]:
+def _recordset_params(prefix: str, write: KeyedWrite, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The parameters of a recordset statement (`SqlStore._recordset_sql`): the rows as one
-    JSON text (encoded in C: a tenth of the cost of binding one array per column)."""
-    params = {f"{prefix}{c}": v for c, v in where.items()}
+    JSON text (encoded in C: a tenth of the cost of binding one array per column), and the
+    values of the last key column as an array."""
+    params = {f"{prefix}{c}": v for c, v in write.where.items()}
     params[f"{prefix}rows"] = json.dumps(rows)
+    last = write.keys[-1]
+    params[f"{prefix}keyset"] = sorted({row[last] for row in rows})
     return params
 
 
@@ -502,7 +503,7 @@ class SqlStore:
         recordset = self._recordset_sqls.get(shape)
         if recordset is None:
             recordset = self._recordset_sqls[shape] = self._recordset_sql(write)
-        params = _recordset_params("", rows, where)
+        params = _recordset_params("", write, rows)
         with self._driver_cursor(conn, recordset, params) as cursor:
             cursor.execute(recordset, params)
 
@@ -535,7 +536,7 @@ class SqlStore:
             sql = self._recordset_sqls[shape] = f"WITH {', '.join(parts)} SELECT 1"
         params: dict[str, Any] = {}
         for i, w in enumerate(writes):
-            params.update(_recordset_params(f"w{i}_", self._bound_rows(w), w.where))
+            params.update(_recordset_params(f"w{i}_", w, self._bound_rows(w)))
         with (
             self._reporting(),
             self._bookkeeping(autocommit=True) as conn,
@@ -616,6 +617,9 @@ class SqlStore:
             f"{q(c)} {table.c[c].type.compile(dialect=dialect)}" for c in write.columns
         )
         match = [f"t.{q(k)} = v.{q(k)}" for k in keys]
+        # The rows' keys again, as an array: the planner cannot tell how many rows the
+        # JSON holds (it guesses 100) and would scan the whole table for a few of them.
+        match.append(f"t.{q(keys[-1])} = ANY(%({prefix}keyset)s)")
         match += [f"t.{q(c)} = %({prefix}{c})s" for c in where]
         if set_columns:
             sets = ", ".join(f"{q(c)} = v.{q(c)}" for c in set_columns)
