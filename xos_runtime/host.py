@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from loguru import logger
 
 from xos_runtime.config import Settings, load_config
+from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.engines import (
     HELD_ELSEWHERE_RECHECK,
     BackendCode,
@@ -269,6 +270,8 @@ class Runtime:
         `models_optional`: a config and a store with no models are no error (`events
         publish` needs only the runtime's tables)."""
         settings = config if isinstance(config, Settings) else load_config(config)
+        # XOS's core refused a synchronizer written for another core API; so do we, first.
+        check_core_version(settings.core_version, file=settings.source)
         if plugins is None:
             plugins = discover_plugins(settings, skip_broken_why)
         call_hook(plugins, "xos_runtime_configure", config=settings)

@@ -1,0 +1,64 @@
+"""Serving the core's application with uvicorn: plain HTTP, or TLS when the config says."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import uvicorn
+from loguru import logger
+
+from xos_runtime.config import Settings
+from xos_runtime.core.app import build_app
+from xos_runtime.core.users import Users
+from xos_runtime.store import ModelAccessor
+
+__all__ = ["serve"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    settings: Settings, accessor: ModelAccessor, *, host: str | None = None, port: int | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM. Says `serving on URL` on standard output once the
+    socket listens (port 0 picks a free one, and the line tells which)."""
+    core = settings.core
+    host = host if host is not None else core.host
+    port = port if port is not None else core.port
+    app = build_app(accessor, Users(accessor.store))
+    tls = core.tls_cert is not None
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=core.tls_cert,
+        ssl_keyfile=core.tls_key,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    sock = _bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{'https' if tls else 'http'}://{shown}:{bound}"
+    logger.info(
+        "core: serving {} on {}", accessor.store.url.render_as_string(hide_password=True), url
+    )
+    print(f"serving on {url}", flush=True)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        sys.stdout.flush()
