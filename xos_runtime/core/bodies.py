@@ -55,24 +55,25 @@ def _field_value(meta: ModelMeta, field: Field, value: Any) -> Any:
         raise ApiError(400, str(exc), field=field.name) from None
 
 
-def _link_value(meta: ModelMeta, link: Link, value: Any) -> int | None:
+def _link_value(meta: ModelMeta, link: Link, value: Any, key: str) -> int | None:
+    """The id a link is set to; errors name the link as the body did (`site` or `site_id`)."""
     if value is None:
         if link.required:
             raise ApiError(
-                400, f"{meta.name}.{link.name}: a {link.target} is required", field=link.name
+                400, f"{meta.name}.{link.name}: a {link.target} is required", field=key
             )
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(
             400,
             f"{meta.name}.{link.name}: expected a {link.target} id, got {value!r}",
-            field=link.name,
+            field=key,
         )
     if not (0 < value < 2**63) or not meta.store.exists(link.target, value):
         raise ApiError(
             400,
             f"{meta.name}.{link.name}: {link.target} id {value} does not exist",
-            field=link.name,
+            field=key,
         )
     return value
 
@@ -109,7 +110,7 @@ def writes_of(
         if link is not None:
             if link.column in values:
                 raise ApiError(400, f"{meta.name}.{link.name} is given twice", field=name)
-            values[link.column] = _link_value(meta, link, value)
+            values[link.column] = _link_value(meta, link, value, name)
             continue
         field = meta.fields.get(name)
         if field is None and name != "id":
@@ -127,7 +128,7 @@ def writes_of(
         for link in meta.links.values():
             if link.required and values.get(link.column) is None:
                 raise ApiError(
-                    400, f"{meta.name}.{link.name}: a {link.target} is required", field=link.name
+                    400, f"{meta.name}.{link.name}: a {link.target} is required", field=link.column
                 )
     return values
 
