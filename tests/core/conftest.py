@@ -93,7 +93,9 @@ class Project:
     def add_users(self) -> None:
         for name, password in PASSWORDS.items():
             extra = ["--synchronizer"] if name == "vsg" else []
-            code, _ = self.cli("core", "user", "add", name, *extra, "--password-stdin", stdin=password)
+            code, _ = self.cli(
+                "core", "user", "add", name, *extra, "--password-stdin", stdin=password
+            )
             assert code == 0
 
     def token(self, name: str) -> str:
@@ -117,8 +119,17 @@ class Core:
         self.log = project.root / f"core-{time.monotonic_ns()}.log"
         self._stderr = open(self.log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "xos_runtime", "core", "serve", "-C", str(project.config)]
-            + ["--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "xos_runtime",
+                "core",
+                "serve",
+                "-C",
+                str(project.config),
+                "--port",
+                "0",
+            ],
             env=_env(),
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -136,7 +147,9 @@ class Core:
             line = lines.get(timeout=timeout)
         except queue.Empty:
             self.stop()
-            raise AssertionError(f"core serve said nothing in {timeout} s: {self.stderr()}") from None
+            raise AssertionError(
+                f"core serve said nothing in {timeout} s: {self.stderr()}"
+            ) from None
         if not line.startswith(f"serving on {scheme}://"):
             self.stop()
             raise AssertionError(f"core serve: {line!r}; {self.stderr()}")
@@ -167,6 +180,10 @@ class Core:
         kwargs.setdefault("auth", auth)
         kwargs.setdefault("timeout", 30)
         kwargs.setdefault("verify", self.verify)
+        if self.url.startswith("https:"):
+            # A TLS connection kept alive holds the server's stop for its grace period
+            # (`core.server.GRACE`): the tests close theirs.
+            kwargs["headers"] = {"Connection": "close", **kwargs.get("headers", {})}
         return requests.request(method, self.url + path, **kwargs)
 
     def stop(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cli.conftest import Project, config_text, make_project, run_process
 
@@ -39,8 +41,8 @@ def test_the_version_is_one_constant() -> None:
 
 
 @pytest.fixture
-def proj(tmp_path: pytest.TempPathFactory) -> Project:
-    return make_project(tmp_path)  # type: ignore[arg-type]
+def proj(tmp_path: Path) -> Project:
+    return make_project(tmp_path)
 
 
 def test_incompatible_synchronizer_is_refused_at_start_up(proj: Project) -> None:

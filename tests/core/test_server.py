@@ -28,8 +28,13 @@ def test_health_and_version_need_no_credentials(core: Core) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", SITES), ("POST", SITES), ("GET", f"{SITES}/1"), ("DELETE", f"{SITES}/1")]
-    + [("GET", "/openapi.json")],
+    [
+        ("GET", SITES),
+        ("POST", SITES),
+        ("GET", f"{SITES}/1"),
+        ("DELETE", f"{SITES}/1"),
+        ("GET", "/openapi.json"),
+    ],
 )
 def test_no_credentials_is_401_with_a_basic_challenge(core: Core, method: str, path: str) -> None:
     r = core.call(method, path, user=None, json={"name": "x"})
@@ -96,7 +101,10 @@ def test_filters_and_paging(core: Core) -> None:
     everything = [o["id"] for o in core.call("GET", SITES).json()["items"]]
     assert everything == sorted(everything) and set(ids) <= set(everything)
     pages = [
-        [o["id"] for o in core.call("GET", SITES, params={"page": n, "page_size": 2}).json()["items"]]
+        [
+            o["id"]
+            for o in core.call("GET", SITES, params={"page": n, "page_size": 2}).json()["items"]
+        ]
         for n in (1, 2, 3, 99)
     ]
     assert pages[0] == everything[:2] and pages[1] == everything[2:4]

@@ -59,9 +59,7 @@ def _link_value(meta: ModelMeta, link: Link, value: Any, key: str) -> int | None
     """The id a link is set to; errors name the link as the body did (`site` or `site_id`)."""
     if value is None:
         if link.required:
-            raise ApiError(
-                400, f"{meta.name}.{link.name}: a {link.target} is required", field=key
-            )
+            raise ApiError(400, f"{meta.name}.{link.name}: a {link.target} is required", field=key)
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(

@@ -15,6 +15,10 @@ from xos_runtime.store import ModelAccessor
 
 __all__ = ["serve"]
 
+#: Seconds requests in flight get to finish after SIGINT/SIGTERM. A client that keeps a
+#: connection open without a request (or a TLS handshake that never ends) holds no longer.
+GRACE = 5
+
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -48,6 +52,7 @@ def serve(
         access_log=False,
         lifespan="off",
         server_header=False,
+        timeout_graceful_shutdown=GRACE,
     )
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
