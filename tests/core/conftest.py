@@ -199,16 +199,16 @@ class Core:
         self._stderr.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def core_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = Project(tmp_path_factory.mktemp("core") / "proj")
     project.add_users()
     return project
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def core(core_project: Project) -> Iterator[Core]:
-    """One server for a module's tests (they create what they need)."""
+    """One server for the tests that share it (each creates the objects it needs)."""
     server = Core(core_project)
     yield server
     server.stop()

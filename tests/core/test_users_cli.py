@@ -80,13 +80,19 @@ def test_token_create_prints_a_token_once_and_keeps_its_digest(tmp_path: Path) -
     ],
 )
 def test_refusals_are_one_line_exit_2(
-    tmp_path: Path, argv: tuple[str, ...], stdin: str, says: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: tuple[str, ...],
+    stdin: str,
+    says: str,
 ) -> None:
     project = Project(tmp_path / "proj")
-    proc = _process(project, *argv, "-C", "config.yaml", stdin=stdin)
-    assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if "WARNING" not in line]
-    assert len(lines) == 1 and says in lines[0], proc.stderr
+    capsys.readouterr()
+    code, _ = project.cli(*argv, stdin=stdin)
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if "WARNING" not in line]
+    assert len(lines) == 1 and says in lines[0], err
 
 
 def test_no_password_on_the_command_line(tmp_path: Path) -> None:

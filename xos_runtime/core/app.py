@@ -29,6 +29,7 @@ from xos_runtime.config.coreversion import CORE_API_VERSION
 from xos_runtime.core.auth import FailureLimit, authenticate
 from xos_runtime.core.bodies import MAX_BODY_BYTES, filters_of, writes_of
 from xos_runtime.core.errors import ApiError
+from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.users import User, Users
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
@@ -40,6 +41,9 @@ __all__ = ["build_app"]
 MAX_PAGE_SIZE = 1000
 #: Page size of `?page=N` without `page_size`.
 DEFAULT_PAGE_SIZE = 100
+#: Longest wait of a change-feed request, and the wait when it names none (seconds).
+MAX_FEED_WAIT = 60.0
+DEFAULT_FEED_WAIT = 30.0
 
 
 def _error(exc: ApiError) -> JSONResponse:
@@ -149,6 +153,16 @@ class CoreApi:
             obj.save(update_fields=list(values))
         return self.live(cls, object_id).to_dict()
 
+    def pending(self, cls: type[ModelObject], params: dict[str, str], *, policy: bool) -> Any:
+        """What the engines would work on: objects to sync (changed since enacted) or to
+        police, or with `?deleted=true` the deleted ones awaiting `delete_record` or
+        `handle_delete`; the accessor's own queries (`fetch_pending`,
+        `fetch_policy_pending`)."""
+        deleted = _flag(params, "deleted")
+        name = cls.model_meta().name
+        fetch = self.accessor.fetch_policy_pending if policy else self.accessor.fetch_pending
+        return {"items": [o.to_dict() for o in fetch([name], deleted)]}
+
     def delete(self, cls: type[ModelObject], object_id: int) -> None:
         obj = self.live(cls, object_id)
         obj.delete()
@@ -158,6 +172,26 @@ class CoreApi:
                 f"{cls.model_meta().name} id {object_id} has write_protect set",
                 field="write_protect",
             )
+
+
+def _flag(params: dict[str, str], name: str) -> bool:
+    text = params.get(name, "false").lower()
+    if text not in ("true", "false", "1", "0"):
+        raise ApiError(400, f"{name}: expected true or false, got {text!r}", field=name)
+    return text in ("true", "1")
+
+
+def _seconds(params: dict[str, str], name: str, default: float, most: float) -> float:
+    text = params.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= most:
+        raise ApiError(400, f"{name}: expected 0 to {most:g} seconds, got {text!r}", field=name)
+    return value
 
 
 def _positive(params: dict[str, str], name: str, default: int | None) -> int | None:
@@ -180,6 +214,7 @@ def build_app(
 ) -> Starlette:
     """The core's application over `accessor`, authenticating against `users`."""
     api = CoreApi(accessor, users, limit or FailureLimit())
+    feed = ChangeFeed(accessor)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -214,6 +249,25 @@ def build_app(
         await run_in_threadpool(api.delete, cls, oid)
         return Response(status_code=204)
 
+    async def pending(request: Request) -> Response:
+        await run_in_threadpool(api.user_of, request)
+        cls = api.model_of(request)
+        policy = request.url.path.endswith("/policy_pending")
+        params = dict(request.query_params)
+        return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
+
+    async def changes(request: Request) -> Response:
+        await run_in_threadpool(api.user_of, request)
+        params = dict(request.query_params)
+        timeout = _seconds(params, "timeout", DEFAULT_FEED_WAIT, MAX_FEED_WAIT)
+        if "since" not in params:
+            return JSONResponse(feed.since(feed.seq))
+        try:
+            since = int(params["since"])
+        except ValueError:
+            raise ApiError(400, "since: expected a sequence number", field="since") from None
+        return JSONResponse(await feed.wait(since, timeout))
+
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return _error(exc)
@@ -242,7 +296,12 @@ def build_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route(f"{API_PREFIX}/version", version, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
+        Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),
+        Route(f"{API_PREFIX}/{{app}}/{{plural}}/policy_pending", pending, methods=["GET"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/{{id}}", item, methods=["GET", "PUT", "DELETE"]),
     ]
-    return Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.feed = feed
+    return app

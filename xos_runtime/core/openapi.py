@@ -140,6 +140,30 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "required": ["error"],
         }
     }
+    paths[f"{API_PREFIX}/changes"] = {
+        "get": {
+            "operationId": "changes",
+            "summary": "the change feed: without since, the current number; with it, the "
+            "changes after it, waiting up to timeout seconds for one",
+            "parameters": [
+                {"name": "since", "in": "query", "schema": {"type": "integer"}},
+                {
+                    "name": "timeout",
+                    "in": "query",
+                    "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                },
+            ],
+            "responses": _responses("200", {"$ref": "#/components/schemas/Changes"}),
+        }
+    }
+    schemas["Changes"] = {
+        "type": "object",
+        "properties": {
+            "epoch": {"type": "string"},
+            "seq": {"type": "integer"},
+            "models": {"type": "array", "items": {"type": "string"}, "nullable": True},
+        },
+    }
     for meta in metas:
         app, plural = route_of(meta)
         name = meta.name
@@ -168,6 +192,18 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
                 "responses": _responses("201", ref, "413"),
             },
         }
+        for kind, what in (("pending", "sync"), ("policy_pending", "policies")):
+            paths[f"{API_PREFIX}/{app}/{plural}/{kind}"] = {
+                "get": {
+                    "operationId": f"{kind}{name}",
+                    "summary": f"{name} objects pending for {what} (or, deleted=true, for "
+                    "their deletion)",
+                    "parameters": [
+                        {"name": "deleted", "in": "query", "schema": {"type": "boolean"}}
+                    ],
+                    "responses": _responses("200", listing),
+                }
+            }
         paths[f"{API_PREFIX}/{app}/{plural}/{{id}}"] = {
             "parameters": oid,
             "get": {

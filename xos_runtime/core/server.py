@@ -65,5 +65,6 @@ def serve(
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        app.state.feed.close()
         sock.close()
         sys.stdout.flush()
