@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from .conftest import Core
+from .conftest import Core, snapshot
 
 SITES = "/xosapi/v1/coretest/sites"
 
@@ -86,3 +86,67 @@ def test_the_feed_answers_at_its_timeout_or_at_once(core: Core) -> None:
         r = core.call("GET", "/xosapi/v1/changes", params=params)
         assert r.status_code == 400 and r.json()["field"] == field
     assert core.call("GET", "/xosapi/v1/changes", user=None).status_code == 401
+
+
+OUTCOMES = "/xosapi/v1/outcomes"
+
+
+def test_a_synchronizer_writes_outcomes_in_one_batch(core: Core) -> None:
+    a = core.call("POST", SITES, json={"name": "out-a"}).json()
+    b = core.call("POST", SITES, json={"name": "out-b"}).json()
+    gone = core.call("POST", SITES, json={"name": "out-gone"}).json()
+    assert core.call("DELETE", f"{SITES}/{gone['id']}").status_code == 204
+    body = {
+        "updates": [
+            {
+                "model": "Site",
+                "id": a["id"],
+                "fields": {"enacted": a["updated"], "backend_code": 1},
+            },
+            {
+                "model": "Site",
+                "id": b["id"],
+                "fields": {"backend_status": "boom", "backend_code": 2},
+            },
+        ],
+        "purges": [{"model": "Site", "id": gone["id"]}],
+    }
+    r = core.call("POST", OUTCOMES, user="vsg", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"updated": 2, "purged": 1}
+    after_a = core.call("GET", f"{SITES}/{a['id']}").json()
+    after_b = core.call("GET", f"{SITES}/{b['id']}").json()
+    assert after_a["enacted"] == a["updated"] and after_a["backend_code"] == 1
+    assert after_b["backend_status"] == "boom" and after_b["updated"] == b["updated"]
+    assert a["id"] not in _ids(core, f"{SITES}/pending")
+    assert gone["id"] not in _ids(core, f"{SITES}/pending", deleted="true")  # purged
+    # a retried batch is harmless: the purged row is simply not there any more
+    assert core.call("POST", OUTCOMES, user="vsg", json=body).status_code == 200
+
+
+def test_outcome_batches_are_checked_whole_and_for_synchronizers_only(core: Core) -> None:
+    site = core.call("POST", SITES, json={"name": "out-checked"}).json()
+    good = {"model": "Site", "id": site["id"], "fields": {"backend_status": "fine"}}
+    r = core.call("POST", OUTCOMES, json={"updates": [good]})
+    assert r.status_code == 403
+    before = snapshot(core.project)
+    sid = site["id"]
+    for fields, model, oid, field in [
+        ({"name": "x"}, "Site", sid, "updates[1].fields.name"),
+        ({"updated": 1.0}, "Site", sid, "updates[1].fields.updated"),
+        ({"backend_code": "x"}, "Site", sid, "updates[1].fields.backend_code"),
+        ({"backend_code": 1}, "Nope", 1, "updates[1].model"),
+        ({"backend_code": 1}, "Site", "1", "updates[1].id"),
+    ]:
+        bad = {"model": model, "id": oid, "fields": fields}
+        r = core.call("POST", OUTCOMES, user="vsg", json={"updates": [good, bad]})
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] == field
+    r = core.call(
+        "POST",
+        OUTCOMES,
+        user="vsg",
+        json={"updates": [good], "purges": [{"model": "Site", "id": site["id"]}]},
+    )
+    assert r.status_code == 409 and r.json()["field"] == "purges[0]"  # a live object
+    assert snapshot(core.project) == before  # the good update was not written either

@@ -31,6 +31,7 @@ from xos_runtime.core.bodies import MAX_BODY_BYTES, filters_of, writes_of
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
+from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.users import User, Users
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
 from xos_runtime.store import ModelAccessor, ModelObject
@@ -256,6 +257,13 @@ def build_app(
         params = dict(request.query_params)
         return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
 
+    async def outcomes(request: Request) -> Response:
+        user = await run_in_threadpool(api.user_of, request)
+        if not user.synchronizer:
+            raise ApiError(403, f"outcomes are written by synchronizers only (user {user.name})")
+        body = await api.body_of(request)
+        return JSONResponse(await run_in_threadpool(write_outcomes, api.accessor, body))
+
     async def changes(request: Request) -> Response:
         await run_in_threadpool(api.user_of, request)
         params = dict(request.query_params)
@@ -297,6 +305,7 @@ def build_app(
         Route(f"{API_PREFIX}/version", version, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
+        Route(f"{API_PREFIX}/outcomes", outcomes, methods=["POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/policy_pending", pending, methods=["GET"]),

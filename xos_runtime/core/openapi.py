@@ -156,6 +156,36 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "responses": _responses("200", {"$ref": "#/components/schemas/Changes"}),
         }
     }
+    key: dict[str, Any] = {"model": {"type": "string"}, "id": {"type": "integer", "minimum": 1}}
+    target = {"type": "object", "properties": key, "required": ["model", "id"]}
+    update = {
+        "type": "object",
+        "properties": {**key, "fields": {"type": "object"}},
+        "required": ["model", "id", "fields"],
+    }
+    paths[f"{API_PREFIX}/outcomes"] = {
+        "post": {
+            "operationId": "outcomes",
+            "summary": "synchronizers: bookkeeping writes by id and purges of deleted objects, "
+            "in one transaction",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "updates": {"type": "array", "items": update},
+                                "purges": {"type": "array", "items": target},
+                            },
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": _responses("200", {"type": "object"}, "409", "413"),
+        }
+    }
     schemas["Changes"] = {
         "type": "object",
         "properties": {

@@ -12,6 +12,7 @@ in their own metadata: the model tables' schema digest does not cover them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -78,6 +79,7 @@ class Users:
         self._hasher = PasswordHasher()
         self._verified: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._decoy_hash: str | None = None
         with store.write() as conn:
             _metadata.create_all(conn, checkfirst=True)
 
@@ -116,6 +118,9 @@ class Users:
 
         row = self._row(name)
         if row is None:
+            # as long as for a known name: the answer's time must not tell names apart
+            with contextlib.suppress(VerificationError, InvalidHashError):
+                self._hasher.verify(self._decoy(), password)
             return None
         hashed, role = row
         key = (name, _digest(password))
@@ -129,6 +134,12 @@ class Users:
             with self._lock:
                 self._verified[key] = hashed
         return User(name, role)  # type: ignore[arg-type]
+
+    def _decoy(self) -> str:
+        """A hash of no one's password, checked for names that do not exist."""
+        if self._decoy_hash is None:
+            self._decoy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._decoy_hash
 
     def check_token(self, token: str) -> User | None:
         """The user this bearer token belongs to, or None."""
