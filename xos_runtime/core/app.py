@@ -27,7 +27,7 @@ from starlette.routing import Route
 from xos_runtime import __version__
 from xos_runtime.config.coreversion import CORE_API_VERSION
 from xos_runtime.core.auth import FailureLimit, authenticate
-from xos_runtime.core.bodies import MAX_BODY_BYTES, filters_of, writes_of
+from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_of
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
@@ -85,7 +85,7 @@ class CoreApi:
             value = int(text)
         except ValueError:
             raise ApiError(404, f"not an object id: {text!r}", field="id") from None
-        if not 0 < value < 2**63:
+        if not 0 < value <= MAX_ID:
             raise ApiError(404, f"no object with id {value}", field="id")
         return value
 

@@ -22,13 +22,17 @@ from xos_runtime.store import parse_text
 from xos_runtime.store.objects import ModelMeta
 from xos_runtime.store.values import check_value
 
-__all__ = ["MAX_BODY_BYTES", "PAGING_PARAMS", "filters_of", "writes_of"]
+__all__ = ["MAX_BODY_BYTES", "MAX_ID", "PAGING_PARAMS", "filters_of", "writes_of"]
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY_BYTES = 1 << 20
 
 #: Query parameters of a list that are not filters.
 PAGING_PARAMS = frozenset({"page", "page_size"})
+
+#: The largest object id: ids and links are 32-bit integer columns (`store.schema`), and
+#: PostgreSQL refuses to compare them with a larger number.
+MAX_ID = 2**31 - 1
 
 #: Bookkeeping fields nobody writes through the API.
 READ_ONLY = frozenset({"id", "leaf_model_name"})
@@ -67,7 +71,7 @@ def _link_value(meta: ModelMeta, link: Link, value: Any, key: str) -> int | None
             f"{meta.name}.{link.name}: expected a {link.target} id, got {value!r}",
             field=key,
         )
-    if not (0 < value < 2**63) or not meta.store.exists(link.target, value):
+    if not 0 < value <= MAX_ID or not meta.store.exists(link.target, value):
         raise ApiError(
             400,
             f"{meta.name}.{link.name}: {link.target} id {value} does not exist",
@@ -150,8 +154,8 @@ def filters_of(meta: ModelMeta, params: Mapping[str, str]) -> dict[str, Any]:
                 raise ApiError(
                     400, f"{meta.name}.{name}: expected an id, got {text!r}", field=name
                 ) from None
-            if not -(2**63) <= filters[column] < 2**63:
-                raise ApiError(400, f"{meta.name}.{name}: {text} is out of range", field=name)
+            if not -MAX_ID <= filters[column] <= MAX_ID:
+                raise ApiError(400, f"{meta.name}.{name}: {text} is not an id", field=name)
             continue
         field = meta.fields.get(name)
         if field is None:

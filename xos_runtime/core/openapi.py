@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xos_runtime.core.bodies import READ_ONLY
+from xos_runtime.core.bodies import MAX_ID, READ_ONLY
 from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, Field
 from xos_runtime.store.objects import ModelMeta
 
@@ -78,7 +78,12 @@ def _input_schema(meta: ModelMeta, *, creating: bool) -> dict[str, Any]:
         if must:
             required.append(f.name)
     for link in meta.links.values():
-        props[link.column] = {"type": "integer", "minimum": 1, "nullable": not link.required}
+        props[link.column] = {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_ID,
+            "nullable": not link.required,
+        }
         if creating and link.required:
             required.append(link.column)
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}

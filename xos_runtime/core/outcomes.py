@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from xos_runtime.core.bodies import MAX_ID
 from xos_runtime.core.errors import ApiError
 from xos_runtime.exceptions import ObjectValidationError
 from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, is_bookkeeping
@@ -49,7 +50,7 @@ def _target(accessor: ModelAccessor, entry: Any, where: str) -> tuple[str, int]:
     model, oid = entry.get("model"), entry.get("id")
     if not isinstance(model, str) or not accessor.has_model_class(model):
         raise ApiError(400, f"{where}.model: no model named {model!r}", field=f"{where}.model")
-    if isinstance(oid, bool) or not isinstance(oid, int) or not 0 < oid < 2**63:
+    if isinstance(oid, bool) or not isinstance(oid, int) or not 0 < oid <= MAX_ID:
         raise ApiError(400, f"{where}.id: expected an object id, got {oid!r}", field=f"{where}.id")
     return model, oid
 
