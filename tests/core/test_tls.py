@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,24 @@ def test_tls_needs_both_files(tmp_path: Path) -> None:
     project.write_config(f"core: {{tls_cert: {cert}}}\n")
     code, _ = project.cli("core", "serve")
     assert code == 2
+
+
+def test_unusable_tls_files_and_a_busy_port_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = Project(tmp_path / "proj")
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    project.write_config(f"core: {{tls_cert: {tmp_path}/bad.pem, tls_key: {tmp_path}/bad.pem}}\n")
+    capsys.readouterr()
+    code, _ = project.cli("core", "serve", "--port", "0")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "core.tls_cert" in err[-1] and "bad.pem" in err[-1], err
+
+    project.write_config()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _ = project.cli("core", "serve", "--port", str(port))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "core.port" in err[-1] and str(port) in err[-1], err

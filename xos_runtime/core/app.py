@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from loguru import logger
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +35,7 @@ from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.users import User, Users
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
-from xos_runtime.store import ModelAccessor, ModelObject
+from xos_runtime.store import ModelAccessor, ModelObject, transient
 
 __all__ = ["build_app"]
 
@@ -290,6 +291,12 @@ def build_app(
         status = status if isinstance(exc, ObjectValidationError | DoesNotExist) else 409
         return _error(ApiError(status, str(exc)))
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if transient(exc):  # the store is busy or away: nothing was written, try again
+            logger.warning("core: the store did not answer: {}", exc)
+            return _error(ApiError(503, "the store is busy or away", headers={"Retry-After": "1"}))
+        return await internal(request, exc)
+
     async def internal(_request: Request, exc: Exception) -> Response:
         logger.opt(exception=exc).error("core: internal error: {}", exc)
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
@@ -298,6 +305,7 @@ def build_app(
         ApiError: api_error,
         HTTPException: http_error,
         StoreError: store_error,
+        sa.exc.DBAPIError: database_error,
         Exception: internal,
     }
     routes = [

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 
 import uvicorn
 from loguru import logger
+from starlette.applications import Starlette
 
 from xos_runtime.config import Settings
 from xos_runtime.core.app import build_app
 from xos_runtime.core.users import Users
+from xos_runtime.exceptions import ConfigError
 from xos_runtime.store import ModelAccessor
 
 __all__ = ["serve"]
@@ -39,11 +42,18 @@ def serve(
 ) -> None:
     """Serve until SIGINT or SIGTERM. Says `serving on URL` on standard output once the
     socket listens (port 0 picks a free one, and the line tells which)."""
-    core = settings.core
-    host = host if host is not None else core.host
-    port = port if port is not None else core.port
+    host = host if host is not None else settings.core.host
+    port = port if port is not None else settings.core.port
     app = build_app(accessor, Users(accessor.store))
-    tls = core.tls_cert is not None
+    try:
+        _run(app, settings, host, port, accessor.store.url.render_as_string(hide_password=True))
+    finally:
+        app.state.feed.close()
+        sys.stdout.flush()
+
+
+def _run(app: Starlette, settings: Settings, host: str, port: int, store: str) -> None:
+    core = settings.core
     config = uvicorn.Config(
         app,
         ssl_certfile=core.tls_cert,
@@ -54,17 +64,28 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=GRACE,
     )
-    sock = _bind(host, port)
-    bound = sock.getsockname()[1]
+    try:
+        config.load()  # the TLS files are read here: a bad one is the config's fault
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use {core.tls_cert} and {core.tls_key} for TLS: {exc}",
+            file=settings.source,
+            key="core.tls_cert",
+        ) from None
+    try:
+        sock = _bind(host, port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            file=settings.source,
+            key="core.port",
+        ) from None
     shown = f"[{host}]" if ":" in host else host
-    url = f"{'https' if tls else 'http'}://{shown}:{bound}"
-    logger.info(
-        "core: serving {} on {}", accessor.store.url.render_as_string(hide_password=True), url
-    )
+    scheme = "https" if core.tls_cert is not None else "http"
+    url = f"{scheme}://{shown}:{sock.getsockname()[1]}"
+    logger.info("core: serving {} on {}", store, url)
     print(f"serving on {url}", flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        app.state.feed.close()
         sock.close()
-        sys.stdout.flush()
