@@ -31,6 +31,7 @@ from xos_runtime.core.auth import FailureLimit, authenticate
 from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_of
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.feed import ChangeFeed
+from xos_runtime.core.leases import RemoteLeases
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.users import User, Users
@@ -71,6 +72,13 @@ class CoreApi:
     def user_of(self, request: Request) -> User:
         client = request.client.host if request.client else "unknown"
         return authenticate(request.headers, client, self.users, self.limit)
+
+    def synchronizer_of(self, request: Request, what: str) -> User:
+        """The user of a request that only synchronizers may make (403 for others)."""
+        user = self.user_of(request)
+        if not user.synchronizer:
+            raise ApiError(403, f"{what}: synchronizers only (user {user.name} is not one)")
+        return user
 
     def model_of(self, request: Request) -> type[ModelObject]:
         key = (request.path_params["app"], request.path_params["plural"])
@@ -217,6 +225,7 @@ def build_app(
     """The core's application over `accessor`, authenticating against `users`."""
     api = CoreApi(accessor, users, limit or FailureLimit())
     feed = ChangeFeed(accessor)
+    leases = RemoteLeases(accessor)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -259,11 +268,37 @@ def build_app(
         return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
 
     async def outcomes(request: Request) -> Response:
-        user = await run_in_threadpool(api.user_of, request)
-        if not user.synchronizer:
-            raise ApiError(403, f"outcomes are written by synchronizers only (user {user.name})")
+        await run_in_threadpool(api.synchronizer_of, request, "outcomes")
         body = await api.body_of(request)
         return JSONResponse(await run_in_threadpool(write_outcomes, api.accessor, body))
+
+    async def lease_new(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        body = await api.body_of(request)
+        client = request.client.host if request.client else "unknown"
+        made = await run_in_threadpool(leases.register, user, client, body)
+        return JSONResponse(made, status_code=201)
+
+    async def lease(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        owner = request.path_params["owner"]
+        if request.method == "PUT":
+            return JSONResponse(await run_in_threadpool(leases.renew, user, owner))
+        await run_in_threadpool(leases.close, user, owner)
+        return Response(status_code=204)
+
+    async def reap(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        body = await api.body_of(request)
+        owner = request.path_params["owner"]
+        return JSONResponse(await run_in_threadpool(leases.reap, user, owner, body))
+
+    async def claim(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "claims")
+        body = await api.body_of(request)
+        release = request.url.path.endswith("/release")
+        work = leases.release if release else leases.claim
+        return JSONResponse(await run_in_threadpool(work, user, body))
 
     async def changes(request: Request) -> Response:
         await run_in_threadpool(api.user_of, request)
@@ -314,6 +349,11 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
         Route(f"{API_PREFIX}/outcomes", outcomes, methods=["POST"]),
+        Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),
+        Route(f"{API_PREFIX}/leases/{{owner}}", lease, methods=["PUT", "DELETE"]),
+        Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),
+        Route(f"{API_PREFIX}/claims", claim, methods=["POST"]),
+        Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/policy_pending", pending, methods=["GET"]),

@@ -191,6 +191,73 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "responses": _responses("200", {"type": "object"}, "409", "413"),
         }
     }
+
+    def post(op: str, summary: str, body: dict[str, Any], ok: str = "200") -> dict[str, Any]:
+        content = {"application/json": {"schema": body}}
+        return {
+            "post": {
+                "operationId": op,
+                "summary": summary,
+                "requestBody": {"required": True, "content": content},
+                "responses": _responses(ok, {"type": "object"}, "409", "413"),
+            }
+        }
+
+    keys = {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}}
+    claim = {
+        "type": "object",
+        "properties": {
+            "owner": {"type": "string"},
+            "kind": {"type": "string"},
+            "keys": keys,
+            "pending": {
+                "type": "string",
+                "enum": ["sync", "sync_deleted", "policy", "policy_deleted"],
+                "nullable": True,
+            },
+        },
+        "required": ["owner", "kind", "keys"],
+    }
+    lease = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "ttl": {"type": "number", "minimum": 0.1, "maximum": 3600},
+            "shares_work": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    }
+    paths[f"{API_PREFIX}/leases"] = post(
+        "leaseRegister",
+        "synchronizers: register a remote runtime's lease (it expires unless renewed)",
+        lease,
+        "201",
+    )
+    owner = [{"name": "owner", "in": "path", "required": True, "schema": {"type": "string"}}]
+    paths[f"{API_PREFIX}/leases/{{owner}}"] = {
+        "parameters": owner,
+        "put": {
+            "operationId": "leaseRenew",
+            "summary": "renew a lease",
+            "responses": _responses("200", {"type": "object"}),
+        },
+        "delete": {
+            "operationId": "leaseClose",
+            "summary": "end a lease and drop its claims",
+            "responses": _responses("204", None),
+        },
+    }
+    reap = post(
+        "leaseReap",
+        "take over the claims of gone runtimes; this one's share of the work",
+        {"type": "object", "properties": {"kinds": {"type": "array", "items": {"type": "string"}}}},
+    )
+    reap["post"]["parameters"] = owner
+    paths[f"{API_PREFIX}/leases/{{owner}}/reap"] = reap
+    paths[f"{API_PREFIX}/claims"] = post(
+        "claim", "claim objects nobody holds (only rows still pending, with pending)", claim
+    )
+    paths[f"{API_PREFIX}/claims/release"] = post("release", "release claims", claim)
     schemas["Changes"] = {
         "type": "object",
         "properties": {
