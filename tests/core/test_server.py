@@ -254,3 +254,27 @@ def test_the_server_works_on_postgresql(tmp_path: Any, pg_store_url: str) -> Non
         assert core.call("GET", SLICES).json() == {"items": []}
     finally:
         core.stop()
+
+
+def test_a_synchronizers_engine_saves_as_its_caller_kind(core: Core) -> None:
+    site = _site(core, "caller")
+    r = core.call(
+        "PUT",
+        f"{SITES}/{site['id']}",
+        user="vsg",
+        json={"quota": 3},
+        headers={"X-XOS-Caller": "sync"},
+    )
+    assert r.status_code == 200, r.text
+    after = r.json()
+    # a sync step's data change: re-triggers policies (changed_by_step), not sync (updated)
+    assert after["quota"] == 3 and after["updated"] == site["updated"]
+    assert after["changed_by_step"] is not None
+    r = core.call(
+        "PUT", f"{SITES}/{site['id']}", json={"quota": 4}, headers={"X-XOS-Caller": "sync"}
+    )
+    assert r.status_code == 403 and r.json()["field"] == "X-XOS-Caller"
+    r = core.call(
+        "PUT", f"{SITES}/{site['id']}", user="vsg", json={}, headers={"X-XOS-Caller": "me"}
+    )
+    assert r.status_code == 400 and r.json()["field"] == "X-XOS-Caller"

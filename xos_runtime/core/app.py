@@ -36,7 +36,8 @@ from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.users import User, Users
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
-from xos_runtime.store import ModelAccessor, ModelObject, transient
+from xos_runtime.store import CallerKind, ModelAccessor, ModelObject, acting_as, transient
+from xos_runtime.store.tracking import CALLER_KINDS
 
 __all__ = ["build_app"]
 
@@ -44,6 +45,8 @@ __all__ = ["build_app"]
 MAX_PAGE_SIZE = 1000
 #: Page size of `?page=N` without `page_size`.
 DEFAULT_PAGE_SIZE = 100
+#: The request header that names who saves (XOS's `caller_kind`).
+CALLER_HEADER = "X-XOS-Caller"
 #: Longest wait of a change-feed request, and the wait when it names none (seconds).
 MAX_FEED_WAIT = 60.0
 DEFAULT_FEED_WAIT = 30.0
@@ -141,20 +144,42 @@ class CoreApi:
         start = ((page or 1) - 1) * size
         return {"items": [o.to_dict() for o in rows[start : start + size]]}
 
-    def create(self, cls: type[ModelObject], body: Any, user: User) -> dict[str, Any]:
+    @staticmethod
+    def caller_of(request: Request, user: User) -> CallerKind:
+        """Who saves, as XOS's API was told (`caller_kind`): the `X-XOS-Caller` header,
+        `user` by default. A synchronizer's engines say `sync`, `policy`, `pull` or `event`,
+        so that their saves move the timestamps a local engine's would."""
+        kind = request.headers.get(CALLER_HEADER, "user")
+        if kind not in CALLER_KINDS:
+            expected = ", ".join(CALLER_KINDS)
+            raise ApiError(400, f"{CALLER_HEADER}: expected one of {expected}", field=CALLER_HEADER)
+        if kind != "user" and not user.synchronizer:
+            raise ApiError(
+                403, f"{CALLER_HEADER}: {kind} is for synchronizers", field=CALLER_HEADER
+            )
+        return kind
+
+    def create(
+        self, cls: type[ModelObject], body: Any, user: User, caller: CallerKind = "user"
+    ) -> dict[str, Any]:
         meta = cls.model_meta()
         values = writes_of(meta, body, user, creating=True)
-        with self.accessor.atomic():
+        with self.accessor.atomic(), acting_as(caller):
             obj = cls(**values)
             obj.save()
         return self.live(cls, obj.id or 0).to_dict()
 
     def update(
-        self, cls: type[ModelObject], object_id: int, body: Any, user: User
+        self,
+        cls: type[ModelObject],
+        object_id: int,
+        body: Any,
+        user: User,
+        caller: CallerKind = "user",
     ) -> dict[str, Any]:
         meta = cls.model_meta()
         values = writes_of(meta, body, user, creating=False, object_id=object_id)
-        with self.accessor.atomic():
+        with self.accessor.atomic(), acting_as(caller):
             obj = self.live(cls, object_id)
             for column, value in values.items():
                 obj.__dict__[column] = value
@@ -243,8 +268,9 @@ def build_app(
         if request.method == "GET":
             params = dict(request.query_params)
             return JSONResponse(await run_in_threadpool(api.list, cls, params))
+        caller = api.caller_of(request, user)
         body = await api.body_of(request)
-        created = await run_in_threadpool(api.create, cls, body, user)
+        created = await run_in_threadpool(api.create, cls, body, user, caller)
         return JSONResponse(created, status_code=201)
 
     async def item(request: Request) -> Response:
@@ -255,8 +281,9 @@ def build_app(
             found = await run_in_threadpool(api.live, cls, oid)
             return JSONResponse(found.to_dict())
         if request.method == "PUT":
+            caller = api.caller_of(request, user)
             body = await api.body_of(request)
-            return JSONResponse(await run_in_threadpool(api.update, cls, oid, body, user))
+            return JSONResponse(await run_in_threadpool(api.update, cls, oid, body, user, caller))
         await run_in_threadpool(api.delete, cls, oid)
         return Response(status_code=204)
 

@@ -266,6 +266,13 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "models": {"type": "array", "items": {"type": "string"}, "nullable": True},
         },
     }
+    caller = {
+        "name": "X-XOS-Caller",
+        "in": "header",
+        "description": "who saves (synchronizers only, but user): moves the timestamps "
+        "that caller's saves move",
+        "schema": {"type": "string", "enum": ["user", "sync", "policy", "pull", "event"]},
+    }
     for meta in metas:
         app, plural = route_of(meta)
         name = meta.name
@@ -289,6 +296,7 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             },
             "post": {
                 "operationId": f"create{name}",
+                "parameters": [caller],
                 "summary": f"create a {name}",
                 "requestBody": body("Create"),
                 "responses": _responses("201", ref, "413"),
@@ -315,6 +323,7 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             },
             "put": {
                 "operationId": f"update{name}",
+                "parameters": [caller],
                 "summary": f"change fields of a {name}",
                 "requestBody": body("Update"),
                 "responses": _responses("200", ref, "413"),
