@@ -16,7 +16,8 @@ from xos_runtime.exceptions import StoreError
 def serve(args: argparse.Namespace) -> int:
     from xos_runtime.core.server import serve as serve_core
 
-    runtime = load_runtime(args, quiet=False)
+    # the models synchronizers loaded into the store are served beside the config's
+    runtime = load_runtime(args, quiet=False, keep_stored_models=True)
     try:
         serve_core(runtime.settings, runtime.accessor, host=args.host, port=args.port)
     finally:
@@ -41,7 +42,7 @@ def user_add(args: argparse.Namespace) -> int:
     from xos_runtime.core.users import Role, Users
 
     password = _password(args)
-    runtime = load_runtime(args)
+    runtime = load_runtime(args, keep_stored_models=True)
     try:
         role: Role = "synchronizer" if args.synchronizer else "user"
         Users(runtime.accessor.store).add(args.name, password, role)
@@ -54,7 +55,7 @@ def user_add(args: argparse.Namespace) -> int:
 def token_create(args: argparse.Namespace) -> int:
     from xos_runtime.core.users import Users
 
-    runtime = load_runtime(args)
+    runtime = load_runtime(args, keep_stored_models=True)
     try:
         token = Users(runtime.accessor.store).create_token(args.name)
     finally:

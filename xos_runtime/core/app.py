@@ -32,6 +32,7 @@ from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_o
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.leases import RemoteLeases
+from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.users import User, Users
@@ -64,11 +65,23 @@ class CoreApi:
         self.users = users
         self.limit = limit
         self.models: dict[tuple[str, str], type[ModelObject]] = {}
-        for cls in accessor.get_all_model_classes().values():
-            self.models[route_of(cls.model_meta())] = cls
-        self.document = openapi_document(
-            [cls.model_meta() for cls in self.models.values()], CORE_API_VERSION
-        )
+        self.document: dict[str, Any] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Serve the accessor's models (again, after a synchronizer loaded its own)."""
+        models: dict[tuple[str, str], type[ModelObject]] = {}
+        for cls in self.accessor.get_all_model_classes().values():
+            models[route_of(cls.model_meta())] = cls
+        metas = [cls.model_meta() for cls in models.values()]
+        self.document = openapi_document(metas, CORE_API_VERSION)
+        self.models = models
+
+    def load_models(self, body: Any) -> dict[str, Any]:
+        loaded = load_synchronizer_models(self.accessor, body)
+        if loaded["models"]:
+            self.refresh()
+        return loaded
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -327,6 +340,11 @@ def build_app(
         work = leases.release if release else leases.claim
         return JSONResponse(await run_in_threadpool(work, user, body))
 
+    async def models(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "loading models")
+        body = await api.body_of(request)
+        return JSONResponse(await run_in_threadpool(api.load_models, body))
+
     async def changes(request: Request) -> Response:
         await run_in_threadpool(api.user_of, request)
         params = dict(request.query_params)
@@ -376,6 +394,7 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
         Route(f"{API_PREFIX}/outcomes", outcomes, methods=["POST"]),
+        Route(f"{API_PREFIX}/models", models, methods=["POST"]),
         Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),
         Route(f"{API_PREFIX}/leases/{{owner}}", lease, methods=["PUT", "DELETE"]),
         Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),

@@ -258,6 +258,25 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
         "claim", "claim objects nobody holds (only rows still pending, with pending)", claim
     )
     paths[f"{API_PREFIX}/claims/release"] = post("release", "release claims", claim)
+    xproto = {
+        "type": "object",
+        "properties": {"filename": {"type": "string"}, "contents": {"type": "string"}},
+        "required": ["filename", "contents"],
+        "additionalProperties": False,
+    }
+    paths[f"{API_PREFIX}/models"] = post(
+        "loadModels",
+        "synchronizers: load xproto model definitions, evolving the store (as XOS's LoadModels)",
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "xprotos": {"type": "array", "items": xproto, "minItems": 1},
+            },
+            "required": ["name", "xprotos"],
+            "additionalProperties": False,
+        },
+    )
     schemas["Changes"] = {
         "type": "object",
         "properties": {

@@ -37,8 +37,13 @@ def load_models(
     sources: Iterable[ModelSource],
     *,
     on_warning: Callable[[str], None] | None = None,
+    extend: ModelSet | None = None,
 ) -> ModelSet:
     """Parse every source and return the validated set, models in declaration order.
+
+    `extend`: models already defined (a store's): the sources may derive from them, link to
+    them and define them anew (a model of the sources replaces the one of that name); the
+    set returned holds both.
 
     A directory contributes its `*.xproto` files (sorted by name, not recursive). A message
     named `XOSBase` is the built-in base and is skipped. Warnings (unsupported constructs that
@@ -64,6 +69,8 @@ def load_models(
                     f"model {model.name!r} is defined twice: {_at(first)} and {_at(model)}"
                 )
             models[model.name] = model
+    if extend is not None:
+        models = {**{m.name: m for m in extend if m.name not in models}, **models}
     model_set = ModelSet(_resolve_bases(models))
     validate_models(model_set)
     return model_set
