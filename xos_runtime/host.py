@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from loguru import logger
 
 from xos_runtime.config import Settings, load_config
+from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.engines import (
     HELD_ELSEWHERE_RECHECK,
     BackendCode,
@@ -260,6 +261,7 @@ class Runtime:
         skip_broken_why: str | None = None,
         plugins: DiscoveredPlugins | None = None,
         models_optional: bool = False,
+        keep_stored_models: bool = False,
     ) -> Runtime:
         """Start-up up to an open store. `dry_run` (for `check`) changes nothing in the store:
         it only checks that the models fit what is stored. With `skip_broken_why`, broken
@@ -267,8 +269,12 @@ class Runtime:
         says (commands that only look at the store). `plugins` replaces discovery with
         plugins found otherwise (`xos_runtime.testing` names exactly those a test runs).
         `models_optional`: a config and a store with no models are no error (`events
-        publish` needs only the runtime's tables)."""
+        publish` needs only the runtime's tables).
+        `keep_stored_models` keeps the models the store holds beside the config's (the
+        core, which serves what synchronizers loaded into it too)."""
         settings = config if isinstance(config, Settings) else load_config(config)
+        # XOS's core refused a synchronizer written for another core API; so do we, first.
+        check_core_version(settings.core_version, file=settings.source)
         if plugins is None:
             plugins = discover_plugins(settings, skip_broken_why)
         call_hook(plugins, "xos_runtime_configure", config=settings)
@@ -280,8 +286,9 @@ class Runtime:
             clock=clock,
             dry_run=dry_run,
             models_optional=models_optional,
+            keep_stored=keep_stored_models,
         )
-        if not len(models):
+        if not len(models) or (keep_stored_models and len(accessor.models) != len(models)):
             models = accessor.models
             graph = build_model_graph(models, settings.dependency_graph)
             plugins.validate(models.names())

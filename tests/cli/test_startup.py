@@ -27,6 +27,7 @@ from .conftest import REPO_ROOT, Project
 
 #: Libraries and runtime layers that no command needs in order to parse its arguments.
 HEAVY = [
+    "argon2",
     "attrs",
     "kafka",
     "lark",
@@ -35,12 +36,16 @@ HEAVY = [
     "pluggy",
     "prometheus_client",
     "sqlalchemy",
+    "starlette",
     "stevedore",
+    "uvicorn",
     "yaml",
     "xos_runtime.cli.common",
+    "xos_runtime.cli.core",
     "xos_runtime.cli.inspect",
     "xos_runtime.cli.objects",
     "xos_runtime.cli.run",
+    "xos_runtime.core",
     "xos_runtime.engines",
     "xos_runtime.hookspecs",
     "xos_runtime.host",
@@ -80,8 +85,15 @@ def loaded(modules: list[str], names: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["run", "--help"], ["objects", "list", "--help"], ["--version"], ["check"]],
-    ids=["help", "run-help", "objects-help", "version", "usage-error"],
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["objects", "list", "--help"],
+        ["core", "serve", "--help"],
+        ["--version"],
+        ["check"],
+    ],
+    ids=["help", "run-help", "objects-help", "core-help", "version", "usage-error"],
 )
 def test_parsing_a_command_line_imports_nothing_heavy(argv: list[str]) -> None:
     code = """
@@ -147,6 +159,9 @@ def test_every_command_names_a_handler_that_exists() -> None:
         "plan",
         *(f"objects {a}" for a in ("list", "show", "create", "update", "delete")),
         "events publish",
+        "core serve",
+        "core user add",
+        "core token create",
     }
     for path, handler in handlers.items():
         module = importlib.import_module(handler.module)
@@ -173,6 +188,10 @@ def test_run_once_imports_what_it_uses_only(project: Project, tmp_path: Path) ->
                 "xos_runtime.observe",
                 "xos_runtime.cli.inspect",
                 "xos_runtime.cli.objects",
+                "xos_runtime.core",
+                "starlette",
+                "uvicorn",
+                "argon2",
             ],
         )
         == []

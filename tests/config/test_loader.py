@@ -801,6 +801,7 @@ def test_from_dict_errors_name_the_source_if_any() -> None:
                 "events",
                 "plugins",
                 "metrics",
+                "core",
             ]
         )
         + ")"

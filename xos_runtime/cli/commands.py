@@ -120,6 +120,7 @@ def register(sub: argparse._SubParsersAction, config_option: ConfigOption) -> No
     _register_inspect(sub, config_option)
     _register_objects(sub, config_option)
     _register_events(sub, config_option)
+    _register_core(sub, config_option)
 
 
 def _register_run(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
@@ -321,3 +322,106 @@ def _register_events(sub: argparse._SubParsersAction, config_option: ConfigOptio
     a.add_argument("topic", metavar="TOPIC")
     a.add_argument("value", metavar="VALUE")
     a.set_defaults(handler=Handler("xos_runtime.cli.events", "publish"))
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {text!r}")
+    return value
+
+
+def _register_core(sub: argparse._SubParsersAction, config_option: ConfigOption) -> None:
+    module = "xos_runtime.cli.core"
+    p = _add(
+        sub,
+        "core",
+        help="serve the XOS core API over the store; its users and tokens",
+        description="The XOS core: its REST API over the config's store (serve), and the "
+        "users and tokens that may use it.",
+        examples=(
+            "xos-runtime core -C config.yaml serve",
+            "xos-runtime core user add -C config.yaml alice",
+        ),
+    )
+    config_option(p)  # `core -C FILE serve` as well as `core serve -C FILE`
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    a = _add(
+        actions,
+        "serve",
+        help="serve the XOS REST API (/xosapi/v1/...) over the store",
+        description="Serve the XOS REST API over the store the config names (SQLite or "
+        "PostgreSQL): /xosapi/v1/<app>/<plural>[/<id>], /xosapi/v1/version, /healthz and "
+        "/openapi.json; TLS when core.tls_cert and core.tls_key are set. Prints "
+        "'serving on URL' once it listens; runs until SIGINT or SIGTERM.",
+        examples=("xos-runtime core serve -C config.yaml --port 8000",),
+    )
+    config_option(a, inner=True)
+    a.add_argument("--host", metavar="H", help="address to listen on (default: core.host)")
+    a.add_argument(
+        "--port", metavar="P", type=_port, help="port; 0 picks a free one (default: core.port)"
+    )
+    a.set_defaults(handler=Handler(module, "serve"))
+
+    u = _add(
+        actions,
+        "user",
+        help="the users of the core",
+        description="Add users of the core (their passwords are stored hashed).",
+        examples=("xos-runtime core user add -C config.yaml alice",),
+    )
+    config_option(u, inner=True)
+    user_actions = u.add_subparsers(dest="user_action", metavar="ACTION")
+    user_actions.required = True
+    a = _add(
+        user_actions,
+        "add",
+        help="add a user (or set its password and role)",
+        description="Add a user of the core, or give an existing one a new password and "
+        "role. The password is asked at a prompt, or read as one line of standard input "
+        "with --password-stdin; never from the command line. Creates the store and its user "
+        "table when they do not exist yet.",
+        examples=(
+            "xos-runtime core user add -C config.yaml alice",
+            'echo "$PW" | xos-runtime core user add -C config.yaml --synchronizer '
+            "--password-stdin vsg",
+        ),
+    )
+    config_option(a, inner=True)
+    a.add_argument("name", metavar="NAME")
+    a.add_argument(
+        "--synchronizer",
+        action="store_true",
+        help="the synchronizer role: may write feedback fields, claim work, load models",
+    )
+    a.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    a.set_defaults(handler=Handler(module, "user_add"))
+
+    t = _add(
+        actions,
+        "token",
+        help="bearer tokens of the core's users",
+        description="Make bearer tokens for the core's users.",
+        examples=("xos-runtime core token create -C config.yaml alice",),
+    )
+    config_option(t, inner=True)
+    token_actions = t.add_subparsers(dest="token_action", metavar="ACTION")
+    token_actions.required = True
+    a = _add(
+        token_actions,
+        "create",
+        help="make a bearer token for a user (printed once)",
+        description="Make a bearer token for user NAME and print it; only its digest is "
+        "kept, so it cannot be shown again.",
+        examples=("xos-runtime core token create -C config.yaml alice",),
+    )
+    config_option(a, inner=True)
+    a.add_argument("name", metavar="NAME")
+    a.set_defaults(handler=Handler(module, "token_create"))

@@ -64,6 +64,7 @@ def load_runtime(
     works: bool = False,
     stream: TextIO | None = None,
     models_optional: bool = False,
+    keep_stored_models: bool = False,
 ) -> Runtime:
     """The runtime of the command's config. A command that only looks at the store (not
     `works`: `status`, `objects`, `graph`, `plugins`) starts without a broken plugin, with
@@ -72,7 +73,11 @@ def load_runtime(
     why = None if works else f"`{args.command}` goes on without it; `run` and `check` stop here"
     settings = settings_for(args, quiet=quiet, stream=stream)
     return Runtime.load(
-        settings, dry_run=dry_run, skip_broken_why=why, models_optional=models_optional
+        settings,
+        dry_run=dry_run,
+        skip_broken_why=why,
+        models_optional=models_optional,
+        keep_stored_models=keep_stored_models,
     )
 
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from xos_runtime.cli.common import load_runtime, print_json
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError
+from xos_runtime.models.definitions import USER_SETTABLE_FLAGS
 from xos_runtime.store import ModelAccessor, ModelObject, parse_text
 
 #: Bookkeeping fields an operator may set: the flags that steer the engines. The rest is the
 #: runtime's to write (`deleted` through `objects delete`, which cascades).
-SETTABLE_FLAGS = frozenset({"write_protect", "lazy_blocked", "no_sync", "no_policy"})
+SETTABLE_FLAGS = USER_SETTABLE_FLAGS
 
 
 def _is_utf8(text: str) -> bool:

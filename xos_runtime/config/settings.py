@@ -35,6 +35,7 @@ __all__ = [
     "STORE_URL_SCHEMES",
     "AccessorSettings",
     "BackoffSettings",
+    "CoreSettings",
     "EventBusSettings",
     "EventSettings",
     "LoggingSettings",
@@ -195,6 +196,11 @@ class AccessorSettings:
 
     kind: str | None = None
     """XOS legacy (``grpcapi``/``testframework``): accepted and ignored. Default: None."""
+
+    ca_file: str | None = attrs.field(default=None, metadata={"load": "file"})
+    """With an ``https://`` endpoint: the PEM file of the certificate authority (or the
+    self-signed certificate) the core's certificate is checked against (relative to the
+    config folder; must exist). Default: None, the system's authorities."""
 
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -446,6 +452,28 @@ class MetricsSettings:
     """Port to listen on (0 picks a free one, logged at start-up). Default: 9464."""
 
 
+@attrs.frozen(kw_only=True)
+class CoreSettings:
+    """`xos-runtime core serve`: the XOS core's REST API over this config's store."""
+
+    host: str = attrs.field(default="127.0.0.1", validator=_not_empty)
+    """Address to listen on. Default: 127.0.0.1 (this machine only)."""
+
+    port: int = attrs.field(default=8000, validator=_bounded(ge=0, le=65535))
+    """Port to listen on (0 picks a free one, logged at start-up). Default: 8000."""
+
+    tls_cert: str | None = attrs.field(default=None, metadata={"load": "file"})
+    """PEM certificate (chain) served over TLS; with `tls_key`. Default: None, plain HTTP."""
+
+    tls_key: str | None = attrs.field(default=None, metadata={"load": "file"})
+    """PEM private key of `tls_cert`. Default: None."""
+
+    def __attrs_post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise ConfigError("TLS needs both tls_cert and tls_key", key=missing)
+
+
 def _cwd() -> str:
     return os.getcwd()
 
@@ -475,7 +503,10 @@ class Settings:
     """The model store. Default: the embedded SQLite store ``<base_dir>/<name>.db``."""
 
     core_version: str | None = None
-    """The XOS core version the models are written for (informational). Default: None."""
+    """The XOS core API versions this synchronizer works with: a specifier (``">=4.0.0"``),
+    ``"MIN,MAX"`` (inclusive) or XOS's ``"A ~ B"``. One that does not admit the version
+    xos-runtime implements (`coreversion.CORE_API_VERSION`, 4.0.4) stops start-up.
+    Default: None, any."""
 
     dependency_graph: str | None = attrs.field(default=None, metadata={"load": "file"})
     """XOS model-deps file (absolute once loaded; must exist). Default: None, the graph is
@@ -522,6 +553,9 @@ class Settings:
 
     metrics: MetricsSettings = attrs.Factory(MetricsSettings)
     """Metrics and health endpoint. Default: `MetricsSettings()` (off)."""
+
+    core: CoreSettings = attrs.Factory(CoreSettings)
+    """`xos-runtime core serve`. Default: `CoreSettings()` (127.0.0.1:8000, no TLS)."""
 
     legacy: dict[str, Any] = attrs.field(factory=dict, metadata={"key": False})
     """The legacy XOS keys found in the file (see `LEGACY_KEYS`), kept as read and otherwise

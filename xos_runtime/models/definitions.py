@@ -195,6 +195,13 @@ BOOKKEEPING_FIELDS: tuple[Field, ...] = (
 BOOKKEEPING_NAMES: frozenset[str] = frozenset(f.name for f in BOOKKEEPING_FIELDS) | {"id"}
 
 
+#: Bookkeeping fields a user may set (the `objects` command, the core's REST API): the flags
+#: that steer the engines. The rest is the runtime's (and synchronizers') to write.
+USER_SETTABLE_FLAGS: frozenset[str] = frozenset(
+    {"write_protect", "lazy_blocked", "no_sync", "no_policy"}
+)
+
+
 def is_bookkeeping(field_name: str) -> bool:
     """XOS's rule: a change to these never counts as a change of the object's data."""
     return (

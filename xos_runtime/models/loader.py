@@ -21,7 +21,11 @@ from xos_runtime.exceptions import ModelError
 from xos_runtime.models.definitions import BOOKKEEPING_NAMES, ROOT_BASE, Model, ModelSet
 from xos_runtime.models.xproto import BASES_OPTION, parse_xproto
 
-__all__ = ["ModelSource", "load_models", "validate_models"]
+__all__ = ["APP_LABEL_OPTION", "ModelSource", "load_models", "validate_models"]
+
+#: The xproto file option that names its models' application (XOS's `app_label`); each
+#: model of the file carries it among its options.
+APP_LABEL_OPTION = "app_label"
 
 #: A path to a `.xproto` file or to a directory of them, or `(name, text)` from a plugin.
 ModelSource: TypeAlias = str | os.PathLike[str] | tuple[str, str]
@@ -33,8 +37,13 @@ def load_models(
     sources: Iterable[ModelSource],
     *,
     on_warning: Callable[[str], None] | None = None,
+    extend: ModelSet | None = None,
 ) -> ModelSet:
     """Parse every source and return the validated set, models in declaration order.
+
+    `extend`: models already defined (a store's): the sources may derive from them, link to
+    them and define them anew (a model of the sources replaces the one of that name); the
+    set returned holds both.
 
     A directory contributes its `*.xproto` files (sorted by name, not recursive). A message
     named `XOSBase` is the built-in base and is skipped. Warnings (unsupported constructs that
@@ -47,15 +56,21 @@ def load_models(
         parsed = parse_xproto(text, name)
         for message in parsed.warnings:
             warn(message)
+        app_label = parsed.options.get(APP_LABEL_OPTION)
         for model in parsed.models:
             if model.name == ROOT_BASE:
                 continue
+            if app_label is not None and APP_LABEL_OPTION not in model.options:
+                # the file's `option app_label` names its models' REST path (`/xosapi/v1/<app>`)
+                model = attrs.evolve(model, options={**model.options, APP_LABEL_OPTION: app_label})
             if model.name in models:
                 first = models[model.name]
                 raise ModelError(
                     f"model {model.name!r} is defined twice: {_at(first)} and {_at(model)}"
                 )
             models[model.name] = model
+    if extend is not None:
+        models = {**{m.name: m for m in extend if m.name not in models}, **models}
     model_set = ModelSet(_resolve_bases(models))
     validate_models(model_set)
     return model_set

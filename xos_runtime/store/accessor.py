@@ -100,6 +100,19 @@ class ModelAccessor:
     def models(self) -> ModelSet:
         return self.store.models
 
+    def evolve(self, models: ModelSet) -> None:
+        """Serve `models` from now on: the store evolves (`SqlStore.evolve`, refusing what
+        opening would refuse) and every model class is built anew. Classes and objects
+        taken before keep the old definitions."""
+        self.store.evolve(models)
+        classes, self._classes = self._classes, {}
+        try:
+            for model in self.store.models:
+                self._build(model.name)
+        except BaseException:
+            self._classes = classes
+            raise
+
     def __getattr__(self, name: str) -> type[ModelObject]:
         classes = self.__dict__.get("_classes")
         if classes is not None and name in classes:
@@ -268,18 +281,25 @@ def open_store(
     clock: Callable[[], float] | None = None,
     dry_run: bool = False,
     models_optional: bool = False,
+    keep_stored: bool = False,
 ) -> ModelAccessor:
     """Open (creating or evolving) the store at `endpoint` and return its accessor.
 
     `dry_run` only checks that the models fit what is stored; with `models_optional` a
-    store with no models is opened too (see `SqlStore`). A PostgreSQL
+    store with no models is opened too; `keep_stored` keeps the stored models `models`
+    does not define (see `SqlStore`). A PostgreSQL
     URL without its driver installed (the `postgres` extra) is a `StoreError` that says
     what to install, not a bare `ModuleNotFoundError`.
     """
     refuse_foreign_sqlite(endpoint)
     try:
         store = SqlStore(
-            endpoint, models, clock=clock, dry_run=dry_run, models_optional=models_optional
+            endpoint,
+            models,
+            clock=clock,
+            dry_run=dry_run,
+            models_optional=models_optional,
+            keep_stored=keep_stored,
         )
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in _POSTGRES_DRIVERS:

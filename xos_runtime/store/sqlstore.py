@@ -26,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.models.loader import validate_models
 from xos_runtime.store.health import StoreHealth, busy
 from xos_runtime.store.notify import ChangeHub, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
@@ -114,6 +115,14 @@ def param_prefix(columns: Iterable[Any]) -> str:
     return prefix
 
 
+def _kept(stored: ModelSet, models: ModelSet) -> ModelSet:
+    """`models`, and the stored models they do not define anew (`SqlStore(keep_stored=)`)."""
+    kept = {m.name: m for m in stored if m.name not in models}
+    merged = ModelSet({**kept, **models.models})
+    validate_models(merged)
+    return merged
+
+
 class SqlStore:
     """An open database holding the objects of a `ModelSet`.
 
@@ -130,16 +139,20 @@ class SqlStore:
         clock: Callable[[], float] | None = None,
         dry_run: bool = False,
         models_optional: bool = False,
+        keep_stored: bool = False,
     ):
         """`dry_run` checks that `models` fit the stored data without changing anything:
         no file, table, column or remembered definition is created (for `xos-runtime check`).
         `models_optional`: with `models` None, a store that remembers none is opened (and
         created) with no models, for what needs only the runtime's own tables (`events
         publish`), instead of refused.
+        `keep_stored`: the models the store remembers stay, beside `models` (which win where
+        both define one): for the core, which serves the models synchronizers loaded too.
         """
         self.endpoint = endpoint
         self.dry_run = dry_run
         self.models_optional = models_optional
+        self.keep_stored = keep_stored
         self.url = make_url(normalise_url(endpoint))
         # Timestamps must never repeat: wrap whatever clock is given (tests pass fake ones).
         self.clock: Callable[[], float] = (
@@ -651,6 +664,22 @@ class SqlStore:
 
         return EventLog(self)
 
+    def evolve(self, models: ModelSet) -> None:
+        """Take `models` as this open store's models from now on (the core loading a
+        synchronizer's models): tables, columns and the remembered definitions change by the
+        rules of opening, and what opening refuses is refused (`SchemaChangeRefused`),
+        changing nothing. Model classes built before keep the old definitions: rebuild them
+        (`ModelAccessor.evolve`)."""
+        self.models = self._open_models(models)
+        self.schema = Schema(self.models)
+        for cache in (
+            self._compiled_sql,
+            self._recordset_sqls,
+            self._by_keys_stmts,
+            self._bind_processors,
+        ):
+            cache.clear()
+
     def close(self) -> None:
         log = self.__dict__.get("event_log")
         if log is not None:
@@ -706,7 +735,9 @@ class SqlStore:
                         "with models (a config with models_dir or plugins that define models)"
                     )
                 models = stored if stored is not None else ModelSet()
-            elif stored is not None and stored.to_json() != models.to_json():
+            elif self.keep_stored and stored is not None:
+                models = _kept(stored, models)
+            if stored is not None and stored.to_json() != models.to_json():
                 counts = self._row_counts(conn, stored)
                 check_evolution(stored, models, counts)
             schema = Schema(models)

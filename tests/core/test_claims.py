@@ -1,0 +1,97 @@
+"""Leases and claims of remote runtimes, held by the core: they expire by lease only."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .conftest import Core
+
+SITES = "/xosapi/v1/coretest/sites"
+LEASES = "/xosapi/v1/leases"
+CLAIMS = "/xosapi/v1/claims"
+
+
+def _lease(core: Core, ttl: float = 30.0) -> str:
+    r = core.call("POST", LEASES, user="vsg", json={"name": "remote", "ttl": ttl})
+    assert r.status_code == 201, r.text
+    owner: str = r.json()["owner"]
+    return owner
+
+
+def _claim(core: Core, owner: str, keys: list[Any], **extra: Any) -> list[list[Any]]:
+    body = {"owner": owner, "kind": "sync", "keys": keys, **extra}
+    r = core.call("POST", CLAIMS, user="vsg", json=body)
+    assert r.status_code == 200, r.text
+    claimed: list[list[Any]] = r.json()["claimed"]
+    return claimed
+
+
+def test_two_remote_runtimes_never_hold_one_object(core: Core) -> None:
+    sid = core.call("POST", SITES, json={"name": "claimed"}).json()["id"]
+    first, second = _lease(core), _lease(core)
+    assert _claim(core, first, [["Site", sid]], pending="sync") == [["Site", sid]]
+    assert _claim(core, second, [["Site", sid]], pending="sync") == []
+    r = core.call("POST", f"{CLAIMS}/release", user="vsg", json={
+        "owner": first, "kind": "sync", "keys": [["Site", sid]],
+    })  # fmt: skip
+    assert r.status_code == 200
+    assert _claim(core, second, [["Site", sid]]) == [["Site", sid]]
+    # a claim of another kind (policies) is separate, as in XOS
+    r = core.call("POST", CLAIMS, user="vsg", json={
+        "owner": first, "kind": "policy", "keys": [["Site", sid]],
+    })  # fmt: skip
+    assert r.json()["claimed"] == [["Site", sid]]
+    for owner in (first, second):
+        assert core.call("DELETE", f"{LEASES}/{owner}", user="vsg").status_code == 204
+
+
+def test_claims_with_pending_skip_what_is_done(core: Core) -> None:
+    site = core.call("POST", SITES, json={"name": "done"}).json()
+    core.call("PUT", f"{SITES}/{site['id']}", user="vsg", json={"enacted": site["updated"]})
+    owner = _lease(core)
+    assert _claim(core, owner, [["Site", site["id"]]], pending="sync") == []
+    assert _claim(core, owner, [["Site", site["id"]]], pending="policy") == [["Site", site["id"]]]
+    core.call("DELETE", f"{LEASES}/{owner}", user="vsg")
+
+
+def test_a_remote_lease_expires_by_its_ttl_only(core: Core) -> None:
+    sid = core.call("POST", SITES, json={"name": "expiring"}).json()["id"]
+    short, other = _lease(core, ttl=2.5), _lease(core)
+    assert _claim(core, short, [["Site", sid]]) == [["Site", sid]]
+    r = core.call("POST", f"{LEASES}/{other}/reap", user="vsg", json={"kinds": ["sync"]})
+    assert r.json()["taken"] == 0 and r.json()["count"] >= 2
+    assert _claim(core, other, [["Site", sid]]) == []  # alive: its claim holds
+    deadline = time.monotonic() + 15
+    while True:  # nobody renews the short lease: once it runs out, its claims are free
+        r = core.call("POST", f"{LEASES}/{other}/reap", user="vsg", json={"kinds": ["sync"]})
+        if r.json()["taken"]:
+            break
+        assert time.monotonic() < deadline, "the lapsed lease's claims were never taken over"
+        time.sleep(0.1)
+    assert _claim(core, other, [["Site", sid]]) == [["Site", sid]]
+    # the lapsed runtime renews again: it comes back, without its old claims
+    assert core.call("PUT", f"{LEASES}/{short}", user="vsg").status_code == 200
+    assert _claim(core, short, [["Site", sid]]) == []
+    for owner in (short, other):
+        assert core.call("DELETE", f"{LEASES}/{owner}", user="vsg").status_code == 204
+
+
+def test_leases_and_claims_are_for_synchronizers(core: Core) -> None:
+    assert core.call("POST", LEASES, json={"name": "x"}).status_code == 403
+    owner = _lease(core)
+    r = core.call("POST", CLAIMS, json={"owner": owner, "kind": "sync", "keys": []})
+    assert r.status_code == 403
+    assert core.call("PUT", f"{LEASES}/nobody", user="vsg").status_code == 404
+    for body, field in [
+        ({"owner": owner, "kind": "sync", "keys": [["Nope", 1]]}, "keys"),
+        ({"owner": owner, "kind": "sync", "keys": [["Site", 0]]}, "keys"),
+        ({"owner": owner, "kind": "Bad Kind", "keys": []}, "kind"),
+        ({"owner": owner, "kind": "sync", "keys": [], "pending": "later"}, "pending"),
+        ({"owner": "nobody", "kind": "sync", "keys": []}, "owner"),
+    ]:
+        r = core.call("POST", CLAIMS, user="vsg", json=body)
+        assert r.status_code in (400, 404) and r.json()["field"] == field, r.text
+    r = core.call("POST", LEASES, user="vsg", json={"ttl": 0})
+    assert r.status_code == 400 and r.json()["field"] == "ttl"
+    assert core.call("DELETE", f"{LEASES}/{owner}", user="vsg").status_code == 204

@@ -1,0 +1,410 @@
+"""The core's HTTP API (a Starlette application) over one model accessor.
+
+The XOS REST shape: `/xosapi/v1/<app>/<plural>` lists (GET, `{"items": [...]}`, filters as
+query parameters, `?page=N&page_size=M`) and creates (POST, 201 with the object);
+`/xosapi/v1/<app>/<plural>/<id>` reads (GET), updates (PUT with the fields to change) and
+deletes (DELETE: soft, with cascade, as the store does). Objects are returned as
+`ModelObject.to_dict()` gives them: every column, bookkeeping included, links as
+`<link>_id`. Every refusal is JSON `{"error": ..., "field": ...}`.
+
+The store is synchronous: each request's store work runs in Starlette's thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from xos_runtime import __version__
+from xos_runtime.config.coreversion import CORE_API_VERSION
+from xos_runtime.core.auth import FailureLimit, authenticate
+from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_of
+from xos_runtime.core.errors import ApiError
+from xos_runtime.core.feed import ChangeFeed
+from xos_runtime.core.leases import RemoteLeases
+from xos_runtime.core.loadmodels import load_synchronizer_models
+from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
+from xos_runtime.core.outcomes import write_outcomes
+from xos_runtime.core.users import User, Users
+from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
+from xos_runtime.store import CallerKind, ModelAccessor, ModelObject, acting_as, transient
+from xos_runtime.store.tracking import CALLER_KINDS
+
+__all__ = ["build_app"]
+
+#: Largest page a list returns at once.
+MAX_PAGE_SIZE = 1000
+#: Page size of `?page=N` without `page_size`.
+DEFAULT_PAGE_SIZE = 100
+#: The request header that names who saves (XOS's `caller_kind`).
+CALLER_HEADER = "X-XOS-Caller"
+#: Longest wait of a change-feed request, and the wait when it names none (seconds).
+MAX_FEED_WAIT = 60.0
+DEFAULT_FEED_WAIT = 30.0
+
+
+def _error(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+class CoreApi:
+    """The routes' work over one accessor, its users and one failure limit."""
+
+    def __init__(self, accessor: ModelAccessor, users: Users, limit: FailureLimit):
+        self.accessor = accessor
+        self.users = users
+        self.limit = limit
+        self.models: dict[tuple[str, str], type[ModelObject]] = {}
+        self.document: dict[str, Any] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Serve the accessor's models (again, after a synchronizer loaded its own)."""
+        models: dict[tuple[str, str], type[ModelObject]] = {}
+        for cls in self.accessor.get_all_model_classes().values():
+            models[route_of(cls.model_meta())] = cls
+        metas = [cls.model_meta() for cls in models.values()]
+        self.document = openapi_document(metas, CORE_API_VERSION)
+        self.models = models
+
+    def load_models(self, body: Any) -> dict[str, Any]:
+        loaded = load_synchronizer_models(self.accessor, body)
+        if loaded["models"]:
+            self.refresh()
+        return loaded
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def user_of(self, request: Request) -> User:
+        client = request.client.host if request.client else "unknown"
+        return authenticate(request.headers, client, self.users, self.limit)
+
+    def synchronizer_of(self, request: Request, what: str) -> User:
+        """The user of a request that only synchronizers may make (403 for others)."""
+        user = self.user_of(request)
+        if not user.synchronizer:
+            raise ApiError(403, f"{what}: synchronizers only (user {user.name} is not one)")
+        return user
+
+    def model_of(self, request: Request) -> type[ModelObject]:
+        key = (request.path_params["app"], request.path_params["plural"])
+        cls = self.models.get(key)
+        if cls is None:
+            raise ApiError(404, f"no model at {API_PREFIX}/{key[0]}/{key[1]}")
+        return cls
+
+    @staticmethod
+    def object_id(request: Request) -> int:
+        text = request.path_params["id"]
+        try:
+            value = int(text)
+        except ValueError:
+            raise ApiError(404, f"not an object id: {text!r}", field="id") from None
+        if not 0 < value <= MAX_ID:
+            raise ApiError(404, f"no object with id {value}", field="id")
+        return value
+
+    @staticmethod
+    async def body_of(request: Request) -> Any:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > MAX_BODY_BYTES:
+                raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+
+        def refuse(constant: str) -> Any:
+            raise ValueError(f"{constant} is not a JSON number")
+
+        try:
+            return json.loads(b"".join(chunks).decode("utf-8"), parse_constant=refuse)
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(400, f"the body is not JSON: {exc}") from None
+
+    @staticmethod
+    def live(cls: type[ModelObject], object_id: int) -> ModelObject:
+        try:
+            return cls.objects.get(id=object_id)
+        except DoesNotExist:
+            name = cls.model_meta().name
+            raise ApiError(404, f"{name} id {object_id} does not exist", field="id") from None
+
+    # -- the model routes ----------------------------------------------------------------------
+
+    def list(self, cls: type[ModelObject], params: dict[str, str]) -> dict[str, Any]:
+        meta = cls.model_meta()
+        filters = filters_of(meta, params)
+        page = _positive(params, "page", None)
+        size = _positive(params, "page_size", None)
+        rows = cls.objects.filter(**filters).order_by("id")
+        if page is None and size is None:
+            return {"items": [o.to_dict() for o in rows]}
+        size = min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        start = ((page or 1) - 1) * size
+        return {"items": [o.to_dict() for o in rows[start : start + size]]}
+
+    @staticmethod
+    def caller_of(request: Request, user: User) -> CallerKind:
+        """Who saves, as XOS's API was told (`caller_kind`): the `X-XOS-Caller` header,
+        `user` by default. A synchronizer's engines say `sync`, `policy`, `pull` or `event`,
+        so that their saves move the timestamps a local engine's would."""
+        kind = request.headers.get(CALLER_HEADER, "user")
+        if kind not in CALLER_KINDS:
+            expected = ", ".join(CALLER_KINDS)
+            raise ApiError(400, f"{CALLER_HEADER}: expected one of {expected}", field=CALLER_HEADER)
+        if kind != "user" and not user.synchronizer:
+            raise ApiError(
+                403, f"{CALLER_HEADER}: {kind} is for synchronizers", field=CALLER_HEADER
+            )
+        return kind
+
+    def create(
+        self, cls: type[ModelObject], body: Any, user: User, caller: CallerKind = "user"
+    ) -> dict[str, Any]:
+        meta = cls.model_meta()
+        values = writes_of(meta, body, user, creating=True)
+        with self.accessor.atomic(), acting_as(caller):
+            obj = cls(**values)
+            obj.save()
+        return self.live(cls, obj.id or 0).to_dict()
+
+    def update(
+        self,
+        cls: type[ModelObject],
+        object_id: int,
+        body: Any,
+        user: User,
+        caller: CallerKind = "user",
+    ) -> dict[str, Any]:
+        meta = cls.model_meta()
+        values = writes_of(meta, body, user, creating=False, object_id=object_id)
+        with self.accessor.atomic(), acting_as(caller):
+            obj = self.live(cls, object_id)
+            for column, value in values.items():
+                obj.__dict__[column] = value
+            # The named fields only: `updated` moves when object data is among them (a
+            # synchronizer's feedback alone does not make the object pending again).
+            obj.save(update_fields=list(values))
+        return self.live(cls, object_id).to_dict()
+
+    def pending(self, cls: type[ModelObject], params: dict[str, str], *, policy: bool) -> Any:
+        """What the engines would work on: objects to sync (changed since enacted) or to
+        police, or with `?deleted=true` the deleted ones awaiting `delete_record` or
+        `handle_delete`; the accessor's own queries (`fetch_pending`,
+        `fetch_policy_pending`)."""
+        deleted = _flag(params, "deleted")
+        name = cls.model_meta().name
+        fetch = self.accessor.fetch_policy_pending if policy else self.accessor.fetch_pending
+        return {"items": [o.to_dict() for o in fetch([name], deleted)]}
+
+    def delete(self, cls: type[ModelObject], object_id: int) -> None:
+        obj = self.live(cls, object_id)
+        obj.delete()
+        if not obj.deleted:
+            raise ApiError(
+                409,
+                f"{cls.model_meta().name} id {object_id} has write_protect set",
+                field="write_protect",
+            )
+
+
+def _flag(params: dict[str, str], name: str) -> bool:
+    text = params.get(name, "false").lower()
+    if text not in ("true", "false", "1", "0"):
+        raise ApiError(400, f"{name}: expected true or false, got {text!r}", field=name)
+    return text in ("true", "1")
+
+
+def _seconds(params: dict[str, str], name: str, default: float, most: float) -> float:
+    text = params.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= most:
+        raise ApiError(400, f"{name}: expected 0 to {most:g} seconds, got {text!r}", field=name)
+    return value
+
+
+def _positive(params: dict[str, str], name: str, default: int | None) -> int | None:
+    text = params.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(
+            400, f"{name}: expected a positive integer, got {text!r}", field=name
+        ) from None
+    if value < 1 or value > 2**31:
+        raise ApiError(400, f"{name}: expected a positive integer, got {text!r}", field=name)
+    return value
+
+
+def build_app(
+    accessor: ModelAccessor, users: Users, *, limit: FailureLimit | None = None
+) -> Starlette:
+    """The core's application over `accessor`, authenticating against `users`."""
+    api = CoreApi(accessor, users, limit or FailureLimit())
+    feed = ChangeFeed(accessor)
+    leases = RemoteLeases(accessor)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def version(_request: Request) -> Response:
+        return JSONResponse({"version": CORE_API_VERSION, "xos_runtime": __version__})
+
+    async def openapi(request: Request) -> Response:
+        await run_in_threadpool(api.user_of, request)
+        return JSONResponse(api.document)
+
+    async def collection(request: Request) -> Response:
+        user = await run_in_threadpool(api.user_of, request)
+        cls = api.model_of(request)
+        if request.method == "GET":
+            params = dict(request.query_params)
+            return JSONResponse(await run_in_threadpool(api.list, cls, params))
+        caller = api.caller_of(request, user)
+        body = await api.body_of(request)
+        created = await run_in_threadpool(api.create, cls, body, user, caller)
+        return JSONResponse(created, status_code=201)
+
+    async def item(request: Request) -> Response:
+        user = await run_in_threadpool(api.user_of, request)
+        cls = api.model_of(request)
+        oid = api.object_id(request)
+        if request.method == "GET":
+            found = await run_in_threadpool(api.live, cls, oid)
+            return JSONResponse(found.to_dict())
+        if request.method == "PUT":
+            caller = api.caller_of(request, user)
+            body = await api.body_of(request)
+            return JSONResponse(await run_in_threadpool(api.update, cls, oid, body, user, caller))
+        await run_in_threadpool(api.delete, cls, oid)
+        return Response(status_code=204)
+
+    async def pending(request: Request) -> Response:
+        await run_in_threadpool(api.user_of, request)
+        cls = api.model_of(request)
+        policy = request.url.path.endswith("/policy_pending")
+        params = dict(request.query_params)
+        return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
+
+    async def outcomes(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "outcomes")
+        body = await api.body_of(request)
+        return JSONResponse(await run_in_threadpool(write_outcomes, api.accessor, body))
+
+    async def lease_new(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        body = await api.body_of(request)
+        client = request.client.host if request.client else "unknown"
+        made = await run_in_threadpool(leases.register, user, client, body)
+        return JSONResponse(made, status_code=201)
+
+    async def lease(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        owner = request.path_params["owner"]
+        if request.method == "PUT":
+            return JSONResponse(await run_in_threadpool(leases.renew, user, owner))
+        await run_in_threadpool(leases.close, user, owner)
+        return Response(status_code=204)
+
+    async def reap(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        body = await api.body_of(request)
+        owner = request.path_params["owner"]
+        return JSONResponse(await run_in_threadpool(leases.reap, user, owner, body))
+
+    async def claim(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "claims")
+        body = await api.body_of(request)
+        release = request.url.path.endswith("/release")
+        work = leases.release if release else leases.claim
+        return JSONResponse(await run_in_threadpool(work, user, body))
+
+    async def models(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "loading models")
+        body = await api.body_of(request)
+        return JSONResponse(await run_in_threadpool(api.load_models, body))
+
+    async def changes(request: Request) -> Response:
+        await run_in_threadpool(api.user_of, request)
+        params = dict(request.query_params)
+        timeout = _seconds(params, "timeout", DEFAULT_FEED_WAIT, MAX_FEED_WAIT)
+        if "since" not in params:
+            return JSONResponse(feed.since(feed.seq))
+        try:
+            since = int(params["since"])
+        except ValueError:
+            raise ApiError(400, "since: expected a sequence number", field="since") from None
+        return JSONResponse(await feed.wait(since, timeout))
+
+    async def api_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _error(exc)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(ApiError(exc.status_code, str(exc.detail), headers=exc.headers))
+
+    async def store_error(_request: Request, exc: Exception) -> Response:
+        # A rule the body checks did not foresee: still the client's, still nothing written.
+        status = 404 if isinstance(exc, DoesNotExist) else 400
+        status = status if isinstance(exc, ObjectValidationError | DoesNotExist) else 409
+        return _error(ApiError(status, str(exc)))
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if transient(exc):  # the store is busy or away: nothing was written, try again
+            logger.warning("core: the store did not answer: {}", exc)
+            return _error(ApiError(503, "the store is busy or away", headers={"Retry-After": "1"}))
+        return await internal(request, exc)
+
+    async def internal(_request: Request, exc: Exception) -> Response:
+        logger.opt(exception=exc).error("core: internal error: {}", exc)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    handlers: dict[Any, Callable[[Request, Exception], Any]] = {
+        ApiError: api_error,
+        HTTPException: http_error,
+        StoreError: store_error,
+        sa.exc.DBAPIError: database_error,
+        Exception: internal,
+    }
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route(f"{API_PREFIX}/version", version, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
+        Route(f"{API_PREFIX}/outcomes", outcomes, methods=["POST"]),
+        Route(f"{API_PREFIX}/models", models, methods=["POST"]),
+        Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),
+        Route(f"{API_PREFIX}/leases/{{owner}}", lease, methods=["PUT", "DELETE"]),
+        Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),
+        Route(f"{API_PREFIX}/claims", claim, methods=["POST"]),
+        Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
+        Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
+        Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),
+        Route(f"{API_PREFIX}/{{app}}/{{plural}}/policy_pending", pending, methods=["GET"]),
+        Route(f"{API_PREFIX}/{{app}}/{{plural}}/{{id}}", item, methods=["GET", "PUT", "DELETE"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.feed = feed
+    return app

@@ -1,0 +1,167 @@
+"""Leases and claims of remote runtimes: the core holds them on their behalf.
+
+A remote `run` shares the work with the local ones through the same rows (`store.claims`):
+it registers a lease, claims objects before it works on them, releases them, and renews its
+lease while it lives. The core cannot look a remote process up in its process table, so a
+remote lease is judged by its expiry only: when its runtime stops renewing it (crashed,
+cut off), its claims are taken over once the lease has run out, and never before. The core
+runs no heartbeat for it: only the runtime's renewals keep it alive.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from xos_runtime.core.bodies import MAX_ID
+from xos_runtime.core.errors import ApiError
+from xos_runtime.core.users import User
+from xos_runtime.store import (
+    ClaimKey,
+    Claims,
+    Lease,
+    ModelAccessor,
+    ProcessIdentity,
+    RowFilter,
+    policy_pending,
+    sync_pending,
+)
+
+__all__ = ["RemoteLease", "RemoteLeases"]
+
+#: What a claim may require of its rows, by name: the engines' own pending conditions.
+PENDING: dict[str, RowFilter] = {
+    "sync": sync_pending(False),
+    "sync_deleted": sync_pending(True),
+    "policy": policy_pending(False),
+    "policy_deleted": policy_pending(True),
+}
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class RemoteLease(Lease):
+    """A `Lease` of a runtime elsewhere: renewed by its requests only, never by a thread."""
+
+    def __init__(self, accessor: ModelAccessor, client: str, user: str, **kwargs: Any):
+        super().__init__(accessor.store, **kwargs)
+        # "unknown" boot: no process table is ever asked about it, the expiry decides
+        self.identity = ProcessIdentity(f"remote {client}", "unknown", 0, "?")
+        self.owner = f"remote:{client}:{uuid.uuid4().hex[:12]}"
+        self._company = [self.owner]
+        self.user = user
+
+    def start_heartbeat(self) -> None:
+        self.register()
+
+
+class RemoteLeases:
+    """The remote leases this core registered, by owner."""
+
+    def __init__(self, accessor: ModelAccessor, clock: Callable[[], float] = time.time):
+        self.accessor = accessor
+        self.clock = clock
+        self._leases: dict[str, RemoteLease] = {}
+        self._lock = threading.Lock()
+
+    def register(self, user: User, client: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "the body must be a JSON object: name, ttl, shares_work")
+        unknown = set(body) - {"name", "ttl", "shares_work"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ApiError(400, f"unknown key {key!r}; expected name, ttl, shares_work", field=key)
+        name, ttl = body.get("name", ""), body.get("ttl", 60.0)
+        shares = body.get("shares_work", True)
+        if not isinstance(name, str) or len(name) > 200:
+            raise ApiError(400, "name: expected a string of at most 200 characters", field="name")
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0.1 <= ttl <= 3600:
+            raise ApiError(400, "ttl: expected 0.1 to 3600 seconds", field="ttl")
+        if not isinstance(shares, bool):
+            raise ApiError(400, "shares_work: expected true or false", field="shares_work")
+        lease = RemoteLease(
+            self.accessor,
+            client,
+            user.name,
+            ttl=float(ttl),
+            shares_work=shares,
+            name=name,
+            clock=self.clock,
+        )
+        lease.register()
+        with self._lock:
+            self._leases[lease.owner] = lease
+        return {"owner": lease.owner, "ttl": lease.ttl}
+
+    def get(self, user: User, owner: str) -> RemoteLease:
+        with self._lock:
+            lease = self._leases.get(owner)
+        if lease is None:
+            raise ApiError(404, f"no lease {owner!r} on this core; register again", field="owner")
+        if lease.user != user.name:
+            raise ApiError(403, f"lease {owner!r} is not {user.name}'s", field="owner")
+        return lease
+
+    def renew(self, user: User, owner: str) -> dict[str, Any]:
+        """Renew (re-registering a lease that lapsed, as a local process does)."""
+        self.get(user, owner).renew()
+        return {"owner": owner, "ttl": self._leases[owner].ttl}
+
+    def close(self, user: User, owner: str) -> None:
+        lease = self.get(user, owner)
+        lease.close()
+        with self._lock:
+            self._leases.pop(owner, None)
+
+    def reap(self, user: User, owner: str, body: Any) -> dict[str, Any]:
+        """Take over the claims of gone processes; this runtime's share of the work."""
+        kinds = body.get("kinds", []) if isinstance(body, Mapping) else None
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ApiError(400, "kinds: expected a list of claim kinds", field="kinds")
+        lease = self.get(user, owner)
+        taken = lease.reap(kinds)
+        rank, count = lease.share()
+        return {"taken": sum(taken.values()), "rank": rank, "count": count}
+
+    def _keys(self, raw: Any) -> list[ClaimKey]:
+        if not isinstance(raw, list):
+            raise ApiError(400, "keys: expected a list of [model, id]", field="keys")
+        models = self.accessor.models
+        keys: list[ClaimKey] = []
+        for i, key in enumerate(raw):
+            ok = isinstance(key, list) and len(key) == 2 and isinstance(key[0], str)
+            ok = ok and key[0] in models and not isinstance(key[1], bool)
+            if not ok or not isinstance(key[1], int) or not 0 < key[1] <= MAX_ID:
+                raise ApiError(400, f"keys[{i}]: expected [model, id], got {key!r}", field="keys")
+            keys.append((models.root(key[0]), key[1]))
+        return keys
+
+    def _claims(self, user: User, body: Any) -> tuple[Claims, list[ClaimKey]]:
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "the body must be a JSON object: owner, kind, keys")
+        owner, kind = body.get("owner"), body.get("kind")
+        if not isinstance(owner, str):
+            raise ApiError(400, "owner: expected the owner of a lease", field="owner")
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise ApiError(400, "kind: expected a claim kind such as 'sync'", field="kind")
+        lease = self.get(user, owner)
+        return Claims(lease, kind), self._keys(body.get("keys"))
+
+    def claim(self, user: User, body: Any) -> dict[str, Any]:
+        """Claim what nobody holds; with `pending`, only rows still pending that way."""
+        claims, keys = self._claims(user, body)
+        pending = body.get("pending")
+        if pending is not None and pending not in PENDING:
+            names = ", ".join(PENDING)
+            raise ApiError(400, f"pending: expected one of {names}, or null", field="pending")
+        got = claims.claim(keys, where=PENDING[pending] if pending is not None else None)
+        return {"claimed": [list(k) for k in sorted(got)]}
+
+    def release(self, user: User, body: Any) -> dict[str, Any]:
+        claims, keys = self._claims(user, body)
+        claims.release(keys)
+        return {"released": len(set(keys))}

@@ -1,0 +1,368 @@
+"""The OpenAPI document of a core: generated from the models it serves.
+
+One list/create path and one read/update/delete path per model, with a schema of the object
+as it is returned (every column) and of what a body may hold (the writable fields, no
+others: `additionalProperties: false`), so that clients and fuzzers see the same rules the
+server applies (`bodies`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xos_runtime.core.bodies import MAX_ID, READ_ONLY
+from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, Field
+from xos_runtime.store.objects import ModelMeta
+
+__all__ = ["API_PREFIX", "openapi_document", "route_of"]
+
+#: Where the models' paths start, as in XOS.
+API_PREFIX = "/xosapi/v1"
+
+_INT_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def route_of(meta: ModelMeta) -> tuple[str, str]:
+    """`(app, plural)` of a model: its xproto `app_label` (`core` if none), its lower-case
+    name with an `s` (XOS's convention: `/xosapi/v1/core/sites`)."""
+    app = meta.definition.options.get("app_label") or "core"
+    return str(app), meta.name.lower() + "s"
+
+
+def _schema(field: Field, *, nullable: bool) -> dict[str, Any]:
+    t = field.type
+    out: dict[str, Any]
+    if t in ("string", "text"):
+        out = {"type": "string"}
+        if field.max_length is not None:
+            out["maxLength"] = field.max_length
+    elif t == "bool":
+        out = {"type": "boolean"}
+    elif t in _INT_RANGES:
+        lo, hi = _INT_RANGES[t]
+        out = {"type": "integer", "minimum": lo, "maximum": hi}
+    else:
+        out = {"type": "number"}
+    if nullable:
+        out["nullable"] = True
+    return out
+
+
+def _object_schema(meta: ModelMeta) -> dict[str, Any]:
+    props: dict[str, Any] = {"id": {"type": "integer"}}
+    for f in meta.fields.values():
+        props[f.name] = _schema(f, nullable=True)
+    for link in meta.links.values():
+        props[link.column] = {"type": "integer", "nullable": True}
+    return {"type": "object", "properties": props}
+
+
+def _input_schema(meta: ModelMeta, *, creating: bool) -> dict[str, Any]:
+    """What an ordinary user may send; synchronizers may also send the feedback fields."""
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for f in meta.fields.values():
+        if f.name in READ_ONLY or f.name == "deleted":
+            continue
+        if f.name not in meta.data_fields and f.name not in USER_SETTABLE_FLAGS:
+            continue
+        must = creating and f.required and not f.has_default
+        props[f.name] = _schema(f, nullable=not must and (f.null or not f.required))
+        if must:
+            required.append(f.name)
+    for link in meta.links.values():
+        props[link.column] = {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_ID,
+            "nullable": not link.required,
+        }
+        if creating and link.required:
+            required.append(link.column)
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _responses(ok: str, schema: dict[str, Any] | None, *codes: str) -> dict[str, Any]:
+    out: dict[str, Any] = {ok: {"description": "success"}}
+    if schema is not None:
+        out[ok]["content"] = {"application/json": {"schema": schema}}
+    for code in ("400", "401", "403", "404", "429", *codes):
+        out[code] = {"description": "refused", "content": {"application/json": {"schema": _ERROR}}}
+    return out
+
+
+def _filters(meta: ModelMeta) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "page_size",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+    ]
+    for f in meta.fields.values():
+        params.append({"name": f.name, "in": "query", "schema": _schema(f, nullable=False)})
+    for link in meta.links.values():
+        params.append({"name": link.column, "in": "query", "schema": {"type": "integer"}})
+    return params
+
+
+def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of a core serving these models."""
+    paths: dict[str, Any] = {
+        "/healthz": {
+            "get": {
+                "summary": "health",
+                "security": [],
+                "responses": {"200": {"description": "the core is up"}},
+            }
+        },
+        f"{API_PREFIX}/version": {
+            "get": {
+                "summary": "the XOS core API version and xos-runtime's",
+                "security": [],
+                "responses": {"200": {"description": "versions"}},
+            }
+        },
+    }
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {"type": "string"},
+                "field": {"type": "string", "nullable": True},
+            },
+            "required": ["error"],
+        }
+    }
+    paths[f"{API_PREFIX}/changes"] = {
+        "get": {
+            "operationId": "changes",
+            "summary": "the change feed: without since, the current number; with it, the "
+            "changes after it, waiting up to timeout seconds for one",
+            "parameters": [
+                {"name": "since", "in": "query", "schema": {"type": "integer"}},
+                {
+                    "name": "timeout",
+                    "in": "query",
+                    "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                },
+            ],
+            "responses": _responses("200", {"$ref": "#/components/schemas/Changes"}),
+        }
+    }
+    key: dict[str, Any] = {"model": {"type": "string"}, "id": {"type": "integer", "minimum": 1}}
+    target = {"type": "object", "properties": key, "required": ["model", "id"]}
+    update = {
+        "type": "object",
+        "properties": {**key, "fields": {"type": "object"}},
+        "required": ["model", "id", "fields"],
+    }
+    paths[f"{API_PREFIX}/outcomes"] = {
+        "post": {
+            "operationId": "outcomes",
+            "summary": "synchronizers: bookkeeping writes by id and purges of deleted objects, "
+            "in one transaction",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "updates": {"type": "array", "items": update},
+                                "purges": {"type": "array", "items": target},
+                            },
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": _responses("200", {"type": "object"}, "409", "413"),
+        }
+    }
+
+    def post(op: str, summary: str, body: dict[str, Any], ok: str = "200") -> dict[str, Any]:
+        content = {"application/json": {"schema": body}}
+        return {
+            "post": {
+                "operationId": op,
+                "summary": summary,
+                "requestBody": {"required": True, "content": content},
+                "responses": _responses(ok, {"type": "object"}, "409", "413"),
+            }
+        }
+
+    keys = {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}}
+    claim = {
+        "type": "object",
+        "properties": {
+            "owner": {"type": "string"},
+            "kind": {"type": "string"},
+            "keys": keys,
+            "pending": {
+                "type": "string",
+                "enum": ["sync", "sync_deleted", "policy", "policy_deleted"],
+                "nullable": True,
+            },
+        },
+        "required": ["owner", "kind", "keys"],
+    }
+    lease = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "ttl": {"type": "number", "minimum": 0.1, "maximum": 3600},
+            "shares_work": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    }
+    paths[f"{API_PREFIX}/leases"] = post(
+        "leaseRegister",
+        "synchronizers: register a remote runtime's lease (it expires unless renewed)",
+        lease,
+        "201",
+    )
+    owner = [{"name": "owner", "in": "path", "required": True, "schema": {"type": "string"}}]
+    paths[f"{API_PREFIX}/leases/{{owner}}"] = {
+        "parameters": owner,
+        "put": {
+            "operationId": "leaseRenew",
+            "summary": "renew a lease",
+            "responses": _responses("200", {"type": "object"}),
+        },
+        "delete": {
+            "operationId": "leaseClose",
+            "summary": "end a lease and drop its claims",
+            "responses": _responses("204", None),
+        },
+    }
+    reap = post(
+        "leaseReap",
+        "take over the claims of gone runtimes; this one's share of the work",
+        {"type": "object", "properties": {"kinds": {"type": "array", "items": {"type": "string"}}}},
+    )
+    reap["post"]["parameters"] = owner
+    paths[f"{API_PREFIX}/leases/{{owner}}/reap"] = reap
+    paths[f"{API_PREFIX}/claims"] = post(
+        "claim", "claim objects nobody holds (only rows still pending, with pending)", claim
+    )
+    paths[f"{API_PREFIX}/claims/release"] = post("release", "release claims", claim)
+    xproto = {
+        "type": "object",
+        "properties": {"filename": {"type": "string"}, "contents": {"type": "string"}},
+        "required": ["filename", "contents"],
+        "additionalProperties": False,
+    }
+    paths[f"{API_PREFIX}/models"] = post(
+        "loadModels",
+        "synchronizers: load xproto model definitions, evolving the store (as XOS's LoadModels)",
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "xprotos": {"type": "array", "items": xproto, "minItems": 1},
+            },
+            "required": ["name", "xprotos"],
+            "additionalProperties": False,
+        },
+    )
+    schemas["Changes"] = {
+        "type": "object",
+        "properties": {
+            "epoch": {"type": "string"},
+            "seq": {"type": "integer"},
+            "models": {"type": "array", "items": {"type": "string"}, "nullable": True},
+        },
+    }
+    caller = {
+        "name": "X-XOS-Caller",
+        "in": "header",
+        "description": "who saves (synchronizers only, but user): moves the timestamps "
+        "that caller's saves move",
+        "schema": {"type": "string", "enum": ["user", "sync", "policy", "pull", "event"]},
+    }
+    for meta in metas:
+        app, plural = route_of(meta)
+        name = meta.name
+        schemas[name] = _object_schema(meta)
+        schemas[f"{name}Create"] = _input_schema(meta, creating=True)
+        schemas[f"{name}Update"] = _input_schema(meta, creating=False)
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        listing = {"type": "object", "properties": {"items": {"type": "array", "items": ref}}}
+        oid = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+
+        def body(kind: str, model: str = name) -> dict[str, Any]:
+            schema = {"$ref": f"#/components/schemas/{model}{kind}"}
+            return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+        paths[f"{API_PREFIX}/{app}/{plural}"] = {
+            "get": {
+                "operationId": f"list{name}",
+                "summary": f"live {name} objects, filtered by field=value, paged",
+                "parameters": _filters(meta),
+                "responses": _responses("200", listing),
+            },
+            "post": {
+                "operationId": f"create{name}",
+                "parameters": [caller],
+                "summary": f"create a {name}",
+                "requestBody": body("Create"),
+                "responses": _responses("201", ref, "413"),
+            },
+        }
+        for kind, what in (("pending", "sync"), ("policy_pending", "policies")):
+            paths[f"{API_PREFIX}/{app}/{plural}/{kind}"] = {
+                "get": {
+                    "operationId": f"{kind}{name}",
+                    "summary": f"{name} objects pending for {what} (or, deleted=true, for "
+                    "their deletion)",
+                    "parameters": [
+                        {"name": "deleted", "in": "query", "schema": {"type": "boolean"}}
+                    ],
+                    "responses": _responses("200", listing),
+                }
+            }
+        paths[f"{API_PREFIX}/{app}/{plural}/{{id}}"] = {
+            "parameters": oid,
+            "get": {
+                "operationId": f"read{name}",
+                "summary": f"one {name}",
+                "responses": _responses("200", ref),
+            },
+            "put": {
+                "operationId": f"update{name}",
+                "parameters": [caller],
+                "summary": f"change fields of a {name}",
+                "requestBody": body("Update"),
+                "responses": _responses("200", ref, "413"),
+            },
+            "delete": {
+                "operationId": f"delete{name}",
+                "summary": f"delete a {name} (soft, with cascade)",
+                "responses": _responses("204", None, "409"),
+            },
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "xos-runtime core (XOS REST API)", "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "basicAuth": {"type": "http", "scheme": "basic"},
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "security": [{"basicAuth": []}, {"bearerAuth": []}],
+    }
