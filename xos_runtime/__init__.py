@@ -66,10 +66,21 @@ def connect(endpoint_or_config: str | os.PathLike[str]) -> ModelAccessor:
     Close the accessor with `.close()` when done.
     """
     target = os.fspath(endpoint_or_config)
+    if target.startswith(("http://", "https://")):
+        from xos_runtime.store.remote import open_remote
+
+        return open_remote(target)  # type: ignore[return-value]
     if "://" in target:
         from xos_runtime.store import open_store
 
         return open_store(target)
+    from xos_runtime.config import load_config
+
+    settings = load_config(target)
+    if settings.accessor.endpoint.startswith(("http://", "https://")):
+        from xos_runtime.store.remote import open_settings
+
+        return open_settings(settings.accessor)  # type: ignore[return-value]
     from xos_runtime.host import Runtime
 
-    return Runtime.load(target).accessor
+    return Runtime.load(settings).accessor
