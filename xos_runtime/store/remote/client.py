@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 from loguru import logger
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError
 
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
 
@@ -69,6 +69,21 @@ def _not_sent(exc: requests.RequestException) -> bool:
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """A short why of a failed request (urllib3's text repeats the whole URL)."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)
+    text = str(reason)
+    marker = "Failed to establish a new connection: "
+    if marker in text:
+        return text.split(marker, 1)[1].rstrip("')\"")
+    if isinstance(reason, ProtocolError) and len(reason.args) > 1:  # ('Connection aborted.', e)
+        return str(reason.args[-1])
+    return text
 
 
 def _body(response: requests.Response) -> Mapping[str, Any]:
@@ -187,7 +202,7 @@ class CoreClient:
                         f"the core at {self.base} went away after a create was sent ({exc}); "
                         "it may have been made: look before creating it again"
                     ) from None
-                why = f"{type(exc).__name__}: {exc}"
+                why = _reason(exc)
             else:
                 status = response.status_code
                 retry = status >= 500 if method != "POST" else status == 503
