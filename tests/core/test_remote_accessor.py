@@ -45,9 +45,7 @@ def test_a_script_round_trip_over_the_core(
     # Filters: equality at the core, the other lookups and exclude here.
     assert [o.id for o in Site.objects.filter(name=name)] == [site.id]
     assert Site.objects.filter(name__startswith=name).count() == 2
-    assert [o.id for o in Site.objects.filter(name__startswith=name).exclude(quota=3)] == [
-        other.id
-    ]
+    assert [o.id for o in Site.objects.filter(name__startswith=name).exclude(quota=3)] == [other.id]
     assert Site.objects.filter(name__startswith=name, quota__gt=2).first() == site
     assert Site.objects.get(id=site.id).name == name
     with pytest.raises(DoesNotExist):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -69,8 +69,11 @@ class ScriptedServer(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+Serve = Callable[..., ScriptedServer]
+
+
 @pytest.fixture()
-def serve() -> Iterator[object]:
+def serve() -> Iterator[Serve]:
     servers: list[ScriptedServer] = []
 
     def start(*answers: tuple[int, str]) -> ScriptedServer:
@@ -91,7 +94,7 @@ def client(url: str, clock: FakeClock, retry_for: float = 5.0) -> CoreClient:
     )
 
 
-def test_5xx_is_retried_with_growing_pauses_until_it_answers(serve) -> None:  # type: ignore[no-untyped-def]
+def test_5xx_is_retried_with_growing_pauses_until_it_answers(serve: Serve) -> None:
     server = serve((503, '{"error": "busy"}'), (502, ""), (500, ""), (200, '{"items": []}'))
     clock = FakeClock()
     assert client(server.url, clock).get("/x") == {"items": []}
@@ -99,7 +102,7 @@ def test_5xx_is_retried_with_growing_pauses_until_it_answers(serve) -> None:  # 
     assert clock.pauses == [0.1, 0.2, 0.4]
 
 
-def test_a_post_is_retried_on_503_only(serve) -> None:  # type: ignore[no-untyped-def]
+def test_a_post_is_retried_on_503_only(serve: Serve) -> None:
     server = serve((503, '{"error": "busy"}'), (201, '{"id": 1}'))
     clock = FakeClock()
     assert client(server.url, clock).post("/x", {"name": "a"}) == {"id": 1}
@@ -111,7 +114,7 @@ def test_a_post_is_retried_on_503_only(serve) -> None:  # type: ignore[no-untype
     assert server.seen == ["POST"]
 
 
-def test_a_post_whose_answer_was_lost_is_not_sent_twice(serve) -> None:  # type: ignore[no-untyped-def]
+def test_a_post_whose_answer_was_lost_is_not_sent_twice(serve: Serve) -> None:
     server = serve((0, ""))
     with pytest.raises(CoreUnavailable, match="may have been made"):
         client(server.url, FakeClock()).post("/x", {"name": "a"})
@@ -126,18 +129,18 @@ def test_a_post_whose_answer_was_lost_is_not_sent_twice(serve) -> None:  # type:
     assert clock.now == pytest.approx(5.0)
 
 
-def test_a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_nothing(serve) -> None:  # type: ignore[no-untyped-def]
+def test_a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_nothing(serve: Serve) -> None:
     server = serve((0, ""), (404, '{"error": "Site id 1 does not exist"}'))
     client(server.url, FakeClock()).delete("/x/1")
     assert server.seen == ["DELETE", "DELETE"]
 
 
-def test_refusals_are_the_store_exceptions(serve) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_are_the_store_exceptions(serve: Serve) -> None:
     server = serve((401, '{"error": "wrong user name or password"}'))
     with pytest.raises(CoreAuthError, match=r"refused user 'alice': wrong user name"):
         client(server.url, FakeClock()).get("/x")
     server = serve((400, '{"error": "Site.quota: expected an integer", "field": "quota"}'))
-    with pytest.raises(ObjectValidationError, match="Site.quota"):
+    with pytest.raises(ObjectValidationError, match=r"Site\.quota"):
         client(server.url, FakeClock()).put("/x/1", {"quota": "x"})
     assert server.seen == ["PUT"]
 
@@ -149,4 +152,5 @@ def test_nothing_listening_is_waited_for_then_named() -> None:
     clock = FakeClock()
     with pytest.raises(CoreUnavailable, match=rf"127.0.0.1:{port} did not answer for 1 s"):
         client(f"http://127.0.0.1:{port}", clock, retry_for=1.0).post("/x", {})
-    assert clock.pauses == pytest.approx([0.1, 0.2, 0.4, 0.3])  # the last pause ends at the deadline
+    # The last pause ends at the deadline.
+    assert clock.pauses == pytest.approx([0.1, 0.2, 0.4, 0.3])

@@ -17,6 +17,7 @@ says the create may have happened.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -147,7 +148,8 @@ class CoreClient:
         self.session = requests.Session()
         if self.username is not None:
             self.session.auth = (self.username, password or "")
-        self.session.verify = ca_file if ca_file is not None else True
+        # Given with every request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
+        self.verify: str | bool = ca_file if ca_file is not None else True
         self.session.headers["Accept"] = "application/json"
         #: Whether a wait for the core is going on (said once in the log).
         self._waiting = False
@@ -189,12 +191,20 @@ class CoreClient:
             why: str
             try:
                 response = self.session.request(
-                    method, url, params=params, json=json, headers=headers, timeout=self.timeout
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    timeout=self.timeout,
+                    verify=self.verify,
                 )
             except requests.exceptions.SSLError as exc:
                 trust = self.ca_file or "the system's certificate authorities"
+                found = re.search(r"\[SSL: [A-Z_]+\] ([^(']+)", str(exc))
+                why = found.group(1).strip() if found else str(exc)
                 raise StoreError(
-                    f"the core at {self.base}: TLS failed against {trust}: {exc}"
+                    f"the core at {self.base}: TLS failed against {trust}: {why}"
                 ) from None
             except requests.RequestException as exc:
                 if method == "POST" and not _not_sent(exc):
