@@ -136,3 +136,18 @@ def test_the_engines_are_not_over_a_core_yet(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "not supported yet over a core (issue 14, the engines over HTTP)" in err[0], err
+
+
+def test_the_core_tells_its_models_and_status_to_its_users(core: Core) -> None:
+    assert core.call("GET", "/xosapi/v1/models", user=None).status_code == 401
+    assert core.call("GET", "/xosapi/v1/status", user=None).status_code == 401
+    served = core.call("GET", "/xosapi/v1/models").json()
+    assert served["paths"]["Site"] == "/xosapi/v1/coretest/sites"
+    assert served["paths"]["Widget"] == "/xosapi/v1/core/widgets"
+    slice_ = next(m for m in served["models"] if m["name"] == "Slice")
+    assert [x["name"] for x in slice_["links"]] == ["site", "backup"]
+    status = core.call("GET", "/xosapi/v1/status").json()
+    assert set(status) == {"models", "objects", "processes"}
+    paths = core.call("GET", "/openapi.json").json()["paths"]
+    assert "get" in paths["/xosapi/v1/models"] and "post" in paths["/xosapi/v1/models"]
+    assert "/xosapi/v1/status" in paths
