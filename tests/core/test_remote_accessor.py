@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import xos_runtime
-from xos_runtime.exceptions import DoesNotExist, ObjectValidationError
+from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
 from xos_runtime.store import open_store
 from xos_runtime.store.remote import RemoteAccessor
 
@@ -90,6 +90,14 @@ def test_a_script_round_trip_over_the_core(
     assert not Site.objects.filter(id=site.id)
     assert {o.id for o in Slice.deleted_objects.filter(site_id=site.id)} == {sl.id, made.id}
     assert Slice.deleted_objects.get(id=sl.id).site == site  # a link to a deleted row
+
+    # What the engines would work on, as the core finds it.
+    pending = remote.fetch_pending(["Site"])
+    assert other in pending and site not in pending
+    assert site in remote.fetch_pending("Site", deleted=True)
+    assert other in remote.fetch_policy_pending(["Site"])
+    with pytest.raises(StoreError, match="atomic"):
+        remote.atomic()
 
     # The store itself agrees.
     local = open_store(core_project.url)

@@ -129,8 +129,7 @@ def test_a_core_that_never_answers_is_waited_for_then_exit_2(
 def test_the_engines_are_not_over_a_core_yet(
     command: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = Project(tmp_path / "proj")
-    project.write_config(endpoint="http://127.0.0.1:9")
+    project = remote_project(tmp_path / "remote", "http://127.0.0.1:9")
     capsys.readouterr()
     code, _ = project.cli(*command)
     err = capsys.readouterr().err.strip().splitlines()

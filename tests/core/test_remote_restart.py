@@ -58,7 +58,7 @@ def test_a_script_carries_on_when_the_core_comes_back(tmp_path: Path) -> None:
     try:
         _wait_for(lambda: len(made) >= 5 or failed, 30, "the first objects")
         core.stop()
-        _wait_for(lambda: acc.store.client._waiting or failed, 30, "the script to wait")
+        _wait_for(lambda: acc.store.client.waiting or failed, 30, "the script to wait")
         assert not failed, failed
         core = Core(served, port=port)
         worker.join(60)

@@ -50,8 +50,14 @@ class RemoteStore:
         return found
 
     def deleted(self, model: str) -> list[dict[str, Any]]:
+        return self.pending(model, "pending", deleted=True)
+
+    def pending(self, model: str, kind: str, *, deleted: bool) -> list[dict[str, Any]]:
+        """The rows the sync steps (`kind` "pending") or the policies ("policy_pending")
+        would work on, or with `deleted` the deleted ones awaiting them: the core's own
+        queries (`fetch_pending`, `fetch_policy_pending`)."""
         found: list[dict[str, Any]] = self.client.get(
-            self.path(model) + "/pending", {"deleted": "true"}
+            f"{self.path(model)}/{kind}", {"deleted": "true" if deleted else "false"}
         )["items"]
         return found
 
@@ -142,6 +148,55 @@ class RemoteAccessor:
 
     def create_obj(self, cls: type[RemoteObject], **kwargs: Any) -> RemoteObject:
         return cls(**kwargs)
+
+    def check_db_connection_okay(self) -> bool:
+        """Whether the core answers this user (waiting for it up to `retry_for`)."""
+        self.store.client.get(MODELS_PATH)
+        return True
+
+    def reset_queries(self) -> None:
+        """XOS compatibility: nothing to reset here."""
+
+    def journal_object(self, obj: Any, action: str, msg: str = "", *_a: Any) -> None:
+        """XOS compatibility: the runtime records outcomes through hooks and logs instead."""
+
+    def obj_in_list(self, obj: RemoteObject, objs: Iterable[RemoteObject]) -> bool:
+        return any(o.id == obj.id for o in objs)
+
+    def fetch_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[Any]:
+        """Objects to sync (changed since enacted) or, with `deleted`, to delete, as the
+        core finds them."""
+        return self._pending(model_names, "pending", deleted)
+
+    def fetch_policy_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[Any]:
+        """Objects to police (changed since policed), or deleted ones awaiting handle_delete."""
+        return self._pending(model_names, "policy_pending", deleted)
+
+    def _pending(self, model_names: Iterable[str], kind: str, deleted: bool) -> list[Any]:
+        names = [model_names] if isinstance(model_names, str) else list(model_names)
+        seen: set[tuple[str, int]] = set()
+        out: list[RemoteObject] = []
+        for name in names:
+            cls = self.get_model_class(name)
+            root = self.models.root(name)
+            for row in self.store.pending(name, kind, deleted=deleted):
+                key = (root, int(row["id"]))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(cls._from_json(row))
+        return out
+
+    def atomic(self) -> Any:
+        raise StoreError(
+            f"accessor.atomic(): not supported over a core ({self.endpoint}): each save, "
+            "create and delete is its own transaction there"
+        )
+
+    def publish_event(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError(
+            f"publish_event: not supported yet over a core ({self.endpoint}); issue 14, "
+            "the engines over HTTP"
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -154,6 +154,11 @@ class CoreClient:
         #: Whether a wait for the core is going on (said once in the log).
         self._waiting = False
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the last request is waiting for the core (it did not answer)."""
+        return self._waiting
+
     def close(self) -> None:
         self.session.close()
 
