@@ -214,8 +214,8 @@ class CoreClient:
             except requests.RequestException as exc:
                 if method == "POST" and not _not_sent(exc):
                     raise CoreUnavailable(
-                        f"the core at {self.base} went away after a create was sent ({exc}); "
-                        "it may have been made: look before creating it again"
+                        f"the core at {self.base} went away after a create was sent "
+                        f"({_reason(exc)}); it may have been made: look before creating it again"
                     ) from None
                 why = _reason(exc)
             else:
