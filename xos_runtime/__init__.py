@@ -83,7 +83,7 @@ def connect(endpoint_or_config: str | os.PathLike[str]) -> ModelAccessor:
     if settings.accessor.endpoint.startswith(("http://", "https://")):
         from xos_runtime.store.remote import open_settings
 
-        return open_settings(settings.accessor)  # type: ignore[return-value]
+        return open_settings(settings)  # type: ignore[return-value]
     from xos_runtime.host import Runtime
 
     return Runtime.load(settings).accessor

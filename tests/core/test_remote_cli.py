@@ -150,3 +150,16 @@ def test_the_core_tells_its_models_and_status_to_its_users(core: Core) -> None:
     paths = core.call("GET", "/openapi.json").json()["paths"]
     assert "get" in paths["/xosapi/v1/models"] and "post" in paths["/xosapi/v1/models"]
     assert "/xosapi/v1/status" in paths
+
+
+def test_core_version_is_checked_against_the_core_itself(
+    core: Core, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = remote_project(tmp_path / "remote", core.url)
+    project.config.write_text(project.config.read_text() + "core_version: '>=5.0.0'\n")
+    capsys.readouterr()
+    for argv in (("objects", "list", "Site"), ("status",)):
+        code, _ = project.cli(*argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert "core_version" in err[0] and "4.0.4" in err[0], err

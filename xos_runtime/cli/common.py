@@ -95,7 +95,7 @@ def load_accessor(args: argparse.Namespace) -> tuple[Any, Callable[[], None]]:
     if is_core(settings):
         from xos_runtime.store.remote import open_settings
 
-        remote = open_settings(settings.accessor)
+        remote = open_settings(settings)
         return remote, remote.close
     why = f"`{args.command}` goes on without it; `run` and `check` stop here"
     runtime = Runtime.load(settings, skip_broken_why=why)

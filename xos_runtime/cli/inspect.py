@@ -125,16 +125,9 @@ def graph(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     settings = settings_for(args, quiet=True)
     if is_core(settings):
-        from xos_runtime.store.remote import CoreClient
+        from xos_runtime.store.remote import client_for
 
-        a = settings.accessor
-        client = CoreClient(
-            a.endpoint,
-            username=a.username,
-            password=a.password,
-            ca_file=a.ca_file,
-            retry_for=a.retry_for,
-        )
+        client = client_for(settings)
         try:
             report = client.get(STATUS_PATH)
         finally:

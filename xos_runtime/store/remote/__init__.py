@@ -7,8 +7,10 @@ waits for a core that does not answer and retries what is safe to retry.
 
 from xos_runtime.store.remote.accessor import (
     MODELS_PATH,
+    VERSION_PATH,
     RemoteAccessor,
     RemoteStore,
+    client_for,
     open_remote,
     open_settings,
 )
@@ -24,6 +26,7 @@ from xos_runtime.store.remote.query import RemoteManager, RemoteQuerySet
 
 __all__ = [
     "MODELS_PATH",
+    "VERSION_PATH",
     "CoreAuthError",
     "CoreClient",
     "CoreConflict",
@@ -33,6 +36,7 @@ __all__ = [
     "RemoteObject",
     "RemoteQuerySet",
     "RemoteStore",
+    "client_for",
     "open_remote",
     "open_settings",
     "split_credentials",

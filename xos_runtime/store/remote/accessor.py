@@ -15,16 +15,27 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from xos_runtime.config import AccessorSettings
+from xos_runtime.config import Settings
+from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.exceptions import DoesNotExist, StoreError
 from xos_runtime.models.definitions import Model, ModelSet
 from xos_runtime.store.remote.client import CoreClient
 from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
 
-__all__ = ["MODELS_PATH", "RemoteAccessor", "RemoteStore", "open_remote", "open_settings"]
+__all__ = [
+    "MODELS_PATH",
+    "VERSION_PATH",
+    "RemoteAccessor",
+    "RemoteStore",
+    "client_for",
+    "open_remote",
+    "open_settings",
+]
 
 #: Where a core says which models it serves (and, by POST, synchronizers load theirs).
 MODELS_PATH = "/xosapi/v1/models"
+#: Where a core says its XOS API version (no credentials needed).
+VERSION_PATH = "/xosapi/v1/version"
 
 
 class RemoteStore:
@@ -233,13 +244,28 @@ def open_remote(
         raise
 
 
-def open_settings(accessor: AccessorSettings) -> RemoteAccessor:
-    """The accessor of a config's `accessor` section whose endpoint is a core: its user,
-    password (`@file` already read), `ca_file` and `retry_for`."""
-    return open_remote(
-        accessor.endpoint,
-        username=accessor.username,
-        password=accessor.password,
-        ca_file=accessor.ca_file,
-        retry_for=accessor.retry_for,
+def client_for(settings: Settings) -> CoreClient:
+    """The client of a config whose `accessor.endpoint` is a core: its user, password
+    (`@file` already read), `ca_file` and `retry_for`. With `core_version` in the config,
+    the core's own API version (`/xosapi/v1/version`) must satisfy it (`ConfigError`)."""
+    a = settings.accessor
+    client = CoreClient(
+        a.endpoint,
+        username=a.username,
+        password=a.password,
+        ca_file=a.ca_file,
+        retry_for=a.retry_for,
     )
+    try:
+        if settings.core_version is not None:
+            version = str(client.get(VERSION_PATH).get("version"))
+            check_core_version(settings.core_version, version=version, file=settings.source)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def open_settings(settings: Settings) -> RemoteAccessor:
+    """The accessor of a config whose `accessor.endpoint` is a core (`client_for`)."""
+    return open_remote(settings.accessor.endpoint, client=client_for(settings))
