@@ -116,9 +116,14 @@ def test_a_post_is_retried_on_503_only(serve: Serve) -> None:
 
 def test_a_post_whose_answer_was_lost_is_not_sent_twice(serve: Serve) -> None:
     server = serve((0, ""))
-    with pytest.raises(CoreUnavailable, match="may have been made"):
+    with pytest.raises(CoreUnavailable, match=r"POST /x was sent .* may have been done"):
         client(server.url, FakeClock()).post("/x", {"name": "a"})
     assert server.seen == ["POST"]
+
+    # A POST that may be sent twice says so, and is retried.
+    server = serve((0, ""), (500, ""), (200, '{"updated": 1}'))
+    assert client(server.url, FakeClock()).post("/x", {}, idempotent=True) == {"updated": 1}
+    assert server.seen == ["POST"] * 3
 
     # What is safe to repeat is repeated, up to `retry_for`.
     server = serve((0, ""))
@@ -154,3 +159,10 @@ def test_nothing_listening_is_waited_for_then_named() -> None:
         client(f"http://127.0.0.1:{port}", clock, retry_for=1.0).post("/x", {})
     # The last pause ends at the deadline.
     assert clock.pauses == pytest.approx([0.1, 0.2, 0.4, 0.3])
+
+
+def test_credentials_may_be_in_the_url() -> None:
+    c = CoreClient("https://vsg:p%40ss%3Aw@[::1]:8443/", sleep=FakeClock().sleep)
+    assert (c.base, c.username, c.session.auth) == ("https://[::1]:8443", "vsg", ("vsg", "p@ss:w"))
+    c = CoreClient("http://vsg:x@h:1", username="alice", password="pw")
+    assert (c.base, c.session.auth) == ("http://h:1", ("alice", "pw"))

@@ -12,7 +12,8 @@ failure. A POST creates an object: it is retried only when the core surely did n
 it, that is when the connection was never made (refused, connect timeout) or when the core
 answered 503 (its store was busy or away, nothing written). A POST whose response was lost
 after it was sent is not repeated (it might create the object twice): `CoreUnavailable`
-says the create may have happened.
+says the create may have happened. POSTs that may be sent twice (outcome writes by id,
+claims) say so (`idempotent=True`) and are retried as a PUT is.
 """
 
 from __future__ import annotations
@@ -167,8 +168,17 @@ class CoreClient:
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
 
-    def post(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
-        return self.request("POST", path, json=body, headers=headers).json()
+    def post(
+        self,
+        path: str,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        idempotent: bool = False,
+    ) -> Any:
+        """A POST; `idempotent` for those that may be sent twice (outcome writes, claims),
+        which are then retried as a PUT is."""
+        return self.request("POST", path, json=body, headers=headers, idempotent=idempotent).json()
 
     def put(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
         return self.request("PUT", path, json=body, headers=headers).json()
@@ -184,10 +194,15 @@ class CoreClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> requests.Response:
         """One call, retried while the core does not answer; a refusal raises the store's
-        exception of it (`ObjectValidationError` for 400, `DoesNotExist` for 404, ...)."""
+        exception of it (`ObjectValidationError` for 400, `DoesNotExist` for 404, ...).
+        `idempotent` (default: every method but POST) says whether the call may be sent
+        again after a failure that may have come after the core acted on it."""
         url = self.base + path
+        if idempotent is None:
+            idempotent = method != "POST"
         started: float | None = None
         pause = FIRST_PAUSE
         tries = 0
@@ -212,15 +227,15 @@ class CoreClient:
                     f"the core at {self.base}: TLS failed against {trust}: {why}"
                 ) from None
             except requests.RequestException as exc:
-                if method == "POST" and not _not_sent(exc):
+                if not idempotent and not _not_sent(exc):
                     raise CoreUnavailable(
-                        f"the core at {self.base} went away after a create was sent "
-                        f"({_reason(exc)}); it may have been made: look before creating it again"
+                        f"the core at {self.base} went away after a {method} {path} was sent "
+                        f"({_reason(exc)}); it may have been done: look before sending it again"
                     ) from None
                 why = _reason(exc)
             else:
                 status = response.status_code
-                retry = status >= 500 if method != "POST" else status == 503
+                retry = status >= 500 if idempotent else status == 503
                 if not retry:
                     self._answered()
                     if method == "DELETE" and status == 404 and tries > 1:
