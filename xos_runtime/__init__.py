@@ -61,15 +61,29 @@ def connect(endpoint_or_config: str | os.PathLike[str]) -> ModelAccessor:
     A store URL (`sqlite:///path.db`, `postgresql://...`) opens the store with the model
     definitions it remembers. A config file path loads the config, discovers the plugins and
     their models, and opens (or evolves) the store it names, as `xos-runtime run` would.
+    A core's URL (`http(s)://[user:password@]host:port`), or a config whose
+    `accessor.endpoint` is one, gives a `RemoteAccessor` (`xos_runtime.store.remote`): the
+    same objects API over the core's REST API, with the models the core serves.
     `accessor.publish_event(topic, value, key=None)` sends a message to the event steps: to
     the store's own log for a store URL, to the config's `event_bus` for a config file.
     Close the accessor with `.close()` when done.
     """
     target = os.fspath(endpoint_or_config)
+    if target.startswith(("http://", "https://")):
+        from xos_runtime.store.remote import open_remote
+
+        return open_remote(target)  # type: ignore[return-value]
     if "://" in target:
         from xos_runtime.store import open_store
 
         return open_store(target)
+    from xos_runtime.config import load_config
+
+    settings = load_config(target)
+    if settings.accessor.endpoint.startswith(("http://", "https://")):
+        from xos_runtime.store.remote import open_settings
+
+        return open_settings(settings)  # type: ignore[return-value]
     from xos_runtime.host import Runtime
 
-    return Runtime.load(target).accessor
+    return Runtime.load(settings).accessor

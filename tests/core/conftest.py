@@ -113,7 +113,9 @@ def _env() -> dict[str, str]:
 class Core:
     """A running `python -m xos_runtime core serve` and a way to call it."""
 
-    def __init__(self, project: Project, *, scheme_ok: str = "http", verify: Any = True):
+    def __init__(
+        self, project: Project, *, scheme_ok: str = "http", verify: Any = True, port: int = 0
+    ):
         self.project = project
         self.verify = verify
         self.log = project.root / f"core-{time.monotonic_ns()}.log"
@@ -128,7 +130,7 @@ class Core:
                 "-C",
                 str(project.config),
                 "--port",
-                "0",
+                str(port),
             ],
             env=_env(),
             stdout=subprocess.PIPE,

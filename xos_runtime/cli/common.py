@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import attrs
@@ -79,6 +80,26 @@ def load_runtime(
         models_optional=models_optional,
         keep_stored_models=keep_stored_models,
     )
+
+
+def is_core(settings: Settings) -> bool:
+    """Whether the config's store is a remote core (`accessor.endpoint: http(s)://...`)."""
+    return settings.accessor.endpoint.startswith(("http://", "https://"))
+
+
+def load_accessor(args: argparse.Namespace) -> tuple[Any, Callable[[], None]]:
+    """For commands that only read and change objects (`objects`, scripts): the accessor of
+    the command's config, and what closes it. Over a core, the remote accessor (the models
+    are the core's; no plugin is loaded); else the runtime's, as `load_runtime` opens it."""
+    settings = settings_for(args, quiet=True)
+    if is_core(settings):
+        from xos_runtime.store.remote import open_settings
+
+        remote = open_settings(settings)
+        return remote, remote.close
+    why = f"`{args.command}` goes on without it; `run` and `check` stop here"
+    runtime = Runtime.load(settings, skip_broken_why=why)
+    return runtime.accessor, runtime.close
 
 
 def print_json(value: Any) -> None:

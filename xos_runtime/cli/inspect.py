@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from xos_runtime.cli.common import load_runtime, print_json
+from xos_runtime.cli.common import is_core, load_runtime, print_json, settings_for
 from xos_runtime.cli.common import local_time as _when
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import XosRuntimeError
+from xos_runtime.host import Runtime
 from xos_runtime.models import format_graph, sync_order
 from xos_runtime.plugins.handlers import handler_problems
 
@@ -121,44 +123,68 @@ def graph(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    runtime = load_runtime(args)
-    try:
-        report = collect_status(runtime.accessor, runtime.clock())
-        if args.json:
-            print_json(report.to_dict())
-            return 0
-        for model, counts in report.counts.items():
-            parts = [
-                f"{n} {state.replace('_', ' ')}" for state, n in counts.items() if state != "total"
-            ]
-            print(f"{model}: {counts['total']} object(s): {', '.join(parts)}")
-        if report.objects:
-            print()
-        for o in report.objects:
-            label = f"{o.model} {o.id}" + (f" {o.name!r}" if o.name else "")
-            line = f"{o.state.replace('_', ' '):12} {label}: {o.backend_status}"
-            if o.state in ("backing_off", "error", "deferred") and o.failures:
-                line += f" (failures {o.failures}, next run {_when(o.next_run)})"
-            if o.state == "policy_error":
-                line = f"{'policy error':12} {label}: {o.policy_status}"
-            print(line)
-        if not report.counts:
-            print("no objects")
-        if report.processes:
-            print()
-            print("processes working on this store:")
-        for p in report.processes:
-            held = ", ".join(f"{n} {kind} claim(s)" for kind, n in sorted(p.claims.items()))
-            line = f"  {p.host} pid {p.pid}"
-            line += f" ({p.name!r}, {p.state}" if p.name else f" ({p.state}"
-            if not p.shares_work:
-                line += ", sync.claims: false"
-            if p.lease_expires and p.state == "running":
-                line += f", lease until {_when(p.lease_expires)}"
-            line += "): " + (held or "no claims")
-            if p.abandoned:
-                line += f", {p.abandoned} abandoned call(s) still running"
-            print(line)
-        return 0
-    finally:
-        runtime.close()
+    settings = settings_for(args, quiet=True)
+    if is_core(settings):
+        from xos_runtime.store.remote import client_for
+
+        client = client_for(settings)
+        try:
+            report = client.get(STATUS_PATH)
+        finally:
+            client.close()
+    else:
+        why = f"`{args.command}` goes on without it; `run` and `check` stop here"
+        runtime = Runtime.load(settings, skip_broken_why=why)
+        try:
+            report = collect_status(runtime.accessor, runtime.clock()).to_dict()
+        finally:
+            runtime.close()
+    if args.json:
+        print_json(report)
+    else:
+        _print_status(report)
+    return 0
+
+
+#: Where a core tells what `status` reports (the same `collect_status`, on its store).
+STATUS_PATH = "/xosapi/v1/status"
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    """`status` for people, from the report's JSON form (local, or a core's)."""
+    counts: dict[str, dict[str, int]] = report["models"]
+    for model, by_state in counts.items():
+        parts = [
+            f"{n} {state.replace('_', ' ')}" for state, n in by_state.items() if state != "total"
+        ]
+        print(f"{model}: {by_state['total']} object(s): {', '.join(parts)}")
+    objects: list[dict[str, Any]] = report["objects"]
+    if objects:
+        print()
+    for o in objects:
+        label = f"{o['model']} {o['id']}" + (f" {o['name']!r}" if o["name"] else "")
+        state = o["state"]
+        line = f"{state.replace('_', ' '):12} {label}: {o['backend_status']}"
+        if state in ("backing_off", "error", "deferred") and o["failures"]:
+            line += f" (failures {o['failures']}, next run {_when(o['next_run'])})"
+        if state == "policy_error":
+            line = f"{'policy error':12} {label}: {o['policy_status']}"
+        print(line)
+    if not counts:
+        print("no objects")
+    processes: list[dict[str, Any]] = report["processes"]
+    if processes:
+        print()
+        print("processes working on this store:")
+    for p in processes:
+        held = ", ".join(f"{n} {kind} claim(s)" for kind, n in sorted(p["claims"].items()))
+        line = f"  {p['host']} pid {p['pid']}"
+        line += f" ({p['name']!r}, {p['state']}" if p["name"] else f" ({p['state']}"
+        if not p["shares_work"]:
+            line += ", sync.claims: false"
+        if p["lease_expires"] and p["state"] == "running":
+            line += f", lease until {_when(p['lease_expires'])}"
+        line += "): " + (held or "no claims")
+        if p["abandoned"]:
+            line += f", {p['abandoned']} abandoned call(s) still running"
+        print(line)

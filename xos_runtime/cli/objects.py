@@ -6,12 +6,15 @@ Its arguments are declared in `cli.commands`; this module is imported when `obje
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xos_runtime.cli.common import load_runtime, print_json
+from xos_runtime.cli.common import load_accessor, print_json
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError
 from xos_runtime.models.definitions import USER_SETTABLE_FLAGS
 from xos_runtime.store import ModelAccessor, ModelObject, parse_text
+
+if TYPE_CHECKING:
+    from xos_runtime.store.remote import RemoteAccessor
 
 #: Bookkeeping fields an operator may set: the flags that steer the engines. The rest is the
 #: runtime's to write (`deleted` through `objects delete`, which cascades).
@@ -28,7 +31,7 @@ def _is_utf8(text: str) -> bool:
 
 
 def _values(
-    acc: ModelAccessor, model: str, pairs: list[str], *, writing: bool = True
+    acc: ModelAccessor | RemoteAccessor, model: str, pairs: list[str], *, writing: bool = True
 ) -> dict[str, Any]:
     """Parse `field=value` words by the field's type; `link=<id>` sets a link by id.
 
@@ -98,9 +101,8 @@ def _get(cls: type[ModelObject], model: str, object_id: int) -> ModelObject:
 
 
 def handle(args: argparse.Namespace) -> int:
-    runtime = load_runtime(args)
+    acc, close = load_accessor(args)
     try:
-        acc = runtime.accessor
         cls = acc.get_model_class(args.model)
         if args.action == "list":
             filters = _values(acc, args.model, args.fields, writing=False)
@@ -129,7 +131,7 @@ def handle(args: argparse.Namespace) -> int:
         _print(obj, args.json)
         return 0
     finally:
-        runtime.close()
+        close()
 
 
 def _print_table(rows: list[ModelObject], cls: type[ModelObject]) -> None:

@@ -202,6 +202,11 @@ class AccessorSettings:
     self-signed certificate) the core's certificate is checked against (relative to the
     config folder; must exist). Default: None, the system's authorities."""
 
+    retry_for: float = attrs.field(default=30.0, validator=_bounded(ge=0))
+    """With an ``http(s)://`` endpoint: seconds a request waits for a core that does not
+    answer (connection refused, timeouts, 5xx), retrying with backoff, before the command
+    gives up with exit 2 (>= 0). Default: 30.0."""
+
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 

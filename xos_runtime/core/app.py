@@ -13,6 +13,7 @@ The store is synchronous: each request's store work runs in Starlette's thread p
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.users import User, Users
+from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
 from xos_runtime.store import CallerKind, ModelAccessor, ModelObject, acting_as, transient
 from xos_runtime.store.tracking import CALLER_KINDS
@@ -76,6 +78,17 @@ class CoreApi:
         metas = [cls.model_meta() for cls in models.values()]
         self.document = openapi_document(metas, CORE_API_VERSION)
         self.models = models
+
+    def served_models(self) -> dict[str, Any]:
+        """The models served, as a remote accessor builds its classes from them: their
+        definitions (`Model.to_dict()`, parents and links included) and the path of each."""
+        return {
+            "models": json.loads(self.accessor.models.to_json()),
+            "paths": {
+                cls.model_meta().name: f"{API_PREFIX}/{app}/{plural}"
+                for (app, plural), cls in self.models.items()
+            },
+        }
 
     def load_models(self, body: Any) -> dict[str, Any]:
         loaded = load_synchronizer_models(self.accessor, body)
@@ -341,9 +354,17 @@ def build_app(
         return JSONResponse(await run_in_threadpool(work, user, body))
 
     async def models(request: Request) -> Response:
+        if request.method == "GET":
+            await run_in_threadpool(api.user_of, request)
+            return JSONResponse(api.served_models())
         await run_in_threadpool(api.synchronizer_of, request, "loading models")
         body = await api.body_of(request)
         return JSONResponse(await run_in_threadpool(api.load_models, body))
+
+    async def status(request: Request) -> Response:
+        await run_in_threadpool(api.user_of, request)
+        report = await run_in_threadpool(collect_status, api.accessor, time.time())
+        return JSONResponse(report.to_dict())
 
     async def changes(request: Request) -> Response:
         await run_in_threadpool(api.user_of, request)
@@ -394,7 +415,8 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
         Route(f"{API_PREFIX}/outcomes", outcomes, methods=["POST"]),
-        Route(f"{API_PREFIX}/models", models, methods=["POST"]),
+        Route(f"{API_PREFIX}/models", models, methods=["GET", "POST"]),
+        Route(f"{API_PREFIX}/status", status, methods=["GET"]),
         Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),
         Route(f"{API_PREFIX}/leases/{{owner}}", lease, methods=["PUT", "DELETE"]),
         Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),

@@ -277,6 +277,20 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "additionalProperties": False,
         },
     )
+    paths[f"{API_PREFIX}/models"]["get"] = {
+        "operationId": "servedModels",
+        "summary": "the models served: their definitions and the path of each (what a "
+        "remote accessor builds its classes from)",
+        "responses": _responses("200", {"type": "object"}),
+    }
+    paths[f"{API_PREFIX}/status"] = {
+        "get": {
+            "operationId": "status",
+            "summary": "what `xos-runtime status` reports: counts per model and state, the "
+            "objects not in sync, the processes at work",
+            "responses": _responses("200", {"type": "object"}),
+        }
+    }
     schemas["Changes"] = {
         "type": "object",
         "properties": {

@@ -53,8 +53,8 @@ def normalise_url(endpoint: str) -> str:
         return endpoint
     if endpoint.startswith(("http://", "https://")):
         raise StoreError(
-            f"store endpoint {endpoint!r}: a remote XOS core over HTTP is not supported by this "
-            "version; use sqlite:///path.db or postgresql://..."
+            f"store endpoint {endpoint!r}: not supported yet over a core (issue 14, the "
+            "engines over HTTP); `objects`, `status` and xos_runtime.connect() work over it"
         )
     raise StoreError(
         f"store endpoint {endpoint!r} is not a store URL; expected sqlite:///path.db, "

@@ -1,0 +1,271 @@
+"""`RemoteAccessor`: the model accessor of a script (or a command) over an XOS core.
+
+`open_remote("http://host:port", username=..., password=...)` asks the core which models it
+serves (`GET /xosapi/v1/models`: their definitions and paths) and builds a class per model,
+with the same API as a local accessor's (`accessor.Site.objects.filter(...)`,
+`Site(name=...).save()`, links, `to_dict()`, `deleted_objects`, `get_model_class`,
+`close()`). The first request also checks the credentials: a refusal is a `CoreAuthError`
+naming the user and the core.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from xos_runtime.config import Settings
+from xos_runtime.config.coreversion import check_core_version
+from xos_runtime.exceptions import DoesNotExist, StoreError
+from xos_runtime.models.definitions import Model, ModelSet
+from xos_runtime.store.remote.client import CoreClient
+from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
+
+__all__ = [
+    "MODELS_PATH",
+    "VERSION_PATH",
+    "RemoteAccessor",
+    "RemoteStore",
+    "client_for",
+    "open_remote",
+    "open_settings",
+]
+
+#: Where a core says which models it serves (and, by POST, synchronizers load theirs).
+MODELS_PATH = "/xosapi/v1/models"
+#: Where a core says its XOS API version (no credentials needed).
+VERSION_PATH = "/xosapi/v1/version"
+
+
+class RemoteStore:
+    """The core behind a remote accessor: its models and the calls on their rows."""
+
+    def __init__(self, client: CoreClient, models: ModelSet, paths: Mapping[str, str]):
+        self.client = client
+        self.models = models
+        self.paths = dict(paths)
+        #: What objects compare by, as a local store's URL (`ModelObject.__eq__`).
+        self.endpoint = client.base
+        self.clock: Callable[[], float] = time.time
+
+    def path(self, model: str, object_id: int | None = None) -> str:
+        try:
+            base = self.paths[model]
+        except KeyError:
+            raise StoreError(f"the core at {self.endpoint} serves no path for {model}") from None
+        return base if object_id is None else f"{base}/{quote(str(object_id))}"
+
+    def rows(self, model: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.client.get(self.path(model), params)["items"]
+        return found
+
+    def deleted(self, model: str) -> list[dict[str, Any]]:
+        return self.pending(model, "pending", deleted=True)
+
+    def pending(self, model: str, kind: str, *, deleted: bool) -> list[dict[str, Any]]:
+        """The rows the sync steps (`kind` "pending") or the policies ("policy_pending")
+        would work on, or with `deleted` the deleted ones awaiting them: the core's own
+        queries (`fetch_pending`, `fetch_policy_pending`)."""
+        found: list[dict[str, Any]] = self.client.get(
+            f"{self.path(model)}/{kind}", {"deleted": "true" if deleted else "false"}
+        )["items"]
+        return found
+
+    def live_or_deleted(
+        self, model: str, conditions: Iterable[tuple[str, str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Rows live or deleted: by id when a condition names one (links may point at a
+        deleted row), else every row (the caller filters)."""
+        ids = [v for c, op, v in conditions if c == "id" and op == "exact"]
+        if ids and isinstance(ids[0], int):
+            try:
+                return [self.client.get(self.path(model, ids[0]))]
+            except DoesNotExist:
+                return [r for r in self.deleted(model) if r.get("id") == ids[0]]
+        return [*self.rows(model, {}), *self.deleted(model)]
+
+    def create(
+        self, model: str, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        return dict(self.client.post(self.path(model), dict(body), headers))
+
+    def update(
+        self, model: str, object_id: int, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        return dict(self.client.put(self.path(model, object_id), dict(body), headers))
+
+    def delete(self, model: str, object_id: int) -> None:
+        self.client.delete(self.path(model, object_id))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class RemoteAccessor:
+    """Model classes by name over a core: what `xos_runtime.connect("http://...")` returns."""
+
+    def __init__(self, store: RemoteStore):
+        self.store = store
+        self._classes: dict[str, type[RemoteObject]] = {}
+        for model in store.models:
+            self._build(model.name)
+
+    def _build(self, name: str) -> type[RemoteObject]:
+        if name not in self._classes:
+            parent = self.store.models.get(name).parent
+            parent_cls = (
+                self._build(parent) if parent is not None and parent in self.store.models else None
+            )
+            self._classes[name] = build_remote_class(name, self, parent_cls)
+        return self._classes[name]
+
+    @property
+    def models(self) -> ModelSet:
+        return self.store.models
+
+    @property
+    def endpoint(self) -> str:
+        return self.store.endpoint
+
+    def __getattr__(self, name: str) -> type[RemoteObject]:
+        classes = self.__dict__.get("_classes")
+        if classes is not None and name in classes:
+            return classes[name]
+        raise AttributeError(f"no model named {name!r} at the core {self.store.endpoint}")
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._classes]
+
+    def get_model_class(self, name: str) -> type[RemoteObject]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise StoreError(
+                f"no model named {name!r}; known models: {', '.join(self._classes)}"
+            ) from None
+
+    def has_model_class(self, name: str) -> bool:
+        return name in self._classes
+
+    def get_all_model_classes(self) -> dict[str, type[RemoteObject]]:
+        return dict(self._classes)
+
+    def now(self) -> float:
+        return self.store.clock()
+
+    def obj_exists(self, obj: RemoteObject) -> bool:
+        return obj.id is not None
+
+    def create_obj(self, cls: type[RemoteObject], **kwargs: Any) -> RemoteObject:
+        return cls(**kwargs)
+
+    def check_db_connection_okay(self) -> bool:
+        """Whether the core answers this user (waiting for it up to `retry_for`)."""
+        self.store.client.get(MODELS_PATH)
+        return True
+
+    def reset_queries(self) -> None:
+        """XOS compatibility: nothing to reset here."""
+
+    def journal_object(self, obj: Any, action: str, msg: str = "", *_a: Any) -> None:
+        """XOS compatibility: the runtime records outcomes through hooks and logs instead."""
+
+    def obj_in_list(self, obj: RemoteObject, objs: Iterable[RemoteObject]) -> bool:
+        return any(o.id == obj.id for o in objs)
+
+    def fetch_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[Any]:
+        """Objects to sync (changed since enacted) or, with `deleted`, to delete, as the
+        core finds them."""
+        return self._pending(model_names, "pending", deleted)
+
+    def fetch_policy_pending(self, model_names: Iterable[str], deleted: bool = False) -> list[Any]:
+        """Objects to police (changed since policed), or deleted ones awaiting handle_delete."""
+        return self._pending(model_names, "policy_pending", deleted)
+
+    def _pending(self, model_names: Iterable[str], kind: str, deleted: bool) -> list[Any]:
+        names = [model_names] if isinstance(model_names, str) else list(model_names)
+        seen: set[tuple[str, int]] = set()
+        out: list[RemoteObject] = []
+        for name in names:
+            cls = self.get_model_class(name)
+            root = self.models.root(name)
+            for row in self.store.pending(name, kind, deleted=deleted):
+                key = (root, int(row["id"]))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(cls._from_json(row))
+        return out
+
+    def atomic(self) -> Any:
+        raise StoreError(
+            f"accessor.atomic(): not supported over a core ({self.endpoint}): each save, "
+            "create and delete is its own transaction there"
+        )
+
+    def publish_event(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError(
+            f"publish_event: not supported yet over a core ({self.endpoint}); issue 14, "
+            "the engines over HTTP"
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_remote(
+    endpoint: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+    retry_for: float = 30.0,
+    client: CoreClient | None = None,
+) -> RemoteAccessor:
+    """The accessor of the core at `endpoint` (`http(s)://[user:password@]host:port`).
+
+    Waits up to `retry_for` seconds for a core that does not answer yet
+    (`CoreUnavailable` after); refused credentials are a `CoreAuthError`.
+    """
+    if client is None:
+        client = CoreClient(
+            endpoint,
+            username=username,
+            password=password,
+            ca_file=ca_file,
+            retry_for=retry_for,
+        )
+    try:
+        found = client.get(MODELS_PATH)
+        models = ModelSet({d["name"]: Model.from_dict(d) for d in found["models"]})
+        return RemoteAccessor(RemoteStore(client, models, found["paths"]))
+    except BaseException:
+        client.close()
+        raise
+
+
+def client_for(settings: Settings) -> CoreClient:
+    """The client of a config whose `accessor.endpoint` is a core: its user, password
+    (`@file` already read), `ca_file` and `retry_for`. With `core_version` in the config,
+    the core's own API version (`/xosapi/v1/version`) must satisfy it (`ConfigError`)."""
+    a = settings.accessor
+    client = CoreClient(
+        a.endpoint,
+        username=a.username,
+        password=a.password,
+        ca_file=a.ca_file,
+        retry_for=a.retry_for,
+    )
+    try:
+        if settings.core_version is not None:
+            version = str(client.get(VERSION_PATH).get("version"))
+            check_core_version(settings.core_version, version=version, file=settings.source)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def open_settings(settings: Settings) -> RemoteAccessor:
+    """The accessor of a config whose `accessor.endpoint` is a core (`client_for`)."""
+    return open_remote(settings.accessor.endpoint, client=client_for(settings))
