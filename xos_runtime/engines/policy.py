@@ -18,9 +18,11 @@ handled the deletion; otherwise the sync engine purges it after `delete_record`.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -52,6 +54,11 @@ FLUSH_INTERVAL = 0.1
 #: `MAX_BATCH` calls: a hand-over between threads per call would cost more than the call.
 BATCH_SECONDS = 0.002
 MAX_BATCH = 256
+
+_OK = int(BackendCode.OK)
+
+#: The handler of each action.
+_HANDLERS = {action: f"handle_{action}" for action in ("create", "update", "delete")}
 
 
 @attrs.define
@@ -184,10 +191,14 @@ class PolicyEngine(LoopEngine):
         try:
             if self.claims is not None and claimed is not None:
                 # claimed but not to run: backing off, skipped, or done meanwhile elsewhere
-                read = {o.store_key for o in objects}
-                unwanted.extend(
-                    (root, i) for root, ids in claimed.items() for i in ids if (root, i) not in read
-                )
+                if sum(map(len, claimed.values())) != len(objects):
+                    read = {o.store_key for o in objects}
+                    unwanted.extend(
+                        (root, i)
+                        for root, ids in claimed.items()
+                        for i in ids
+                        if (root, i) not in read
+                    )
                 self.claims.release(unwanted)
             self._run(ready, report)
         finally:
@@ -220,34 +231,39 @@ class PolicyEngine(LoopEngine):
         pool.new_epoch()
         writes = OutcomeWriter(self.accessor)
         timeout = self.settings.timeout
-        running: dict[Key, tuple[ModelObject, str, float]] = {}
+        running: dict[Any, tuple[ModelObject, str, float]] = {}
         meter = self.meter("policies", len(ready))
         at, total = 0, len(ready)
+        in_hand = 2 * self.workers * self._batch_size()  # calls in hand before handing more
         unflushed_since = 0.0
         while not self.abandoned:
-            # Hand over work while the workers have less than two batches each in hand.
-            size = self._batch_size()
-            while at < total and len(running) < 2 * self.workers * size and not self.stopping:
-                n = max(1, min(size, (total - at) // self.workers))
-                calls = []
-                for obj, action, version in ready[at : at + n]:
-                    key = obj.store_key
-                    running[key] = (obj, action, version)
-                    calls.append((key, self._caller(obj, action)))
-                at += n
-                report.attempted += n
-                if n == 1:
-                    pool.submit(calls[0][0], calls[0][1], timeout)
-                else:
-                    pool.submit_batch(calls, timeout)
+            if at < total and len(running) < in_hand and not self.stopping:
+                # Hand over work while the workers have less than two batches each in hand.
+                size = self._batch_size()
+                in_hand = 2 * self.workers * size
+                while at < total and len(running) < in_hand:
+                    n = max(1, min(size, (total - at) // self.workers))
+                    calls = []
+                    for obj, action, version in ready[at : at + n]:
+                        key = obj.store_key
+                        running[key] = (obj, action, version)
+                        calls.append((key, self._caller(obj, action)))
+                    at += n
+                    report.attempted += n
+                    if n == 1:
+                        pool.submit(calls[0][0], calls[0][1], timeout)
+                    else:
+                        pool.submit_batch(calls, timeout)
             if not running:
                 break
             if meter is not None and meter.due():
                 settled = report.succeeded + len(report.failed)
                 meter.report(settled, min(len(running), self.workers), len(report.failed))
             done = pool.next_completion()
-            if done is not None and done.key in running:  # else a late result of a timeout
-                obj, action, version = running.pop(done.key)
+            entry = running.pop(done.key, None) if done is not None else None
+            if entry is not None:  # (None: a late result of a call that timed out)
+                assert done is not None
+                obj, action, version = entry
                 if not done.timed_out:
                     self._note_duration(done.duration)
                 outcome = classify(
@@ -256,11 +272,13 @@ class PolicyEngine(LoopEngine):
                     done.duration,
                     action == "delete",
                     timeout,
-                    call=f"handle_{action}",
+                    call=_HANDLERS[action],
                 )
                 if not writes.size:
                     unflushed_since = time.monotonic()
-                self._record(done.key, obj, action, version, outcome, writes, report, done.error)
+                self._record(
+                    obj.store_key, obj, action, version, outcome, writes, report, done.error
+                )
             if writes.size and (
                 writes.size >= FLUSH_EVERY or time.monotonic() - unflushed_since >= FLUSH_INTERVAL
             ):
@@ -286,7 +304,7 @@ class PolicyEngine(LoopEngine):
         self._call_seconds = seconds if mean is None else mean + (seconds - mean) * 0.05
 
     def _caller(self, obj: ModelObject, action: str) -> Callable[[], None]:
-        return lambda: self.call(obj, action)
+        return functools.partial(self.call, obj, action)
 
     def call(self, obj: ModelObject, action: str) -> None:
         """Run every applicable handler for `action` on `obj` (in a worker thread)."""
@@ -315,10 +333,9 @@ class PolicyEngine(LoopEngine):
         leaf = obj.model_name
         if outcome.ok:
             report.succeeded += 1
-            self._retries.pop(key, None)
-            writes.update(
-                obj, {"policed": version, "policy_status": "done", "policy_code": BackendCode.OK}
-            )
+            if self._retries:
+                self._retries.pop(key, None)
+            writes.update(obj, {"policed": version, "policy_status": "done", "policy_code": _OK})
             if action == "delete" and leaf not in self.synced_models:
                 writes.purge(obj)
             elif self._after_save_policies(leaf):
@@ -345,9 +362,13 @@ class PolicyEngine(LoopEngine):
             writes.update(obj, {"policy_status": outcome.message, "policy_code": outcome.code})
             log = self._log.bind(model=leaf, id=obj.id)
             log_failure(log, f"policy handle_{action}", error, outcome.message)
-        if self.on_outcome is not None:
+        hook = self.on_outcome
+        if hook is not None:
             for policy_cls in self._for_leaf.get(leaf) or self.policies_for(leaf):
-                self.report(self.on_outcome, policy_cls, obj, action, outcome)
+                try:
+                    hook(policy_cls, obj, action, outcome)
+                except Exception:  # as `LoopEngine.report`: an observer's bug is not ours
+                    self._log.exception("an outcome hook of the policies engine raised; ignored")
 
     def _after_save(self, obj: ModelObject) -> None:
         for policy_cls in self._after_save_policies(obj.model_name):

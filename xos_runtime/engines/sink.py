@@ -51,24 +51,33 @@ class _Direct:
     per object or message). A hook with a wrapper implementation goes through pluggy. The
     implementations are looked up again whenever a plugin is added or removed."""
 
-    def __init__(self, caller: pluggy.HookCaller):
+    def __init__(self, caller: pluggy.HookCaller, names: tuple[str, ...]):
         self.caller = caller
+        #: The hook's arguments, in the order `__call__` takes them.
+        self.names = names
         self.seen: list[Any] | None = None
-        self.calls: list[tuple[Callable[..., object], tuple[str, ...]]] | None = None
+        #: Each implementation with the positions of the arguments it takes (None: all of
+        #: them, in order); None: call through pluggy.
+        self.calls: list[tuple[Callable[..., object], tuple[int, ...] | None]] | None = None
 
-    def __call__(self, **kwargs: Any) -> None:
+    def __call__(self, *args: Any) -> None:
         impls = self.caller.get_hookimpls()
         if impls != self.seen:
             self.seen = impls
             plain = not any(i.hookwrapper or i.wrapper for i in impls)
-            self.calls = (
-                [(i.function, tuple(i.argnames)) for i in reversed(impls)] if plain else None
-            )
+            self.calls = [self._plan(i) for i in reversed(impls)] if plain else None
         if self.calls is None:
-            self.caller(**kwargs)
+            self.caller(**dict(zip(self.names, args, strict=True)))
             return
-        for function, names in self.calls:
-            function(*[kwargs[n] for n in names])
+        for function, picks in self.calls:
+            if picks is None:
+                function(*args)
+            else:
+                function(*[args[i] for i in picks])
+
+    def _plan(self, impl: Any) -> tuple[Callable[..., object], tuple[int, ...] | None]:
+        picks = tuple(self.names.index(n) for n in impl.argnames)
+        return impl.function, None if picks == tuple(range(len(self.names))) else picks
 
 
 class HookSink:
@@ -76,21 +85,23 @@ class HookSink:
 
     def __init__(self, hook: pluggy.HookRelay):
         self.hook = hook
-        self._sync = _Direct(hook.xos_runtime_sync_outcome)
-        self._policy = _Direct(hook.xos_runtime_policy_outcome)
-        self._event = _Direct(hook.xos_runtime_event_outcome)
-        self._pull = _Direct(hook.xos_runtime_pull_outcome)
+        self._sync = _Direct(hook.xos_runtime_sync_outcome, ("step", "obj", "outcome"))
+        self._policy = _Direct(
+            hook.xos_runtime_policy_outcome, ("policy", "obj", "action", "outcome")
+        )
+        self._event = _Direct(hook.xos_runtime_event_outcome, ("step", "event", "outcome"))
+        self._pull = _Direct(hook.xos_runtime_pull_outcome, ("step", "outcome"))
 
     def sync(self, step: type[SyncStep], obj: ModelObject, outcome: Outcome) -> None:
-        self._sync(step=step, obj=obj, outcome=outcome)
+        self._sync(step, obj, outcome)
 
     def policy(
         self, policy: type[ModelPolicy], obj: ModelObject, action: str, outcome: Outcome
     ) -> None:
-        self._policy(policy=policy, obj=obj, action=action, outcome=outcome)
+        self._policy(policy, obj, action, outcome)
 
     def event(self, step: type[EventStep], event: Event, outcome: Outcome) -> None:
-        self._event(step=step, event=event, outcome=outcome)
+        self._event(step, event, outcome)
 
     def pull(self, step: type[PullStep], outcome: Outcome) -> None:
-        self._pull(step=step, outcome=outcome)
+        self._pull(step, outcome)

@@ -14,11 +14,10 @@ follows the call stack in each worker thread and never leaks into another thread
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal
 
 CallerKind = Literal["user", "sync", "policy", "pull", "event"]
@@ -33,16 +32,24 @@ def current_caller() -> CallerKind:
     return _caller.get()
 
 
-@contextlib.contextmanager
-def acting_as(kind: CallerKind) -> Iterator[None]:
-    """Run the block as `kind` (one of `CALLER_KINDS`); saves inside follow that kind's rules."""
-    if kind not in CALLER_KINDS:
-        raise ValueError(f"unknown caller kind {kind!r}; expected one of {CALLER_KINDS}")
-    token = _caller.set(kind)
-    try:
-        yield
-    finally:
-        _caller.reset(token)
+class acting_as:
+    """Run the block as `kind` (one of `CALLER_KINDS`); saves inside follow that kind's rules.
+
+    A class rather than a generator-based context manager: engines enter it once per call,
+    tens of thousands of times a pass, and this costs less than half as much."""
+
+    __slots__ = ("_token", "kind")
+
+    def __init__(self, kind: CallerKind):
+        if kind not in CALLER_KINDS:
+            raise ValueError(f"unknown caller kind {kind!r}; expected one of {CALLER_KINDS}")
+        self.kind = kind
+
+    def __enter__(self) -> None:
+        self._token = _caller.set(self.kind)
+
+    def __exit__(self, *exc: object) -> None:
+        _caller.reset(self._token)
 
 
 class MonotonicClock:
