@@ -220,7 +220,10 @@ class ModelAccessor:
             family = sorted({m for name in names for m in self.store.models.descendants(name)})
 
             def kept(t: sa.Table, family: list[str] = family) -> list[sa.ColumnElement[bool]]:
-                return [t.c.leaf_model_name.in_(family), *policy_work(t)]
+                # one bound value per model, not an expanding IN: the statements are kept
+                # compiled and run on the driver's cursor
+                of = sa.or_(*(t.c.leaf_model_name == m for m in family))
+                return [of, *policy_work(t)]
 
             found[root] = kept
         self._work_filters[key] = found
