@@ -112,6 +112,8 @@ class PolicyEngine(LoopEngine):
         #: `policies_for` and `_after_save_policies`, by leaf model (policies do not change).
         self._for_leaf: dict[str, list[type[ModelPolicy]]] = {}
         self._with_after_save: dict[str, list[type[ModelPolicy]]] = {}
+        #: The policies of a leaf model with a handler for an action.
+        self._handlers: dict[tuple[str, str], list[type[ModelPolicy]]] = {}
         #: How long a call took lately (seconds; None: no call seen yet): sizes batches.
         self._call_seconds: float | None = None
         #: Claims shared with other runtime processes on the same store (see `Claims`).
@@ -166,8 +168,8 @@ class PolicyEngine(LoopEngine):
                 for root, where in self.accessor.policy_work_filters(names).items()
             }
         objects, others = self.accessor.fetch_policy_work(names, only=claimed)
-        ready: list[tuple[ModelObject, str, float]] = []
-        gone: list[tuple[ModelObject, str, float]] = []
+        ready: list[tuple[Key, ModelObject, str, float]] = []
+        gone: list[tuple[Key, ModelObject, str, float]] = []
         unwanted: list[Key] = []
         for obj in objects:
             report.fetched += 1
@@ -178,9 +180,9 @@ class PolicyEngine(LoopEngine):
                 unwanted.append(key)
                 continue
             if obj.deleted:
-                gone.append((obj, "delete", version))
+                gone.append((key, obj, "delete", version))
             else:
-                ready.append((obj, "create" if obj.policed is None else "update", version))
+                ready.append((key, obj, "create" if obj.policed is None else "update", version))
         ready.extend(gone)  # deletions after the rest, as reads of each kind did
         for key in others:  # pending, and another process holds it
             report.fetched += 1
@@ -224,14 +226,14 @@ class PolicyEngine(LoopEngine):
         with long_lived() as keep:
             return self._pass(set(exclude), keep)
 
-    def _run(self, ready: list[tuple[ModelObject, str, float]], report: PassReport) -> None:
+    def _run(self, ready: list[tuple[Key, ModelObject, str, float]], report: PassReport) -> None:
         """Run the handlers of `ready` on the pool, quick ones in batches, and store their
         outcomes every `FLUSH_EVERY` objects or `FLUSH_INTERVAL` seconds."""
         pool = self.pool
         pool.new_epoch()
         writes = OutcomeWriter(self.accessor)
         timeout = self.settings.timeout
-        running: dict[Any, tuple[ModelObject, str, float]] = {}
+        running: dict[Any, tuple[Key, ModelObject, str, float]] = {}
         meter = self.meter("policies", len(ready))
         at, total = 0, len(ready)
         in_hand = 2 * self.workers * self._batch_size()  # calls in hand before handing more
@@ -244,9 +246,8 @@ class PolicyEngine(LoopEngine):
                 while at < total and len(running) < in_hand:
                     n = max(1, min(size, (total - at) // self.workers))
                     calls = []
-                    for obj, action, version in ready[at : at + n]:
-                        key = obj.store_key
-                        running[key] = (obj, action, version)
+                    for key, obj, action, version in ready[at : at + n]:
+                        running[key] = (key, obj, action, version)
                         calls.append((key, self._caller(obj, action)))
                     at += n
                     report.attempted += n
@@ -263,7 +264,7 @@ class PolicyEngine(LoopEngine):
             entry = running.pop(done.key, None) if done is not None else None
             if entry is not None:  # (None: a late result of a call that timed out)
                 assert done is not None
-                obj, action, version = entry
+                key, obj, action, version = entry
                 if not done.timed_out:
                     self._note_duration(done.duration)
                 outcome = classify(
@@ -309,14 +310,17 @@ class PolicyEngine(LoopEngine):
     def call(self, obj: ModelObject, action: str) -> None:
         """Run every applicable handler for `action` on `obj` (in a worker thread)."""
         leaf = obj.model_name
+        name = _HANDLERS[action]
+        handlers = self._handlers.get((leaf, action))
+        if handlers is None:
+            handlers = self._handlers[(leaf, action)] = [
+                p for p in self.policies_for(leaf) if getattr(p, name, None) is not None
+            ]
         with acting_as("policy"):
-            for policy_cls in self._for_leaf.get(leaf) or self.policies_for(leaf):
-                handler = getattr(policy_cls, f"handle_{action}", None)
-                if handler is None:
-                    continue
+            for policy_cls in handlers:
                 log = self._log.bind(policy=policy_cls.__name__, model=leaf, id=obj.id)
                 policy = policy_cls(model_accessor=self.accessor, log=log)
-                getattr(policy, f"handle_{action}")(obj)
+                getattr(policy, name)(obj)
 
     def _record(
         self,
