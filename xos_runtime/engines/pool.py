@@ -267,15 +267,17 @@ class WorkerPool:
         return replace
 
     def _abandon_where(
-        self, select: Callable[[_Task], bool], then: Callable[[], None] | None = None
+        self,
+        select: Callable[[_Task], bool],
+        then: Callable[[list[_Task]], None] | None = None,
     ) -> list[_Task]:
         """Abandon the running calls `select` picks and start their replacements; `then`
-        runs before the lock is released."""
+        (given the abandoned tasks) runs before the lock is released."""
         with self._lock:
             tasks = [t for t in self._running.values() if not t.abandoned and select(t)]
             spawns = self._abandon(tasks)
             if then is not None:
-                then()
+                then(tasks)
         for _ in range(spawns):
             self._spawn()
         return tasks
@@ -292,7 +294,15 @@ class WorkerPool:
         if check_at is None or now < check_at:
             return 0
 
-        def split_and_rearm() -> None:
+        def report_split_and_rearm(expired: list[_Task]) -> None:
+            # timeouts first: the calls handed over below may complete at once
+            for task in expired:
+                assert task.started is not None
+                self.completions.put(
+                    Completion(
+                        task.key, duration=now - task.started, timed_out=True, epoch=task.epoch
+                    )
+                )
             for task in self._running.values():
                 if (
                     task.rest
@@ -309,13 +319,8 @@ class WorkerPool:
             lambda t: (
                 t.timeout is not None and t.started is not None and t.started + t.timeout <= now
             ),
-            then=split_and_rearm,
+            then=report_split_and_rearm,
         )
-        for task in expired:
-            assert task.started is not None
-            self.completions.put(
-                Completion(task.key, duration=now - task.started, timed_out=True, epoch=task.epoch)
-            )
         return len(expired)
 
     def _earliest_check(self) -> float | None:
@@ -336,7 +341,7 @@ class WorkerPool:
         still reports its return through `on_return`.
         """
 
-        def drop_batches() -> None:
+        def drop_batches(_abandoned: list[_Task]) -> None:
             for task in self._running.values():
                 task.rest = None
 
