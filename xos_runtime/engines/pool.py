@@ -169,9 +169,10 @@ class WorkerPool:
                         self._running.pop(ident, None)
                         rest = None
                     else:
+                        # the next call of the batch checks later than this one: `_check_at`
+                        # is early enough as it is
                         task.key, task.fn = rest.pop()
-                        start = end
-                        self._start(ident, task, start)
+                        task.started = start = end
                 if abandoned:
                     break
                 self.completions.put(done)
