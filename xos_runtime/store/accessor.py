@@ -18,7 +18,7 @@ from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
-from xos_runtime.store.objects import ModelObject, RowReader, build_model_class
+from xos_runtime.store.objects import ModelObject, build_model_class
 from xos_runtime.store.sqlstore import SqlStore
 
 
@@ -245,17 +245,19 @@ class ModelAccessor:
             keys, rows = self.store.select_many(root, where, where(table))
             at_id, at_leaf = keys.index("id"), keys.index("leaf_model_name")
             wanted = only.get(root, ()) if only is not None else None
-            readers: dict[str, tuple[type[ModelObject], RowReader]] = {}
+            by_leaf: dict[str, list[Sequence[Any]]] = {}
             for row in rows:
                 if wanted is not None and row[at_id] not in wanted:
                     others.append((root, int(row[at_id])))
                     continue
                 leaf = row[at_leaf] or root
-                made = readers.get(leaf)
-                if made is None:
-                    cls = self.get_model_class(leaf)
-                    made = readers[leaf] = (cls, cls._meta.reader(keys))
-                objects.append(made[0]._from_values(made[1], row))
+                found = by_leaf.get(leaf)
+                if found is None:
+                    found = by_leaf[leaf] = []
+                found.append(row)
+            for leaf, leaf_rows in by_leaf.items():
+                cls = self.get_model_class(leaf)
+                objects.extend(cls._many_from_values(cls._meta.reader(keys), leaf_rows))
         return objects, others
 
     def load_rows(
