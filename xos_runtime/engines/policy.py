@@ -342,7 +342,8 @@ class PolicyEngine(LoopEngine):
             report.succeeded += 1
             if self._retries:
                 self._retries.pop(key, None)
-            writes.update(obj, {"policed": version, "policy_status": "done", "policy_code": _OK})
+            done = {"policed": version, "policy_status": "done", "policy_code": _OK}
+            writes.update(obj, done, key[0])
             if action == "delete" and leaf not in self.synced_models:
                 writes.purge(obj)
             elif self._after_save_policies(leaf):

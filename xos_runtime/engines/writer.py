@@ -24,10 +24,10 @@ class OutcomeWriter:
         self.purges: list[ModelObject] = []
         self.size = 0
 
-    def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
+    def update(self, obj: ModelObject, values: dict[str, Any], root: str | None = None) -> None:
         """Set `values` on `obj`'s row (give the same columns in the same order each time:
-        rows are grouped by them)."""
-        group = (obj.store_key[0], tuple(values))
+        rows are grouped by them); `root`, when known, is the root model of `obj`."""
+        group = (root or obj.store_key[0], tuple(values))
         rows = self.updates.get(group)
         if rows is None:
             rows = self.updates[group] = []

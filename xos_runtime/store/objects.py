@@ -52,11 +52,12 @@ class Stored:
         return default if i is None else self._values[i]
 
     def update(self, values: Mapping[str, Any] = _NO_ROW, **more: Any) -> None:
-        for source in (values, more):
+        index, stored = self._index, self._values
+        for source in (values, more) if more else (values,):
             for column, value in source.items():
-                i = self._index.get(column)
+                i = index.get(column)
                 if i is not None:
-                    self._values[i] = value
+                    stored[i] = value
 
 
 class RowView(Mapping[str, Any]):
