@@ -170,6 +170,24 @@ class PolicyEngine(LoopEngine):
                 root: self.claims.claim_all(root, where)
                 for root, where in self.accessor.policy_work_filters(names).items()
             }
+        try:
+            self._prepare_and_run(names, skip, now, claimed, keep, report)
+        finally:
+            if self.claims is not None:
+                self.claims.release_all()
+        return report
+
+    def _prepare_and_run(
+        self,
+        names: list[str],
+        skip: set[Key],
+        now: float,
+        claimed: dict[str, set[int]] | None,
+        keep: Callable[[], None],
+        report: PassReport,
+    ) -> None:
+        """Read what is pending (with claims: what this process now holds), keep what is
+        ready, and run it."""
         objects, others = self.accessor.fetch_policy_work(names, only=claimed)
         ready: list[tuple[Key, ModelObject, str, float]] = []
         gone: list[tuple[Key, ModelObject, str, float]] = []
@@ -193,23 +211,15 @@ class PolicyEngine(LoopEngine):
             if key not in skip:
                 report.held_elsewhere += 1
         keep()  # the pass's objects live until it ends
-        try:
-            if self.claims is not None and claimed is not None:
-                # claimed but not to run: backing off, skipped, or done meanwhile elsewhere
-                if sum(map(len, claimed.values())) != len(objects):
-                    read = {o.store_key for o in objects}
-                    unwanted.extend(
-                        (root, i)
-                        for root, ids in claimed.items()
-                        for i in ids
-                        if (root, i) not in read
-                    )
-                self.claims.release(unwanted)
-            self._run(ready, report)
-        finally:
-            if self.claims is not None:
-                self.claims.release_all()
-        return report
+        if self.claims is not None and claimed is not None:
+            # claimed but not to run: backing off, skipped, or done meanwhile elsewhere
+            if sum(map(len, claimed.values())) != len(objects):
+                read = {o.store_key for o in objects}
+                unwanted.extend(
+                    (root, i) for root, ids in claimed.items() for i in ids if (root, i) not in read
+                )
+            self.claims.release(unwanted)
+        self._run(ready, report)
 
     def _backing_off(self, key: Key, version: float, now: float, report: PassReport) -> bool:
         """Whether `key` waits for its retry time (noted in `report`); a change since it
