@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -141,6 +142,35 @@ def test_a_model_without_sync_steps_is_purged_after_its_policies(make_runtime, p
     rt.run_until_idle()
     assert ("TagPolicy", "delete", "Tag", tag.id, "t") in policies.CALLS
     assert rt.accessor.Tag.deleted_objects.count() == 0
+
+
+def test_a_hung_handler_times_out_while_the_objects_batched_with_it_are_policed(
+    make_runtime, policies
+) -> None:
+    rt = make_runtime(policies={"timeout": 0.5, "workers": 2})
+    eng = engine(rt, "policies")
+    sites = rt.accessor.Site.objects
+    for i in range(40):
+        sites.create(name=f"warm-{i}")
+    assert eng.run_pass().succeeded == 40  # calls are quick: later ones go in batches
+    hung = None
+    for i in range(40):
+        site = sites.create(name=f"s{i}", behaviour="policy-hang" if i == 5 else "")
+        hung = site if i == 5 else hung
+    assert hung is not None
+    try:
+        report = eng.run_pass()
+        # the pass ended while the hung call still runs: nothing waited behind it
+        [line] = eng.running_calls()
+        assert line.startswith(f"policies: Site {hung.id} (timed out after 0.5s")
+    finally:
+        policies.RELEASE.set()
+    assert report.outcomes["timeout"] == 1 and report.succeeded == 39
+    creates = Counter(c[4] for c in policies.CALLS if c[1] == "create")
+    assert all(creates[f"s{i}"] == 1 for i in range(40))  # exactly one call each
+    row = fresh(hung)
+    assert (row.policy_code, row.policy_status) == (2, "handle_create timed out after 0.5s")
+    assert all(s.policy_code == 1 for s in sites.all() if s.id != hung.id)
 
 
 def test_pull_step_runs_on_its_interval(make_runtime, policies, clock) -> None:

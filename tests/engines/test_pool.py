@@ -409,3 +409,94 @@ def test_a_new_epoch_drops_calls_not_started_and_hides_old_completions(make_pool
     done = next_completion(pool)
     assert (done.key, done.epoch) == ("new", old + 1)
     assert ran == ["new"]  # the call queued in the old epoch never ran
+
+
+# -- batches of quick calls -------------------------------------------------------------------
+
+
+def test_a_batch_completes_call_by_call_in_order_with_its_own_durations(make_pool, clock):
+    pool = make_pool(1)
+    seen: list[int] = []
+
+    def call(i: int) -> Callable[[], int]:
+        def run() -> int:
+            seen.append(i)
+            clock.advance(0.001 * (i + 1))
+            if i == 2:
+                raise ValueError("two")
+            return i * 10
+
+        return run
+
+    pool.submit_batch([(i, call(i)) for i in range(4)], timeout=1.0)
+    done = [next_completion(pool) for _ in range(4)]
+    assert seen == [0, 1, 2, 3]
+    assert [d.key for d in done] == [0, 1, 2, 3]
+    assert [d.result for d in done] == [0, 10, None, 30]
+    assert isinstance(done[2].error, ValueError) and done[1].error is None
+    assert [d.duration for d in done] == pytest.approx([0.001, 0.002, 0.003, 0.004])
+    assert pool.running() == [] and pool.next_completion(0) is None
+
+
+def test_a_hung_call_of_a_batch_times_out_alone_and_the_rest_runs_elsewhere(
+    make_pool, clock, gates
+):
+    pool = make_pool(2, split_after=1e9)  # only the timeout hands the rest over
+    hung = gates("late")
+    ran: list[str] = []
+    calls = [
+        ("first", lambda: ran.append("first")),
+        ("hung", hung),
+        ("third", lambda: ran.append("third")),
+        ("fourth", lambda: ran.append("fourth")),
+    ]
+    start = clock.now
+    pool.submit_batch(calls, timeout=5.0)
+    assert next_completion(pool).key == "first"
+    hung.wait_started()
+    [call] = pool.running()
+    assert call.key == "hung" and call.started == start  # its own start and deadline
+    assert pool.next_deadline() == start + 5.0
+    clock.advance(5.0)
+    done = next_completion(pool)
+    assert (done.key, done.timed_out) == ("hung", True)
+    # the calls after it did not wait for it: a replacement worker runs them
+    rest = [next_completion(pool) for _ in range(2)]
+    assert [d.key for d in rest] == ["third", "fourth"]
+    assert ran == ["first", "third", "fourth"] and pool.abandoned == 1
+    hung.opened.set()
+    wait_until(lambda: pool.abandoned == 0, "the hung call returned")
+    assert pool.next_completion(0) is None  # its late result is not a completion
+
+
+def test_a_slow_call_of_a_batch_hands_the_calls_after_it_to_another_worker(make_pool, clock, gates):
+    pool = make_pool(2, split_after=0.05)
+    slow = gates("slow")
+    calls = [("slow", slow), ("quick-1", lambda: 1), ("quick-2", lambda: 2)]
+    pool.submit_batch(calls)  # no timeout: only `split_after` applies
+    slow.wait_started()
+    clock.advance(0.049)
+    pool.expire()
+    assert [c.key for c in pool.running()] == ["slow"]  # not yet: the rest waits
+    assert pool.completions.empty()
+    clock.advance(0.001)
+    assert pool.expire() == 0  # nothing timed out, but the rest of the batch moved on
+    done = [next_completion(pool) for _ in range(2)]
+    assert [d.key for d in done] == ["quick-1", "quick-2"]
+    [call] = pool.running()
+    assert (call.key, call.timed_out) == ("slow", False)  # not abandoned: it goes on
+    slow.opened.set()
+    assert next_completion(pool, "slow").result == "slow"
+    assert pool.abandoned == 0
+
+
+def test_a_new_epoch_drops_the_calls_of_a_batch_not_started(make_pool, gates):
+    pool = make_pool(1)
+    first = gates()
+    ran: list[str] = []
+    pool.submit_batch([("first", first), ("second", lambda: ran.append("second"))])
+    first.wait_started()
+    pool.new_epoch()
+    first.opened.set()
+    wait_until(lambda: pool.running() == [], "the batch ended")
+    assert ran == [] and pool.next_completion(0) is None

@@ -260,3 +260,30 @@ def test_atomic_commits_all_at_the_end_or_nothing(acc: ModelAccessor) -> None:
         assert changed is not None and {"Site", "User"} <= changed
     finally:
         seen.close()
+
+
+def test_policy_work_reads_leaf_objects_of_the_policed_families(acc: ModelAccessor) -> None:
+    big = 2**64 - 5  # a uint64 past the signed range: its column converts it
+    vr = acc.VRouterService.objects.create(name="vr", asn=big)
+    vsg = acc.VSGService.objects.create(name="vsg", vlan=7)
+    plain = acc.Service.objects.create(name="plain")
+    site = acc.Site.objects.create(name="s", enabled=False)
+    gone = acc.Site.objects.create(name="gone")
+    gone.delete()
+
+    objects, others = acc.fetch_policy_work(["VRouterService", "Site"])
+    by_name = {o.name: o for o in objects}
+    assert others == [] and set(by_name) == {"vr", "s", "gone"}  # not VSG, not plain
+    assert type(by_name["vr"]).__name__ == "VRouterService" and by_name["vr"].asn == big
+    assert by_name["s"].enabled is False and by_name["gone"].deleted is True
+    assert by_name["vr"].store_key == ("Service", vr.id)
+
+    objects, _ = acc.fetch_policy_work(["Service"])  # a base model: its whole family
+    assert {(type(o).__name__, o.id) for o in objects} == {
+        ("VRouterService", vr.id),
+        ("VSGService", vsg.id),
+        ("Service", plain.id),
+    }
+
+    objects, others = acc.fetch_policy_work(["Site"], only={"Site": {site.id}})
+    assert [o.id for o in objects] == [site.id] and others == [("Site", gone.id)]

@@ -135,6 +135,8 @@ def classify(
 
     `call` names the method in the timeout message (`sync_record`, `handle_create`...).
     """
+    if error is None and not timed_out:
+        return Outcome("success", "OK", BackendCode.OK, duration, deleted)
     delay: float | None = None
     if timed_out:
         kind: OutcomeKind = "timeout"

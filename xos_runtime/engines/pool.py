@@ -12,6 +12,13 @@ short of a worker, or exits.
 Completed calls arrive on one queue that the engine's dispatcher reads, so all bookkeeping
 stays in a single thread.
 
+Quick calls can be handed over in batches (`submit_batch`): one worker runs the calls of a
+batch one after another, each with its own start, timeout and completion, so that thousands
+of calls of a few microseconds each do not cost a hand-over between threads each. A batch
+never holds its calls back behind a slow one: once a call of a batch has run `split_after`
+seconds (or timed out), the calls of the batch that have not started are submitted again as
+a batch of their own, which another worker takes.
+
 Timeouts cost the dispatcher one clock read per completion: a worker starting a call lowers
 `_check_at` to the call's deadline, and the running calls are scanned (under the lock) only
 once that time has come. Every time the pool measures comes from `monotonic`
@@ -25,13 +32,19 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import attrs
 from loguru import logger
 
 __all__ = ["Completion", "WorkerPool"]
+
+#: Seconds a call of a batch may run before the calls after it go to another worker.
+SPLIT_AFTER = 0.05
+
+
+Call = tuple[Hashable, Callable[[], Any]]
 
 
 @attrs.define(eq=False)
@@ -42,6 +55,8 @@ class _Task:
     epoch: int = 0
     started: float | None = None
     abandoned: bool = False
+    #: The calls of a batch still to run after this one, last first (`submit_batch`).
+    rest: list[Call] | None = None
 
 
 @attrs.frozen
@@ -83,6 +98,7 @@ class WorkerPool:
         max_abandoned: int | None = None,
         on_return: Callable[[Completion], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        split_after: float = SPLIT_AFTER,
     ):
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
@@ -92,15 +108,17 @@ class WorkerPool:
         self.on_return = on_return
         #: The clock of `RunningCall.started`, `Completion.duration` and every deadline.
         self.monotonic = monotonic
+        #: Seconds a call of a batch runs before the rest of its batch is submitted again.
+        self.split_after = split_after
         self.completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._running: dict[int, _Task] = {}
         self._lock = threading.Lock()
-        #: No running call times out before this time (None: no call with a timeout started
-        #: since the last scan found none running). A starting call lowers it to its deadline
-        #: and `expire` sets it to the earliest deadline it finds, both under the lock; the
-        #: dispatcher reads it without the lock. A call that returns leaves it alone: that
-        #: costs at most one early scan.
+        #: No running call times out (or holds back the rest of its batch) before this time
+        #: (None: no such call started since the last scan found none running). A starting
+        #: call lowers it to its deadline and `expire` sets it to the earliest deadline it
+        #: finds, both under the lock; the dispatcher reads it without the lock. A call that
+        #: returns leaves it alone: that costs at most one early scan.
         self._check_at: float | None = None
         self._ids = itertools.count()
         self._closed = False
@@ -134,25 +152,33 @@ class WorkerPool:
                 continue  # submitted by a pass that ended before it started
             start = self.monotonic()
             with self._lock:
-                task.started = start
-                self._running[ident] = task
-                if task.timeout is not None:
-                    deadline = start + task.timeout
-                    if self._check_at is None or deadline < self._check_at:
-                        self._check_at = deadline
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = task.fn()
-            except BaseException as exc:  # reported to the engine, never lost
-                error = exc
-            duration = self.monotonic() - start
-            done = Completion(task.key, result, error, duration, False, task.epoch)
-            with self._lock:
-                self._running.pop(ident, None)
-                abandoned = task.abandoned
-            if not abandoned:
+                self._start(ident, task, start)
+            while True:  # each call of the task's batch (one call without a batch)
+                result: Any = None
+                error: BaseException | None = None
+                try:
+                    result = task.fn()
+                except BaseException as exc:  # reported to the engine, never lost
+                    error = exc
+                end = self.monotonic()
+                done = Completion(task.key, result, error, end - start, False, task.epoch)
+                with self._lock:
+                    abandoned = task.abandoned
+                    rest = task.rest
+                    if abandoned or not rest or task.epoch != self.epoch:
+                        self._running.pop(ident, None)
+                        rest = None
+                    else:
+                        # the next call of the batch checks later than this one: `_check_at`
+                        # is early enough as it is
+                        task.key, task.fn = rest.pop()
+                        task.started = start = end
+                if abandoned:
+                    break
                 self.completions.put(done)
+                if rest is None:
+                    break
+            if not abandoned:
                 continue
             if self.on_return is not None:
                 try:
@@ -168,10 +194,43 @@ class WorkerPool:
             if not rejoin:
                 return
 
+    def _start(self, ident: int, task: _Task, start: float) -> None:
+        """`task`'s (next) call starts in thread `ident` (lock held)."""
+        task.started = start
+        self._running[ident] = task
+        deadline = self._check_time(task)
+        if deadline is not None and (self._check_at is None or deadline < self._check_at):
+            self._check_at = deadline
+
+    def _check_time(self, task: _Task) -> float | None:
+        """When `expire` must look at `task`'s running call: its deadline, or earlier the
+        time it holds back the rest of its batch (lock held)."""
+        assert task.started is not None
+        deadline = None if task.timeout is None else task.started + task.timeout
+        if task.rest:
+            split = task.started + self.split_after
+            deadline = split if deadline is None else min(deadline, split)
+        return deadline
+
     def submit(self, key: Hashable, fn: Callable[[], Any], timeout: float | None = None) -> None:
         if self._closed:
             raise RuntimeError("the worker pool is shut down")
         self._tasks.put(_Task(key, fn, timeout, self.epoch))
+
+    def submit_batch(self, calls: Sequence[Call], timeout: float | None = None) -> None:
+        """Run `calls` (key, function) one after another in one worker: for many quick calls.
+
+        Each call has its own start, `timeout` and completion, as if submitted alone; once a
+        call has run `split_after` seconds or timed out, the calls after it that have not
+        started are submitted again (see the module docstring).
+        """
+        if not calls:
+            return
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        rest = list(reversed(calls))  # popped from the end: in the order given
+        key, fn = rest.pop()
+        self._tasks.put(_Task(key, fn, timeout, self.epoch, rest=rest or None))
 
     def next_deadline(self) -> float | None:
         """The monotonic time at which the earliest running call times out, if any."""
@@ -209,21 +268,25 @@ class WorkerPool:
         return replace
 
     def _abandon_where(
-        self, select: Callable[[_Task], bool], then: Callable[[], None] | None = None
+        self,
+        select: Callable[[_Task], bool],
+        then: Callable[[list[_Task]], None] | None = None,
     ) -> list[_Task]:
         """Abandon the running calls `select` picks and start their replacements; `then`
-        runs before the lock is released."""
+        (given the abandoned tasks) runs before the lock is released."""
         with self._lock:
             tasks = [t for t in self._running.values() if not t.abandoned and select(t)]
             spawns = self._abandon(tasks)
             if then is not None:
-                then()
+                then(tasks)
         for _ in range(spawns):
             self._spawn()
         return tasks
 
     def expire(self, now: float | None = None) -> int:
-        """Abandon calls past their timeout, reporting each as a timed-out completion.
+        """Abandon calls past their timeout, reporting each as a timed-out completion, and
+        hand the calls of a batch that wait behind a slow (or timed-out) one to another
+        worker.
 
         Returns at once, without the lock, before the earliest deadline can have come.
         """
@@ -232,21 +295,45 @@ class WorkerPool:
         if check_at is None or now < check_at:
             return 0
 
-        def rearm() -> None:
-            self._check_at = self._earliest_deadline()
+        def report_split_and_rearm(expired: list[_Task]) -> None:
+            # timeouts first: the calls handed over below may complete at once
+            for task in expired:
+                assert task.started is not None
+                self.completions.put(
+                    Completion(
+                        task.key, duration=now - task.started, timed_out=True, epoch=task.epoch
+                    )
+                )
+            for task in self._running.values():
+                if (
+                    task.rest
+                    and task.started is not None
+                    and (task.abandoned or task.started + self.split_after <= now)
+                ):
+                    key, fn = task.rest.pop()
+                    rest = task.rest or None
+                    self._tasks.put(_Task(key, fn, task.timeout, task.epoch, rest=rest))
+                    task.rest = None
+            self._check_at = self._earliest_check()
 
         expired = self._abandon_where(
             lambda t: (
                 t.timeout is not None and t.started is not None and t.started + t.timeout <= now
             ),
-            then=rearm,
+            then=report_split_and_rearm,
         )
-        for task in expired:
-            assert task.started is not None
-            self.completions.put(
-                Completion(task.key, duration=now - task.started, timed_out=True, epoch=task.epoch)
-            )
         return len(expired)
+
+    def _earliest_check(self) -> float | None:
+        """The earliest `_check_time` of the running calls not abandoned (lock held)."""
+        times = [
+            t
+            for t in (
+                self._check_time(task) for task in self._running.values() if not task.abandoned
+            )
+            if t is not None
+        ]
+        return min(times) if times else None
 
     def abandon_running(self) -> list[Hashable]:
         """Abandon every running call (a pass that must end now); returns their keys.
@@ -254,7 +341,12 @@ class WorkerPool:
         Calls submitted but not started are dropped (see `new_epoch`). Each abandoned call
         still reports its return through `on_return`.
         """
-        tasks = self._abandon_where(lambda _t: True)
+
+        def drop_batches(_abandoned: list[_Task]) -> None:
+            for task in self._running.values():
+                task.rest = None
+
+        tasks = self._abandon_where(lambda _t: True, then=drop_batches)
         return [t.key for t in tasks]
 
     def running(self) -> list[RunningCall]:

@@ -24,10 +24,14 @@ class OutcomeWriter:
         self.purges: list[ModelObject] = []
         self.size = 0
 
-    def update(self, obj: ModelObject, values: dict[str, Any]) -> None:
-        root = obj.store_key[0]
-        columns = tuple(sorted(values))
-        self.updates.setdefault((root, columns), []).append({"id": obj.id, **values})
+    def update(self, obj: ModelObject, values: dict[str, Any], root: str | None = None) -> None:
+        """Set `values` on `obj`'s row (give the same columns in the same order each time:
+        rows are grouped by them); `root`, when known, is the root model of `obj`."""
+        group = (root or obj.store_key[0], tuple(values))
+        rows = self.updates.get(group)
+        if rows is None:
+            rows = self.updates[group] = []
+        rows.append({"id": obj.id, **values})
         obj.note_stored(values)
         self.size += 1
 

@@ -8,7 +8,7 @@ observed model rather than one per object.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,6 +68,16 @@ def policy_pending(deleted: bool) -> Callable[[sa.Table], list[sa.ColumnElement[
     return _to_police_deletion if deleted else _to_police
 
 
+def _to_police_any(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+    return [sa.or_(sa.and_(*_to_police(t)), sa.and_(*_to_police_deletion(t)))]
+
+
+def policy_work(t: sa.Table) -> list[sa.ColumnElement[bool]]:
+    """What makes a row pending for model policies, deleted or not: `policy_pending(False)`
+    or `policy_pending(True)`, in one condition (for reads and claims of a whole pass)."""
+    return _to_police_any(t)
+
+
 def sync_pending(deleted: bool) -> Callable[[sa.Table], list[sa.ColumnElement[bool]]]:
     """What makes a row pending for sync steps (changed since enacted) or, with `deleted`,
     for their `delete_record`: conditions on a table, for `fetch_pending` and for claims
@@ -84,6 +94,9 @@ class ModelAccessor:
         #: (set by the host), else None, the store's own log.
         self.event_publisher: EventPublisher | None = None
         self._classes: dict[str, type[ModelObject]] = {}
+        self._work_filters: dict[
+            tuple[str, ...], dict[str, Callable[[sa.Table], list[sa.ColumnElement[bool]]]]
+        ] = {}
         for model in store.models:
             self._build(model.name)
 
@@ -230,6 +243,68 @@ class ModelAccessor:
         if isinstance(model_names, str):
             model_names = [model_names]
         return self._pending(model_names, policy_pending(deleted))
+
+    def policy_work_filters(
+        self, model_names: Iterable[str]
+    ) -> dict[str, Callable[[sa.Table], list[sa.ColumnElement[bool]]]]:
+        """By root model, the condition on its table's rows that model policies of
+        `model_names` have to handle now (`policy_work`, kept to those models and their
+        sub-models): for the policy engine's claims and reads. The same function objects
+        every time for the same names (statements are kept by them)."""
+        key = tuple(sorted(set(model_names)))
+        found = self._work_filters.get(key)
+        if found is not None:
+            return found
+        by_root: dict[str, list[str]] = {}
+        for name in key:
+            by_root.setdefault(self.store.models.root(name), []).append(name)
+        found = {}
+        for root, names in by_root.items():
+            if root in names:
+                found[root] = policy_work
+                continue
+            family = sorted({m for name in names for m in self.store.models.descendants(name)})
+
+            def kept(t: sa.Table, family: list[str] = family) -> list[sa.ColumnElement[bool]]:
+                # one bound value per model, not an expanding IN: the statements are kept
+                # compiled and run on the driver's cursor
+                of = sa.or_(*(t.c.leaf_model_name == m for m in family))
+                return [of, *policy_work(t)]
+
+            found[root] = kept
+        self._work_filters[key] = found
+        return found
+
+    def fetch_policy_work(
+        self, model_names: Iterable[str], only: Mapping[str, Container[int]] | None = None
+    ) -> tuple[list[ModelObject], list[tuple[str, int]]]:
+        """Everything model policies of `model_names` have to handle now
+        (`policy_work_filters`): the objects changed since policed and the deleted ones
+        awaiting `handle_delete`, as their most derived objects, one query per table (for
+        the policy engine's pass: tens of thousands of objects at once). With `only` (ids by
+        root model), rows of other ids are not made into objects: their keys come second
+        (another process holds them)."""
+        objects: list[ModelObject] = []
+        others: list[tuple[str, int]] = []
+        for root, where in self.policy_work_filters(model_names).items():
+            table = self.store.table(root)
+            keys, rows = self.store.select_many(root, where, where(table))
+            at_id, at_leaf = keys.index("id"), keys.index("leaf_model_name")
+            wanted = only.get(root, ()) if only is not None else None
+            by_leaf: dict[str, list[Sequence[Any]]] = {}
+            for row in rows:
+                if wanted is not None and row[at_id] not in wanted:
+                    others.append((root, int(row[at_id])))
+                    continue
+                leaf = row[at_leaf] or root
+                found = by_leaf.get(leaf)
+                if found is None:
+                    found = by_leaf[leaf] = []
+                found.append(row)
+            for leaf, leaf_rows in by_leaf.items():
+                cls = self.get_model_class(leaf)
+                objects.extend(cls._many_from_values(cls._meta.reader(keys), leaf_rows))
+        return objects, others
 
     def load_rows(
         self,

@@ -52,11 +52,12 @@ class Stored:
         return default if i is None else self._values[i]
 
     def update(self, values: Mapping[str, Any] = _NO_ROW, **more: Any) -> None:
-        for source in (values, more):
+        index, stored = self._index, self._values
+        for source in (values, more) if more else (values,):
             for column, value in source.items():
-                i = self._index.get(column)
+                i = index.get(column)
                 if i is not None:
-                    self._values[i] = value
+                    stored[i] = value
 
 
 class RowView(Mapping[str, Any]):
@@ -288,6 +289,36 @@ class ModelObject:
             if v.__class__ is str:
                 values[i] = intern(v)
         return cls._made(values, RowView(reader.index, row))
+
+    @classmethod
+    def _many_from_values(
+        cls, reader: RowReader, rows: Iterable[Sequence[Any]]
+    ) -> list[ModelObject]:
+        """`_from_values` of many rows (a pass's worth): the same objects, with the lookups
+        made once for all of them."""
+        meta = cls._meta
+        pick, index = reader.pick, reader.index
+        repeating, bools = meta.repeating, meta.bool_positions
+        columns, column_index = meta.columns, meta.column_index
+        new = cls.__new__
+        out: list[ModelObject] = []
+        for row in rows:
+            values = list(pick(row))
+            for i in repeating:
+                v = values[i]
+                if v.__class__ is str:
+                    values[i] = intern(v)
+            for i in bools:  # what the database did to bools (ints in SQLite)
+                v = values[i]
+                if v is not None and v.__class__ is not bool:
+                    values[i] = bool(v)
+            obj = new(cls)
+            state = obj.__dict__
+            state.update(zip(columns, values, strict=True))
+            state["_orig"] = Stored(column_index, values)
+            state["_row"] = RowView(index, row)
+            out.append(obj)
+        return out
 
     @classmethod
     def _made(cls, values: list[Any], row: Mapping[str, Any]) -> ModelObject:

@@ -174,6 +174,9 @@ class SqlStore:
         self._by_keys_stmts: dict[Hashable, tuple[str, Any]] = {}
         #: The bind processors of a table's columns that have one, by (table, columns).
         self._bind_processors: dict[Hashable, dict[str, Callable[[Any], Any]]] = {}
+        #: `select_many` statements, with the result processors of the columns that need
+        #: one (by position).
+        self._many_stmts: dict[Hashable, tuple[Any, dict[int, Callable[[Any], Any]]]] = {}
         self.engine = self._create_engine()
         self.hub = self._make_hub()
         try:
@@ -476,6 +479,62 @@ class SqlStore:
         with self._driver_cursor(conn, sql, params) as cursor:
             cursor.execute(sql, params)
             return [tuple(r) for r in cursor.fetchall()]
+
+    def driver_rows(
+        self, conn: Connection, key: Hashable, stmt: Any, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `stmt` (none for a statement that returns none) run once with
+        `params` on the driver's cursor of `conn`, values as the driver gives them.
+
+        For the engines' statements over all of a pass's objects (claiming them): compiled
+        once per `key`, as `execute_each` does; a value needs no bind processor (ints,
+        strings, bools and the `ids_value` of a JSON array do not).
+        """
+        sql, order, fixed = self._compiled(key, stmt)
+        values = {**fixed, **params} if params else fixed
+        bound: Any = values if order is None else tuple(values[k] for k in order)
+        with self._driver_cursor(conn, sql, bound) as cursor:
+            cursor.execute(sql, bound)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def select_many(
+        self, model: str, key: Hashable, where: Sequence[sa.ColumnElement[bool]]
+    ) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """`select_rows` of every column, in id order, for reads of a whole pass of objects:
+        on the driver's cursor, with the statement compiled once per `key` (the caller's name
+        for `where`, which must not change while the key stays the same).
+
+        Values come as the driver gives them, except for columns whose type converts them
+        (a uint64), which SQLAlchemy's processor converts; bools stay as the driver gives
+        them (0 and 1 in SQLite): model objects convert those.
+        """
+        table = self.table(model)
+        full = ("select-many", model, key)
+        found = self._many_stmts.get(full)
+        if found is None:
+            q = sa.select(table).where(*self.family_filter(model), *where).order_by(table.c.id)
+            dialect = self.engine.dialect
+            convert: dict[int, Callable[[Any], Any]] = {}
+            for i, column in enumerate(table.columns):
+                if isinstance(column.type, sa.Boolean):
+                    continue
+                f = column.type.result_processor(dialect, None)
+                if f is not None:
+                    convert[i] = f
+            found = self._many_stmts[full] = (q, convert)
+        stmt, processors = found
+        keys = tuple(c.name for c in table.columns)
+        with self.read() as conn:
+            rows = self.driver_rows(conn, full, stmt)
+        if not processors:
+            return keys, list(rows)
+        converted: list[Sequence[Any]] = []
+        for row in rows:
+            listed = list(row)
+            for i, convert_one in processors.items():
+                listed[i] = convert_one(listed[i])
+            converted.append(listed)
+        return keys, converted
 
     def write_by_keys(self, conn: Connection, write: KeyedWrite) -> None:
         """Run `write` inside `conn`: the engines' outcome writes and claim releases, every
