@@ -1,4 +1,5 @@
-"""Quick calls go to the workers in chunks; a slow call in a chunk holds up nobody else."""
+"""Quick calls go to the workers in batches; a slow or hung call in a batch holds up nobody
+else."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 from xos_runtime import SyncStep
 from xos_runtime.engines import SyncEngine
-from xos_runtime.engines.sync import engine as sync_engine
 from xos_runtime.testing import Harness
 
 MODELS = "message Item (XOSBase) { required string name = 1; }"
@@ -28,7 +28,7 @@ class SyncItem(SyncStep):
 
 
 class TimedSyncItem(SyncItem):
-    timeout = 5.0  # a call that may be abandoned is never chunked
+    timeout = 0.5
 
 
 def _sync_engine(h: Harness) -> SyncEngine:
@@ -36,52 +36,51 @@ def _sync_engine(h: Harness) -> SyncEngine:
     return engine
 
 
-def _count_submits(engine: SyncEngine) -> list[object]:
-    submitted: list[object] = []
-    submit = engine.pool.submit
+def _count_handovers(engine: SyncEngine) -> list[int]:
+    """The number of calls of each hand-over to the pool (1: `submit`)."""
+    sizes: list[int] = []
+    pool = engine.pool
+    submit, submit_batch = pool.submit, pool.submit_batch
 
-    def counting(key: object, fn: Any, timeout: float | None = None) -> None:
-        submitted.append(key)
-        submit(key, fn, timeout)  # type: ignore[arg-type]
+    def one(key: Any, fn: Any, timeout: float | None = None) -> None:
+        sizes.append(1)
+        submit(key, fn, timeout)
 
-    engine.pool.submit = counting  # type: ignore[method-assign]
-    return submitted
+    def batch(calls: Any, timeout: float | None = None) -> None:
+        sizes.append(len(calls))
+        submit_batch(calls, timeout)
+
+    pool.submit, pool.submit_batch = one, batch  # type: ignore[method-assign]
+    return sizes
 
 
 def _create(h: Harness, names: list[str]) -> None:
     h.accessor.Item.objects.bulk_create([{"name": n} for n in names])
 
 
-def test_quick_calls_go_in_chunks_each_object_once() -> None:
+def test_quick_calls_go_in_batches_each_object_once() -> None:
     CALLS.clear()
     with Harness([SyncItem], models=MODELS) as h:
-        submitted = _count_submits(_sync_engine(h))
+        sizes = _count_handovers(_sync_engine(h))
         _create(h, [f"warm{i}" for i in range(20)])
         h.run_until_idle()
-        # one by one until the calls are known to be quick (the first has to return)
-        assert not isinstance(submitted[0], sync_engine._Chunk)
-        submitted.clear()
+        assert sizes[0] == 1  # one by one until the calls are known to be quick
+        sizes.clear()
         _create(h, [f"item{i}" for i in range(400)])
         h.run_until_idle()
-        assert len(submitted) <= 400 // 4  # chunks of up to CHUNK objects
-        assert any(isinstance(k, sync_engine._Chunk) for k in submitted)
+        assert sum(sizes) == 400 and len(sizes) <= 400 // 4 and max(sizes) > 1
         assert set(CALLS.values()) == {1} and len(CALLS) == 420
         assert h.accessor.Item.objects.filter(backend_code=1).count() == 420
 
 
-def test_calls_with_a_timeout_are_not_chunked() -> None:
-    CALLS.clear()
-    with Harness([TimedSyncItem], models=MODELS) as h:
-        submitted = _count_submits(_sync_engine(h))
-        _create(h, [f"item{i}" for i in range(60)])
-        h.run_until_idle()
-        _create(h, [f"more{i}" for i in range(60)])
-        h.run_until_idle()
-        assert len(submitted) == 120
-        assert not any(isinstance(k, sync_engine._Chunk) for k in submitted)
+def _wait_for(done: Any, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: {CALLS}"
+        time.sleep(0.01)
 
 
-def test_a_slow_call_does_not_hold_up_the_rest_of_its_chunk() -> None:
+def test_a_slow_call_does_not_hold_up_the_rest_of_its_batch() -> None:
     CALLS.clear()
     RELEASE.clear()
     with Harness([SyncItem], models=MODELS, config={"sync": {"workers": 2}}) as h:
@@ -91,12 +90,29 @@ def test_a_slow_call_does_not_hold_up_the_rest_of_its_chunk() -> None:
         passing = threading.Thread(target=h.run_until_idle, daemon=True)
         passing.start()
         try:
-            deadline = time.monotonic() + 20
-            while sum(1 for n in CALLS if n.startswith("after")) < 30:
-                assert time.monotonic() < deadline, f"held up behind the slow call: {CALLS}"
-                time.sleep(0.01)
+            _wait_for(
+                lambda: sum(1 for n in CALLS if n.startswith("after")) == 30,
+                "held up behind the slow call",
+            )
             assert CALLS["slow"] == 1  # still in its call: the others did not wait for it
         finally:
             RELEASE.set()
             passing.join(30)
+        assert set(CALLS.values()) == {1}
+
+
+def test_a_hung_call_in_a_batch_times_out_alone() -> None:
+    CALLS.clear()
+    RELEASE.clear()
+    with Harness([TimedSyncItem], models=MODELS, config={"sync": {"workers": 2}}) as h:
+        _create(h, [f"warm{i}" for i in range(20)])
+        h.run_until_idle()
+        _create(h, ["slow", *(f"after{i}" for i in range(30))])
+        try:
+            h.run_until_idle()
+        finally:
+            RELEASE.set()
+        slow = h.accessor.Item.objects.get(name="slow")
+        assert slow.backend_code == 2 and "timed out" in slow.backend_status
+        assert h.accessor.Item.objects.filter(backend_code=1).count() == 50
         assert set(CALLS.values()) == {1}

@@ -15,10 +15,9 @@ One pass = a sync phase then a deletion phase. Each phase:
    share of the pass first, so processes share a pass without trying the same objects; a
    claim skips what another process finished meanwhile; an object another process holds
    waits, with everything that depends on it. Calls in hand plus outcomes not yet stored
-   stay under 2 x `sync.workers`. Objects whose steps have no timeout and have been quick
-   (under 1 ms a call on average) go to a worker 8 at a time (`_Chunk`): one hand-off
-   between threads instead of two per object; what a chunk has not started when one of its
-   calls has run 20 ms is taken back and started one by one;
+   stay under 2 x `sync.workers`. Objects whose steps have been quick (under 1 ms a call on
+   average) go to a worker 8 at a time (`WorkerPool.submit_batch`), one hand-over between
+   threads for all of them; a slow call of a batch holds up none of the others;
 4. writes the outcomes back (contract section 5) when the workers are about to run short
    (every `sync.workers` outcomes while calls take a while, up to twice that when they
    return at once) and at least every 100 ms; claims are released with the next claim (or
@@ -97,13 +96,10 @@ STILL_RUNNING = "; the call has not returned yet"
 #: Longest time (seconds) a finished outcome waits before it is written.
 FLUSH_INTERVAL = 0.1
 
-#: Objects one worker calls in turn when their steps are quick (see `_Chunk`).
+#: Objects one worker calls in turn when their steps are quick (`WorkerPool.submit_batch`).
 CHUNK = 8
-#: A call this fast on average (seconds) is quick: its objects go to the workers in chunks.
+#: A call this fast on average (seconds) is quick: its objects go to the workers in batches.
 QUICK = 0.001
-#: A chunk whose call has run this long (seconds) gives the objects it has not started back,
-#: to be started one by one: a slow call never keeps another object waiting behind it.
-STEAL_AFTER = 0.02
 
 
 def loss_bound(settings: SyncSettings) -> int:
@@ -157,45 +153,6 @@ class _LinkRows(Mapping[Key, Mapping[str, Any]]):
         return len(self._items)
 
 
-class _Chunk:
-    """Objects that one worker calls in turn, handed over (and reported back) at once.
-
-    For steps without a timeout (nothing to abandon a call for) whose calls are quick: one
-    hand-off between threads per chunk instead of two per object, which is most of what a
-    trivial call costs. The worker takes the keys from the left of `todo`; the dispatcher
-    may take back from the right what has not started (`STEAL_AFTER`), so a call that turns
-    out slow holds up nothing but its own object. Both sides only pop and append, which are
-    atomic on a deque and a list.
-    """
-
-    __slots__ = ("current", "overdue", "results", "started", "todo")
-
-    def __init__(self, keys: list[Key]):
-        self.todo: deque[Key] = deque(keys)
-        #: `(key, error, duration)` of each call done, until the dispatcher takes them.
-        self.results: list[tuple[Key, BaseException | None, float]] = []
-        #: The call running now, and since when (monotonic); None between calls.
-        self.current: Key | None = None
-        self.started: float | None = None
-        #: The object of the call that was abandoned with the chunk (a pass that ended).
-        self.overdue: Key | None = None
-
-    def take_results(self) -> list[tuple[Key, BaseException | None, float]]:
-        n = len(self.results)
-        done = self.results[:n]
-        del self.results[:n]
-        return done
-
-    def take_back(self) -> list[Key]:
-        """The objects not started yet, now the dispatcher's again."""
-        back: list[Key] = []
-        while True:
-            try:
-                back.append(self.todo.pop())
-            except IndexError:
-                return back[::-1]
-
-
 @attrs.frozen
 class _Traits:
     """Of a set of steps: the timeout of a call, whether a step limits its concurrency, and
@@ -207,9 +164,9 @@ class _Traits:
 
     @property
     def chunkable(self) -> bool:
-        """Whether objects of these steps may go to the workers in chunks (when quick):
-        no call of theirs can be abandoned, nor has to wait for a concurrency limit."""
-        return self.timeout is None and not self.limited
+        """Whether objects of these steps may go to the workers in batches (when quick):
+        none of their calls has to wait for a concurrency limit."""
+        return not self.limited
 
 
 @attrs.frozen
@@ -289,10 +246,8 @@ class SyncEngine(LoopEngine):
     # -- abandoned calls ----------------------------------------------------------------------
 
     def call_returned(self, done: Completion) -> None:
-        key = done.key.overdue if isinstance(done.key, _Chunk) else done.key
-        if key is not None:
-            with self._returned_lock:
-                self._returned.append(key)  # type: ignore[arg-type]
+        with self._returned_lock:
+            self._returned.append(done.key)  # type: ignore[arg-type]
         super().call_returned(done)
 
     def quick(self, steps: tuple[type[SyncStep], ...]) -> bool:
@@ -482,8 +437,6 @@ class _Dispatch:
         self.startable: deque[Key] = deque()
         self.parked: dict[type[SyncStep], deque[Key]] = {}
         self.in_flight: Counter[type[SyncStep]] = Counter()
-        #: Chunks handed to the pool and not reported back yet.
-        self.chunks: set[_Chunk] = set()
         self.running = 0
         self.writes = OutcomeWriter(engine.accessor)
         #: Calls finished (outcome decided) since the last stored flush.
@@ -583,26 +536,16 @@ class _Dispatch:
         until they return, as after a timeout (another process must not start them).
         """
         pool.new_epoch()  # queued calls of this pass will not start
-        abandoned: set[object] = set(pool.abandon_running())
-        for chunk in self.chunks:
-            chunk.take_back()  # not started: they stay pending
-            if chunk in abandoned and chunk.current is not None:
-                chunk.overdue = chunk.current
-                abandoned.add(chunk.current)
-        done_calls = [r for chunk in self.chunks for r in chunk.take_results()]
-        self.chunks.clear()
+        abandoned = set(pool.abandon_running())
         while True:
             try:
                 done = pool.completions.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(done.key, _Chunk):
-                done_calls.append((done.key, done.error, done.duration))  # type: ignore[arg-type]
-        for key, error, duration in done_calls:
-            item = self.items.get(key)
-            if item is not None and item.state == "running" and key not in abandoned:
+            item = self.items.get(done.key)  # type: ignore[call-overload]
+            if item is not None and item.state == "running" and done.key not in abandoned:
                 self.running -= 1
-                outcome = classify(error, False, duration, self.deleted, None)
+                outcome = classify(done.error, done.timed_out, done.duration, self.deleted, None)
                 self._finish(item, outcome)
         for item in self.items.values():
             if item.state != "running":
@@ -750,6 +693,7 @@ class _Dispatch:
         if self.startable and not self.running and self.unstored >= bound:
             self._flush()  # (not reached while flushes keep up: they come at the bound)
         chunk: list[Key] = []
+        chunk_timeout: float | None = None
         while self.startable and not engine.stopping and self.running + self.unstored < bound:
             key = self.startable.popleft()
             item = self.items[key]
@@ -775,84 +719,43 @@ class _Dispatch:
             self.running += 1
             self.report.attempted += 1
             if traits.chunkable and engine.quick(item.steps):
+                if chunk and chunk_timeout != traits.timeout:
+                    self._submit_chunk(chunk, chunk_timeout)
+                    chunk = []
                 chunk.append(key)
+                chunk_timeout = traits.timeout
                 if len(chunk) == CHUNK:
-                    self._submit_chunk(chunk)
+                    self._submit_chunk(chunk, chunk_timeout)
                     chunk = []
             else:
                 engine.pool.submit(key, self._caller(item), traits.timeout)
         if chunk:
-            self._submit_chunk(chunk)
+            self._submit_chunk(chunk, chunk_timeout)
 
-    def _submit_chunk(self, keys: list[Key]) -> None:
+    def _submit_chunk(self, keys: list[Key], timeout: float | None) -> None:
+        """Objects of quick steps: one hand-over to a worker for all of them."""
+        pool = self.engine.pool
         if len(keys) == 1:
-            self.engine.pool.submit(keys[0], self._caller(self.items[keys[0]]), None)
-            return
-        chunk = _Chunk(keys)
-        self.chunks.add(chunk)
-        self.engine.pool.submit(chunk, self._chunk_caller(chunk), None)
-
-    def _chunk_caller(self, chunk: _Chunk) -> Callable[[], None]:
-        engine, deleted, items = self.engine, self.deleted, self.items
-        monotonic = engine.pool.monotonic
-
-        def run() -> None:
-            todo, results = chunk.todo, chunk.results
-            while True:
-                try:
-                    key = todo.popleft()
-                except IndexError:
-                    return
-                start = monotonic()
-                chunk.current, chunk.started = key, start
-                error: BaseException | None = None
-                try:
-                    engine.call(items[key], deleted)
-                except BaseException as exc:  # reported to the engine, never lost
-                    error = exc
-                results.append((key, error, monotonic() - start))
-                chunk.current = chunk.started = None
-
-        return run
+            pool.submit(keys[0], self._caller(self.items[keys[0]]), timeout)
+        else:
+            pool.submit_batch([(k, self._caller(self.items[k])) for k in keys], timeout)
 
     def _caller(self, item: _Item) -> Callable[[], None]:
         engine, deleted = self.engine, self.deleted
         return lambda: engine.call(item, deleted)
 
     def _take(self, pool: WorkerPool) -> None:
-        wait = STEAL_AFTER if self.chunks else 0.2
+        wait = 0.2
         if self.unflushed_since is not None:
             due = self.unflushed_since + FLUSH_INTERVAL
             wait = max(0.0, min(wait, due - time.monotonic()))
         done = pool.next_completion(wait)
-        if self.chunks:
-            self._look_at_chunks(done.key if done is not None else None)
         if done is None:
             return
-        if isinstance(done.key, _Chunk):
-            return  # its results were taken above
         item = self.items.get(done.key)  # type: ignore[call-overload]
         if item is None or item.state != "running":
             return  # a late result of a call that already timed out
         self._complete(item, done.error, done.timed_out, done.duration)
-
-    def _look_at_chunks(self, ended: object) -> None:
-        """Take the results of the chunk that `ended`; from a chunk whose call has run
-        `STEAL_AFTER`, take back what it has not started, with what it has done so far."""
-        now = self.engine.pool.monotonic()
-        for chunk in list(self.chunks):
-            started = chunk.started
-            if chunk is ended:
-                self.chunks.discard(chunk)
-            elif started is None or now - started < STEAL_AFTER:
-                continue
-            else:
-                for key in chunk.take_back():  # each one on its own
-                    self.engine.pool.submit(key, self._caller(self.items[key]), None)
-            for key, error, duration in chunk.take_results():
-                item = self.items[key]
-                if item.state == "running":
-                    self._complete(item, error, False, duration)
 
     def _complete(
         self, item: _Item, error: BaseException | None, timed_out: bool, duration: float
