@@ -69,3 +69,23 @@ def test_health_logs_one_line_per_outage_with_its_length() -> None:
         "store db unreachable: Exception: server closed the connection",
         "store db is back after 20.0s",
     ]
+
+
+def test_a_statement_sqlite_refuses_is_not_retried(tmp_path):
+    """A syntax error is an OperationalError in SQLite too: retrying it would loop forever."""
+    store = SqlStore(f"sqlite:///{tmp_path}/s.db", load_models(MODELS))
+    try:
+        with store.write() as conn:
+            conn.exec_driver_sql("SELEC 1")
+    except sa.exc.OperationalError as exc:
+        assert not transient(exc)
+    else:
+        raise AssertionError("the statement ran")
+    try:
+        with store.write() as conn:
+            conn.exec_driver_sql('SELECT * FROM "no such table"')
+    except sa.exc.OperationalError as exc:
+        assert not transient(exc)
+    else:
+        raise AssertionError("the statement ran")
+    store.close()

@@ -31,6 +31,9 @@ T = TypeVar("T")
 _LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 _CONFLICT_SQLSTATES = ("40001", "40P01")
 _SQLITE_BUSY = ("database is locked", "database is busy")
+#: SQLite's answers when its file cannot be reached for a moment; its other operational
+#: errors (a syntax error, a missing table) come again however often the statement is tried.
+_SQLITE_LOST = ("unable to open database file", "disk i/o error")
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str:
@@ -51,8 +54,12 @@ def _is_lost(exc: sa.exc.DBAPIError) -> bool:
     state = _sqlstate(exc)
     if state:
         return state.startswith(_LOST_SQLSTATES)
+    if not isinstance(exc, sa.exc.OperationalError) or _busy(exc):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        return any(t in str(exc.orig).lower() for t in _SQLITE_LOST)
     # psycopg raises OperationalError without a SQLSTATE when the socket is gone.
-    return isinstance(exc, sa.exc.OperationalError) and not _busy(exc)
+    return True
 
 
 def busy(exc: BaseException) -> bool:
