@@ -31,6 +31,7 @@ from xos_runtime.config.coreversion import CORE_API_VERSION
 from xos_runtime.core.auth import FailureLimit, authenticate
 from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_of
 from xos_runtime.core.errors import ApiError
+from xos_runtime.core.events import EventApi, owner_of, topic_of
 from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.leases import RemoteLeases
 from xos_runtime.core.loadmodels import load_synchronizer_models
@@ -271,11 +272,17 @@ def _positive(params: dict[str, str], name: str, default: int | None) -> int | N
 
 
 def build_app(
-    accessor: ModelAccessor, users: Users, *, limit: FailureLimit | None = None
+    accessor: ModelAccessor,
+    users: Users,
+    *,
+    limit: FailureLimit | None = None,
+    retention: float | None = None,
 ) -> Starlette:
-    """The core's application over `accessor`, authenticating against `users`."""
+    """The core's application over `accessor`, authenticating against `users`; the store's
+    event bus keeps messages `retention` seconds (`event_bus.retention`; None: no sweep)."""
     api = CoreApi(accessor, users, limit or FailureLimit())
     feed = ChangeFeed(accessor)
+    events = EventApi(accessor.store.event_log, retention=retention)
     leases = RemoteLeases(accessor)
 
     async def healthz(_request: Request) -> Response:
@@ -378,6 +385,25 @@ def build_app(
             raise ApiError(400, "since: expected a sequence number", field="since") from None
         return JSONResponse(await feed.wait(since, timeout))
 
+    async def event_topic(request: Request) -> Response:
+        if request.method == "POST":  # any user may publish, as any process on the store
+            await run_in_threadpool(api.user_of, request)
+            topic = topic_of(request.path_params["topic"])
+            body = await api.body_of(request)
+            published = await run_in_threadpool(events.publish, topic, body)
+            return JSONResponse(published, status_code=201)
+        user = await run_in_threadpool(api.synchronizer_of, request, "consuming events")
+        topic = topic_of(request.path_params["topic"])
+        group, member, most, wait = events.fetch_params(request.query_params)
+        owner = owner_of(user.name, member)
+        return JSONResponse(await events.fetch(topic, group, owner, most, wait))
+
+    async def event_commit(request: Request) -> Response:
+        user = await run_in_threadpool(api.synchronizer_of, request, "committing events")
+        topic = topic_of(request.path_params["topic"])
+        body = await api.body_of(request)
+        return JSONResponse(await run_in_threadpool(events.commit, topic, user.name, body))
+
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return _error(exc)
@@ -422,6 +448,8 @@ def build_app(
         Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),
         Route(f"{API_PREFIX}/claims", claim, methods=["POST"]),
         Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
+        Route(f"{API_PREFIX}/events/{{topic}}", event_topic, methods=["GET", "POST"]),
+        Route(f"{API_PREFIX}/events/{{topic}}/commit", event_commit, methods=["POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/policy_pending", pending, methods=["GET"]),
@@ -429,4 +457,5 @@ def build_app(
     ]
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.feed = feed
+    app.state.events = events
     return app

@@ -117,6 +117,117 @@ def _filters(meta: ModelMeta) -> list[dict[str, Any]]:
     return params
 
 
+def _event_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The embedded event bus's routes (`core.events`)."""
+    topic = {
+        "name": "topic",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"},
+    }
+    member = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+    group = {"type": "string", "minLength": 1, "maxLength": 255}
+    pair = {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
+    text = {"type": "string", "nullable": True}
+    schemas["EventPublish"] = {
+        "type": "object",
+        "properties": {
+            "value": text,
+            "key": text,
+            "headers": {"type": "array", "items": pair},
+            "encoding": {"type": "string", "enum": ["utf-8", "base64"]},
+        },
+        "required": ["value"],
+        "additionalProperties": False,
+    }
+    schemas["EventCommit"] = {
+        "type": "object",
+        "properties": {
+            "group": group,
+            "member": member,
+            "offsets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "partition": {"type": "integer", "minimum": 0},
+                        "offset": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["partition", "offset"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["group", "offsets"],
+        "additionalProperties": False,
+    }
+    message = {
+        "type": "object",
+        "properties": {
+            "partition": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "key": {"type": "string", "format": "byte", "nullable": True},
+            "value": {"type": "string", "format": "byte", "nullable": True},
+            "timestamp": {"type": "number"},
+            "headers": {"type": "array", "items": pair},
+        },
+    }
+    fetched = {
+        "type": "object",
+        "properties": {
+            "topic": {"type": "string"},
+            "group": {"type": "string"},
+            "messages": {"type": "array", "items": message},
+        },
+    }
+
+    def body(name: str) -> dict[str, Any]:
+        schema = {"$ref": f"#/components/schemas/{name}"}
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    paths[f"{API_PREFIX}/events/{{topic}}"] = {
+        "parameters": [topic],
+        "post": {
+            "operationId": "publishEvent",
+            "summary": "publish one message to the store's event bus (any user); key and "
+            "value as utf-8 text or, with encoding base64, bytes; headers [name, base64]",
+            "requestBody": body("EventPublish"),
+            "responses": _responses("201", {"type": "object"}, "413"),
+        },
+        "get": {
+            "operationId": "fetchEvents",
+            "summary": "synchronizers: the messages after the group's committed offsets of "
+            "the partitions this member holds (taken for 30 s), waiting up to wait seconds; "
+            "keys and values base64",
+            "parameters": [
+                {"name": "group", "in": "query", "required": True, "schema": group},
+                {"name": "member", "in": "query", "schema": member},
+                {
+                    "name": "max",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                },
+            ],
+            "responses": _responses("200", fetched),
+        },
+    }
+    paths[f"{API_PREFIX}/events/{{topic}}/commit"] = {
+        "parameters": [topic],
+        "post": {
+            "operationId": "commitEvents",
+            "summary": "synchronizers: record the group's next offsets (last handled + 1) of "
+            "partitions this member holds; all or nothing (409)",
+            "requestBody": body("EventCommit"),
+            "responses": _responses("200", {"type": "object"}, "409", "413"),
+        },
+    }
+
+
 def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
     """The OpenAPI 3.0 document of a core serving these models."""
     paths: dict[str, Any] = {
@@ -291,6 +402,7 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "responses": _responses("200", {"type": "object"}),
         }
     }
+    _event_paths(paths, schemas)
     schemas["Changes"] = {
         "type": "object",
         "properties": {

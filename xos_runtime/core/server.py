@@ -44,11 +44,12 @@ def serve(
     socket listens (port 0 picks a free one, and the line tells which)."""
     host = host if host is not None else settings.core.host
     port = port if port is not None else settings.core.port
-    app = build_app(accessor, Users(accessor.store))
+    app = build_app(accessor, Users(accessor.store), retention=settings.event_bus.retention)
     try:
         _run(app, settings, host, port, accessor.store.url.render_as_string(hide_password=True))
     finally:
         app.state.feed.close()
+        app.state.events.close()
         sys.stdout.flush()
 
 

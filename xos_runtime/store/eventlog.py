@@ -323,13 +323,18 @@ class EventLog:
             return False
         return ProcessIdentity(parts[0], parts[1], int(parts[2]), parts[3]).gone_here(here)
 
-    def claim(self, group: str, owner: str, ttl: float) -> dict[TopicPartition, int | None]:
+    def claim(
+        self, group: str, owner: str, ttl: float, *, topics: Sequence[str] | None = None
+    ) -> dict[TopicPartition, int | None]:
         """Take (or renew) for `owner`, until `ttl` seconds from now, every partition of
-        `group` that is free, whose lease ran out, whose owner's process died on this host,
-        or that it holds already; the partitions it holds now, each with the group's
-        committed offset (None: nothing committed)."""
+        `group` (of `topics` only, if given) that is free, whose lease ran out, whose
+        owner's process died on this host, or that it holds already; the partitions it
+        holds now, each with the group's committed offset (None: nothing committed)."""
         o = self.offsets
         now = self.clock()
+        scope = [o.c.consumer_group == group]
+        if topics is not None:
+            scope.append(o.c.topic.in_(list(topics)))
         with self.store.write(durable=False) as conn:
             others = conn.execute(
                 sa.select(o.c.owner)
@@ -342,7 +347,7 @@ class EventLog:
                 takeable.append(o.c.owner.in_(dead))
             rows = conn.execute(
                 sa.update(o)
-                .where(o.c.consumer_group == group, sa.or_(*takeable))
+                .where(*scope, sa.or_(*takeable))
                 .values(owner=owner, lease_until=now + ttl)
                 .returning(o.c.topic, o.c.partition, o.c.offset)
             ).all()
@@ -377,6 +382,23 @@ class EventLog:
             raise PartitionLost(
                 f"group {group} no longer owns {', '.join(lost)} (its lease ran out)"
             )
+
+    def holders(self, group: str, owner: str, tps: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Which of `tps` `owner` holds in `group` now (its lease has not run out)."""
+        o = self.offsets
+        wanted = set(tps)
+        topics = sorted({t for t, _ in wanted})
+        now = self.clock()
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(o.c.topic, o.c.partition).where(
+                    o.c.consumer_group == group,
+                    o.c.owner == owner,
+                    o.c.lease_until >= now,
+                    o.c.topic.in_(topics),
+                )
+            )
+            return {(str(t), int(p)) for t, p in rows} & wanted
 
     def release(self, group: str, owner: str) -> None:
         """Free the partitions `owner` holds in `group` (its consumer closes) and wake the

@@ -10,8 +10,9 @@ naming the user and the core.
 
 from __future__ import annotations
 
+import base64
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from xos_runtime.store.remote.client import CoreClient
 from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
 
 __all__ = [
+    "EVENTS_PATH",
     "MODELS_PATH",
     "VERSION_PATH",
     "RemoteAccessor",
@@ -36,6 +38,20 @@ __all__ = [
 MODELS_PATH = "/xosapi/v1/models"
 #: Where a core says its XOS API version (no credentials needed).
 VERSION_PATH = "/xosapi/v1/version"
+#: Where a core's event bus topics are (`<EVENTS_PATH>/<topic>`).
+EVENTS_PATH = "/xosapi/v1/events"
+
+
+def _wire(data: bytes | str | None, binary: bool) -> str | None:
+    """A key or value as the core's publish takes it: text, or base64 when `binary`."""
+    if data is None:
+        return None
+    if isinstance(data, str) and not binary:
+        return data
+    raw = data.encode() if isinstance(data, str) else data
+    if not isinstance(raw, bytes):
+        raise TypeError(f"a message key or value must be bytes, str or None, not {type(raw)}")
+    return base64.b64encode(raw).decode("ascii")
 
 
 class RemoteStore:
@@ -203,11 +219,29 @@ class RemoteAccessor:
             "create and delete is its own transaction there"
         )
 
-    def publish_event(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise StoreError(
-            f"publish_event: not supported yet over a core ({self.endpoint}); issue 14, "
-            "the engines over HTTP"
-        )
+    def publish_event(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> tuple[int, int]:
+        """Publish one message to the core's event bus (the log in its store, where its
+        processes' event steps read); its `(partition, offset)`. As a local accessor's: a
+        str key or value is sent as UTF-8, bytes as they are; `headers` are `(name, bytes)`.
+
+        Not retried once sent (it would publish twice): a core that went away after the
+        request left is a `CoreUnavailable` saying so."""
+        binary = isinstance(value, bytes) or isinstance(key, bytes)
+        body: dict[str, Any] = {
+            "value": _wire(value, binary),
+            "key": _wire(key, binary),
+            "encoding": "base64" if binary else "utf-8",
+        }
+        if headers:
+            body["headers"] = [[str(k), _wire(bytes(v), True)] for k, v in headers]
+        found = self.store.client.post(f"{EVENTS_PATH}/{quote(topic, safe='')}", body)
+        return int(found["partition"]), int(found["offset"])
 
     def close(self) -> None:
         self.store.close()
