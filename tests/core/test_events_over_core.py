@@ -149,13 +149,16 @@ def _joined(local: ModelAccessor, group: str) -> bool:
 def test_who_may_publish_and_consume(core: Core) -> None:
     topic = _topic()
     path = f"{EVENTS}/{topic}"
-    for method, p in (("POST", path), ("GET", path), ("POST", path + "/commit")):
+    calls = (("POST", path), ("GET", path), ("DELETE", path), ("POST", path + "/commit"))
+    for method, p in calls:
         r = core.call(method, p, user=None, params={"group": "g"}, json={"value": "x"})
         assert r.status_code == 401, (method, p, r.text)
     r = core.call("GET", path, params={"group": "g"})
     assert r.status_code == 403 and "synchronizers only" in r.json()["error"], r.text
     r = core.call("POST", path + "/commit", json={"group": "g", "offsets": []})
     assert r.status_code == 403, r.text
+    assert core.call("DELETE", path, params={"group": "g"}).status_code == 403
+    assert core.call("DELETE", path, user="vsg", params={"group": "g"}).status_code == 204
     assert core.call("POST", path, json={"value": "x"}).status_code == 201
 
 
@@ -174,6 +177,8 @@ def test_who_may_publish_and_consume(core: Core) -> None:
         ("GET", "/ok", None, {"group": "g", "wait": "nan"}, "wait"),
         ("GET", "/ok", None, {"group": "g", "max": "0"}, "max"),
         ("GET", "/ok", None, {"group": "g", "member": "a|b"}, "member"),
+        ("GET", "/ok", None, {"group": "g", "positions": "0:1,x"}, "positions"),
+        ("DELETE", "/ok", None, {"group": "\x01"}, "group"),
         (
             "POST",
             "/ok/commit",

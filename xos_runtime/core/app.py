@@ -394,9 +394,12 @@ def build_app(
             return JSONResponse(published, status_code=201)
         user = await run_in_threadpool(api.synchronizer_of, request, "consuming events")
         topic = topic_of(request.path_params["topic"])
-        group, member, most, wait = events.fetch_params(request.query_params)
+        group, member, most, wait, positions = events.fetch_params(request.query_params)
         owner = owner_of(user.name, member)
-        return JSONResponse(await events.fetch(topic, group, owner, most, wait))
+        if request.method == "DELETE":
+            await run_in_threadpool(events.leave, topic, group, owner)
+            return Response(status_code=204)
+        return JSONResponse(await events.fetch(topic, group, owner, most, wait, positions))
 
     async def event_commit(request: Request) -> Response:
         user = await run_in_threadpool(api.synchronizer_of, request, "committing events")
@@ -448,7 +451,7 @@ def build_app(
         Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),
         Route(f"{API_PREFIX}/claims", claim, methods=["POST"]),
         Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
-        Route(f"{API_PREFIX}/events/{{topic}}", event_topic, methods=["GET", "POST"]),
+        Route(f"{API_PREFIX}/events/{{topic}}", event_topic, methods=["GET", "POST", "DELETE"]),
         Route(f"{API_PREFIX}/events/{{topic}}/commit", event_commit, methods=["POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),

@@ -20,6 +20,11 @@ the processes on the store, and consumes it as a member of a consumer group:
   "offsets": [{"partition", "offset"}]}`: each offset is the next one to read (the last
   handled + 1, as Kafka's). All or nothing: 409 when the member does not hold one of the
   partitions (its lease ran out, another member took it).
+* `DELETE /xosapi/v1/events/<topic>?group=G&member=M` (synchronizers): the member leaves
+  its group, freeing its partitions at once.
+
+A client that reads on before it commits (`RemoteBus`) says where it is with
+`&positions=P:O,...`: the fetch reads those partitions from there instead.
 """
 
 from __future__ import annotations
@@ -166,6 +171,28 @@ def _seconds(params: Mapping[str, str], name: str, default: float, most: float) 
     return value
 
 
+_POSITION = re.compile(r"^(\d{1,9}):(\d{1,18})$")
+
+
+def _positions(text: str | None) -> dict[int, int]:
+    """`?positions=P:O,P:O`: where a client's own consumer is, by partition (it read up to
+    there without committing yet)."""
+    if text is None or text == "":
+        return {}
+    out: dict[int, int] = {}
+    parts = text.split(",")
+    for part in parts:
+        found = _POSITION.match(part)
+        if found is None or len(parts) > 1000:
+            raise ApiError(
+                400,
+                f"positions: expected partition:offset[,partition:offset], got {text!r:.60}",
+                field="positions",
+            )
+        out[int(found.group(1))] = int(found.group(2))
+    return out
+
+
 def _offset(item: Any, ends: Mapping[int, int]) -> tuple[int, int] | None:
     """`(partition, offset)` of one item of a commit, or None when it is not one: a
     partition of the topic and an offset from 0 to its end."""
@@ -274,9 +301,19 @@ class EventApi:
             if t == topic and p in ends
         }
 
-    def read(self, topic: str, group: str, owner: str, most: int) -> list[dict[str, Any]]:
+    def read(
+        self,
+        topic: str,
+        group: str,
+        owner: str,
+        most: int,
+        positions: Mapping[int, int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to `most` messages of the partitions this member holds, from the group's
+        committed offsets (or from `positions`, by partition: a client's own)."""
         out: list[dict[str, Any]] = []
-        for partition, (start, end) in sorted(self._held(topic, group, owner).items()):
+        for partition, (committed, end) in sorted(self._held(topic, group, owner).items()):
+            start = (positions or {}).get(partition, committed)
             if start >= end or len(out) >= most:
                 continue
             out.extend(
@@ -284,15 +321,23 @@ class EventApi:
             )
         return out
 
-    def fetch_params(self, params: Mapping[str, str]) -> tuple[str, str, int, float]:
+    def fetch_params(
+        self, params: Mapping[str, str]
+    ) -> tuple[str, str, int, float, dict[int, int]]:
         group = _group(params.get("group"))
         member = _member(params.get("member"))
         most = _count(params, "max", DEFAULT_FETCH, MAX_FETCH)
         wait = _seconds(params, "wait", 0.0, MAX_WAIT)
-        return group, member, most, wait
+        return group, member, most, wait, _positions(params.get("positions"))
 
     async def fetch(
-        self, topic: str, group: str, owner: str, most: int, wait: float
+        self,
+        topic: str,
+        group: str,
+        owner: str,
+        most: int,
+        wait: float,
+        positions: Mapping[int, int] | None = None,
     ) -> dict[str, Any]:
         """The messages for the group (`read`), waiting up to `wait` seconds for some."""
         from starlette.concurrency import run_in_threadpool
@@ -303,7 +348,7 @@ class EventApi:
         while True:
             key = self._wakeups.add()  # before the read: a publish after it wakes the wait
             try:
-                found = await run_in_threadpool(self.read, topic, group, owner, most)
+                found = await run_in_threadpool(self.read, topic, group, owner, most, positions)
                 left = deadline - time.monotonic()
                 if found or left <= 0:
                     return {"topic": topic, "group": group, "messages": found}
@@ -312,6 +357,11 @@ class EventApi:
                     await asyncio.wait_for(key[1].wait(), min(left, 1.0))
             finally:
                 self._wakeups.remove(key)
+
+    def leave(self, topic: str, group: str, owner: str) -> None:
+        """Free the partitions the member holds in `group` (every topic's: it leaves), so
+        that others take them at once rather than when its lease runs out."""
+        self.log.release(group, owner)
 
     def commit(self, topic: str, user: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, Mapping):

@@ -212,8 +212,22 @@ def _event_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
                     "in": "query",
                     "schema": {"type": "number", "minimum": 0, "maximum": 60},
                 },
+                {
+                    "name": "positions",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*$"},
+                },
             ],
             "responses": _responses("200", fetched),
+        },
+        "delete": {
+            "operationId": "leaveGroup",
+            "summary": "synchronizers: the member leaves its group (its partitions are free)",
+            "parameters": [
+                {"name": "group", "in": "query", "required": True, "schema": group},
+                {"name": "member", "in": "query", "schema": member},
+            ],
+            "responses": _responses("204", None),
         },
     }
     paths[f"{API_PREFIX}/events/{{topic}}/commit"] = {

@@ -21,15 +21,18 @@ from xos_runtime.store.remote.client import (
     CoreUnavailable,
     split_credentials,
 )
+from xos_runtime.store.remote.events import EVENTS_PATH, CoreEvents
 from xos_runtime.store.remote.objects import RemoteObject
 from xos_runtime.store.remote.query import RemoteManager, RemoteQuerySet
 
 __all__ = [
+    "EVENTS_PATH",
     "MODELS_PATH",
     "VERSION_PATH",
     "CoreAuthError",
     "CoreClient",
     "CoreConflict",
+    "CoreEvents",
     "CoreUnavailable",
     "RemoteAccessor",
     "RemoteManager",

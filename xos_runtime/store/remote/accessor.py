@@ -10,7 +10,6 @@ naming the user and the core.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -21,10 +20,10 @@ from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.exceptions import DoesNotExist, StoreError
 from xos_runtime.models.definitions import Model, ModelSet
 from xos_runtime.store.remote.client import CoreClient
+from xos_runtime.store.remote.events import CoreEvents
 from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
 
 __all__ = [
-    "EVENTS_PATH",
     "MODELS_PATH",
     "VERSION_PATH",
     "RemoteAccessor",
@@ -38,20 +37,6 @@ __all__ = [
 MODELS_PATH = "/xosapi/v1/models"
 #: Where a core says its XOS API version (no credentials needed).
 VERSION_PATH = "/xosapi/v1/version"
-#: Where a core's event bus topics are (`<EVENTS_PATH>/<topic>`).
-EVENTS_PATH = "/xosapi/v1/events"
-
-
-def _wire(data: bytes | str | None, binary: bool) -> str | None:
-    """A key or value as the core's publish takes it: text, or base64 when `binary`."""
-    if data is None:
-        return None
-    if isinstance(data, str) and not binary:
-        return data
-    raw = data.encode() if isinstance(data, str) else data
-    if not isinstance(raw, bytes):
-        raise TypeError(f"a message key or value must be bytes, str or None, not {type(raw)}")
-    return base64.b64encode(raw).decode("ascii")
 
 
 class RemoteStore:
@@ -232,16 +217,7 @@ class RemoteAccessor:
 
         Not retried once sent (it would publish twice): a core that went away after the
         request left is a `CoreUnavailable` saying so."""
-        binary = isinstance(value, bytes) or isinstance(key, bytes)
-        body: dict[str, Any] = {
-            "value": _wire(value, binary),
-            "key": _wire(key, binary),
-            "encoding": "base64" if binary else "utf-8",
-        }
-        if headers:
-            body["headers"] = [[str(k), _wire(bytes(v), True)] for k, v in headers]
-        found = self.store.client.post(f"{EVENTS_PATH}/{quote(topic, safe='')}", body)
-        return int(found["partition"]), int(found["offset"])
+        return CoreEvents(self.store.client).publish(topic, key, value, headers)
 
     def close(self) -> None:
         self.store.close()
