@@ -39,6 +39,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from xos_runtime.config import topic_name_error
 from xos_runtime.core.errors import ApiError
 from xos_runtime.store.eventlog import EventLog, LogRecord, PartitionLost
@@ -51,6 +53,9 @@ LEASE_TTL = 30.0
 MAX_FETCH = 1000
 DEFAULT_FETCH = 100
 MAX_WAIT = 60.0
+#: Seconds a waiting fetch looks again at most (partitions whose lease ran out; its own
+#: lease renewed). A publish, or a member leaving, wakes it at once.
+RECHECK = 5.0
 #: Longest time (seconds) between two retention sweeps started by publishes.
 SWEEP_EVERY = 60.0
 
@@ -340,8 +345,6 @@ class EventApi:
         positions: Mapping[int, int] | None = None,
     ) -> dict[str, Any]:
         """The messages for the group (`read`), waiting up to `wait` seconds for some."""
-        from starlette.concurrency import run_in_threadpool
-
         if self._wakeups is None:
             self._wakeups = _Wakeups(self.log)
         deadline = time.monotonic() + wait
@@ -352,9 +355,8 @@ class EventApi:
                 left = deadline - time.monotonic()
                 if found or left <= 0:
                     return {"topic": topic, "group": group, "messages": found}
-                # at most a second: partitions another member frees are looked at again
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(key[1].wait(), min(left, 1.0))
+                    await asyncio.wait_for(key[1].wait(), min(left, RECHECK))
             finally:
                 self._wakeups.remove(key)
 
