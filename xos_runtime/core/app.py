@@ -37,6 +37,7 @@ from xos_runtime.core.leases import RemoteLeases
 from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
+from xos_runtime.core.params import seconds_param
 from xos_runtime.core.users import User, Users
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
@@ -243,19 +244,6 @@ def _flag(params: dict[str, str], name: str) -> bool:
     return text in ("true", "1")
 
 
-def _seconds(params: dict[str, str], name: str, default: float, most: float) -> float:
-    text = params.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= most:
-        raise ApiError(400, f"{name}: expected 0 to {most:g} seconds, got {text!r}", field=name)
-    return value
-
-
 def _positive(params: dict[str, str], name: str, default: int | None) -> int | None:
     text = params.get(name)
     if text is None:
@@ -376,7 +364,7 @@ def build_app(
     async def changes(request: Request) -> Response:
         await run_in_threadpool(api.user_of, request)
         params = dict(request.query_params)
-        timeout = _seconds(params, "timeout", DEFAULT_FEED_WAIT, MAX_FEED_WAIT)
+        timeout = seconds_param(params, "timeout", DEFAULT_FEED_WAIT, MAX_FEED_WAIT)
         if "since" not in params:
             return JSONResponse(feed.since(feed.seq))
         try:

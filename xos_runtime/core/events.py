@@ -43,6 +43,7 @@ from starlette.concurrency import run_in_threadpool
 
 from xos_runtime.config import topic_name_error
 from xos_runtime.core.errors import ApiError
+from xos_runtime.core.params import seconds_param
 from xos_runtime.store.eventlog import EventLog, LogRecord, PartitionLost
 
 __all__ = ["LEASE_TTL", "MAX_FETCH", "MAX_WAIT", "EventApi"]
@@ -160,19 +161,6 @@ def _count(params: Mapping[str, str], name: str, default: int, most: int) -> int
         value = 0
     if not 1 <= value <= most:
         raise ApiError(400, f"{name}: expected 1 to {most}, got {text!r:.40}", field=name)
-    return value
-
-
-def _seconds(params: Mapping[str, str], name: str, default: float, most: float) -> float:
-    text = params.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= most:  # NaN fails too
-        raise ApiError(400, f"{name}: expected 0 to {most:g} seconds, got {text!r:.40}", field=name)
     return value
 
 
@@ -332,7 +320,7 @@ class EventApi:
         group = _group(params.get("group"))
         member = _member(params.get("member"))
         most = _count(params, "max", DEFAULT_FETCH, MAX_FETCH)
-        wait = _seconds(params, "wait", 0.0, MAX_WAIT)
+        wait = seconds_param(params, "wait", 0.0, MAX_WAIT)
         return group, member, most, wait, _positions(params.get("positions"))
 
     async def fetch(
