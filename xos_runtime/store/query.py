@@ -9,7 +9,7 @@ default; `field__in`, `__ne`, `__gt`, `__gte`, `__lt`, `__lte`, `__isnull`, `__c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import sqlalchemy as sa
 
@@ -184,7 +184,76 @@ class QuerySet(Sequence["ModelObject"]):
         return self._cls._from_row(rows[0])
 
 
-class Manager:
+class _Queries(Protocol):
+    """What a manager asks of its query sets (the local `QuerySet`, or a core's)."""
+
+    def filter(self, **kwargs: Any) -> Any: ...
+    def exclude(self, **kwargs: Any) -> Any: ...
+    def order_by(self, *names: str) -> Any: ...
+    def get(self, **kwargs: Any) -> Any: ...
+    def first(self) -> Any: ...
+    def count(self) -> int: ...
+    def exists(self) -> bool: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+
+
+_QS = TypeVar("_QS", bound=_Queries)
+_Obj = TypeVar("_Obj", bound="ModelObject")
+
+
+class ManagerFace(Generic[_QS, _Obj]):
+    """The Django-like face of a manager, over the query set `_qs()` makes: one definition
+    for the local store's managers and a core's (`store/remote/query.py`)."""
+
+    _cls: type[_Obj]
+    _creates: dict[str, Any]
+
+    def _qs(self) -> _QS:
+        raise NotImplementedError
+
+    def all(self) -> _QS:
+        return self._qs()
+
+    def filter(self, **kwargs: Any) -> _QS:
+        result: _QS = self._qs().filter(**kwargs)
+        return result
+
+    def exclude(self, **kwargs: Any) -> _QS:
+        result: _QS = self._qs().exclude(**kwargs)
+        return result
+
+    def order_by(self, *names: str) -> _QS:
+        result: _QS = self._qs().order_by(*names)
+        return result
+
+    def get(self, **kwargs: Any) -> _Obj:
+        found: _Obj = self._qs().get(**kwargs)
+        return found
+
+    def first(self) -> _Obj | None:
+        found: _Obj | None = self._qs().first()
+        return found
+
+    def count(self) -> int:
+        return self._qs().count()
+
+    def exists(self) -> bool:
+        return self._qs().exists()
+
+    def create(self, **fields: Any) -> _Obj:
+        obj = self._cls(**{**self._creates, **fields})
+        obj.save()
+        return obj
+
+    def __iter__(self) -> Iterator[_Obj]:
+        return iter(self._qs())
+
+    def __len__(self) -> int:
+        return len(self._qs())
+
+
+class Manager(ManagerFace[QuerySet, "ModelObject"]):
     """`Model.objects` (live rows), `Model.deleted_objects`, and reverse-link managers."""
 
     def __init__(
@@ -202,35 +271,6 @@ class Manager:
 
     def _qs(self) -> QuerySet:
         return QuerySet(self._cls, self._base_where, deleted=self._deleted)
-
-    def all(self) -> QuerySet:
-        return self._qs()
-
-    def filter(self, **kwargs: Any) -> QuerySet:
-        return self._qs().filter(**kwargs)
-
-    def exclude(self, **kwargs: Any) -> QuerySet:
-        return self._qs().exclude(**kwargs)
-
-    def order_by(self, *names: str) -> QuerySet:
-        return self._qs().order_by(*names)
-
-    def get(self, **kwargs: Any) -> ModelObject:
-        return self._qs().get(**kwargs)
-
-    def first(self) -> ModelObject | None:
-        return self._qs().first()
-
-    def count(self) -> int:
-        return self._qs().count()
-
-    def exists(self) -> bool:
-        return self._qs().exists()
-
-    def create(self, **fields: Any) -> ModelObject:
-        obj = self._cls(**{**self._creates, **fields})
-        obj.save()
-        return obj
 
     def bulk_create(self, objects: Iterable[Mapping[str, Any] | ModelObject]) -> list[ModelObject]:
         """Create many objects (field dicts, or new objects of this model) in one transaction
@@ -260,9 +300,3 @@ class Manager:
         for obj, row, new_id in zip(made, rows, ids, strict=True):
             obj._inserted(row, new_id)
         return made
-
-    def __iter__(self) -> Iterator[ModelObject]:
-        return iter(self._qs())
-
-    def __len__(self) -> int:
-        return len(self._qs())

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from xos_runtime.exceptions import DoesNotExist, MultipleObjectsReturned, ObjectValidationError
+from xos_runtime.store.query import ManagerFace
 
 if TYPE_CHECKING:
     from xos_runtime.store.remote.objects import RemoteObject
@@ -226,7 +227,7 @@ class RemoteQuerySet(Sequence["RemoteObject"]):
         return self._cls._from_json(rows[0])
 
 
-class RemoteManager:
+class RemoteManager(ManagerFace[RemoteQuerySet, "RemoteObject"]):
     """`Model.objects`, `Model.deleted_objects` and reverse-link managers over a core."""
 
     def __init__(
@@ -244,35 +245,6 @@ class RemoteManager:
         qs = RemoteQuerySet(self._cls, deleted=self._deleted)
         return qs.filter(**self._creates) if self._creates else qs
 
-    def all(self) -> RemoteQuerySet:
-        return self._qs()
-
-    def filter(self, **kwargs: Any) -> RemoteQuerySet:
-        return self._qs().filter(**kwargs)
-
-    def exclude(self, **kwargs: Any) -> RemoteQuerySet:
-        return self._qs().exclude(**kwargs)
-
-    def order_by(self, *names: str) -> RemoteQuerySet:
-        return self._qs().order_by(*names)
-
-    def get(self, **kwargs: Any) -> RemoteObject:
-        return self._qs().get(**kwargs)
-
-    def first(self) -> RemoteObject | None:
-        return self._qs().first()
-
-    def count(self) -> int:
-        return self._qs().count()
-
-    def exists(self) -> bool:
-        return self._qs().exists()
-
-    def create(self, **fields: Any) -> RemoteObject:
-        obj = self._cls(**{**self._creates, **fields})
-        obj.save()
-        return obj
-
     def bulk_create(self, objects: Iterable[Mapping[str, Any] | RemoteObject]) -> list[Any]:
         """Create each object in turn (over a core, one request each, not one transaction)."""
         made = [
@@ -281,9 +253,3 @@ class RemoteManager:
         for obj in made:
             obj.save()
         return made
-
-    def __iter__(self) -> Iterator[RemoteObject]:
-        return iter(self._qs())
-
-    def __len__(self) -> int:
-        return len(self._qs())
