@@ -51,6 +51,11 @@ class StoreError(XosRuntimeError):
     """A store operation that was refused; nothing of it was written."""
 
 
+class StoreAway(StoreError):
+    """The store (a core over HTTP) did not answer for now: what was asked may be asked
+    again (`store.health.transient` says so to the engines, which wait and retry)."""
+
+
 class ObjectValidationError(StoreError, ValueError):
     """A value that does not fit its model: unknown field, wrong type, missing link target.
 

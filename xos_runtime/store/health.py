@@ -21,6 +21,8 @@ from typing import TypeVar
 import sqlalchemy as sa
 from loguru import logger
 
+from xos_runtime.exceptions import StoreAway
+
 __all__ = ["StoreHealth", "busy", "retrying", "transient"]
 
 T = TypeVar("T")
@@ -69,7 +71,10 @@ def busy(exc: BaseException) -> bool:
 
 
 def transient(exc: BaseException) -> bool:
-    """Whether `exc` is a store error that goes away by retrying."""
+    """Whether `exc` is a store error that goes away by retrying (a lost connection, a
+    busy or conflicting database, a core that does not answer: `StoreAway`)."""
+    if isinstance(exc, StoreAway):
+        return True
     if not isinstance(exc, sa.exc.DBAPIError):
         return False
     return _is_lost(exc) or _busy(exc) or _sqlstate(exc).startswith(_CONFLICT_SQLSTATES)

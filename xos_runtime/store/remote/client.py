@@ -28,7 +28,7 @@ import requests
 from loguru import logger
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError
 
-from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
+from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreAway, StoreError
 
 __all__ = [
     "CoreAuthError",
@@ -58,7 +58,7 @@ class CoreConflict(StoreError):
         self.field = field
 
 
-class CoreUnavailable(StoreError):
+class CoreUnavailable(StoreAway):
     """The core did not answer within `retry_for` seconds, or a create's outcome is unknown."""
 
 
