@@ -316,9 +316,10 @@ def build_app(
         return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
 
     async def outcomes(request: Request) -> Response:
-        await run_in_threadpool(api.synchronizer_of, request, "outcomes")
+        user = await run_in_threadpool(api.synchronizer_of, request, "outcomes")
         body = await api.body_of(request)
-        return JSONResponse(await run_in_threadpool(write_outcomes, api.accessor, body))
+        stored = await run_in_threadpool(write_outcomes, api.accessor, leases, user, body)
+        return JSONResponse(stored)
 
     async def lease_new(request: Request) -> Response:
         user = await run_in_threadpool(api.synchronizer_of, request, "leases")

@@ -20,38 +20,25 @@ from typing import Any
 from xos_runtime.core.bodies import MAX_ID
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.users import User
-from xos_runtime.store import (
-    ClaimKey,
-    Claims,
-    Lease,
-    ModelAccessor,
-    ProcessIdentity,
-    RowFilter,
-    policy_pending,
-    sync_pending,
-)
+from xos_runtime.store import PENDING, ClaimKey, Claims, Lease, ModelAccessor, ProcessIdentity
 
 __all__ = ["RemoteLease", "RemoteLeases"]
 
-#: What a claim may require of its rows, by name: the engines' own pending conditions.
-PENDING: dict[str, RowFilter] = {
-    "sync": sync_pending(False),
-    "sync_deleted": sync_pending(True),
-    "policy": policy_pending(False),
-    "policy_deleted": policy_pending(True),
-}
-
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: The owners this core gives remote leases (`RemoteLease`).
+_OWNER = re.compile(r"^remote:[^:\s]{1,100}:[0-9a-f]{12}$")
 
 
 class RemoteLease(Lease):
     """A `Lease` of a runtime elsewhere: renewed by its requests only, never by a thread."""
 
-    def __init__(self, accessor: ModelAccessor, client: str, user: str, **kwargs: Any):
+    def __init__(
+        self, accessor: ModelAccessor, client: str, user: str, owner: str = "", **kwargs: Any
+    ):
         super().__init__(accessor.store, **kwargs)
         # "unknown" boot: no process table is ever asked about it, the expiry decides
         self.identity = ProcessIdentity(f"remote {client}", "unknown", 0, "?")
-        self.owner = f"remote:{client}:{uuid.uuid4().hex[:12]}"
+        self.owner = owner or f"remote:{client}:{uuid.uuid4().hex[:12]}"
         self._company = [self.owner]
         self.user = user
 
@@ -71,10 +58,15 @@ class RemoteLeases:
     def register(self, user: User, client: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise ApiError(400, "the body must be a JSON object: name, ttl, shares_work")
-        unknown = set(body) - {"name", "ttl", "shares_work"}
+        unknown = set(body) - {"name", "ttl", "shares_work", "owner"}
         if unknown:
             key = sorted(unknown)[0]
-            raise ApiError(400, f"unknown key {key!r}; expected name, ttl, shares_work", field=key)
+            raise ApiError(
+                400, f"unknown key {key!r}; expected name, ttl, shares_work, owner", field=key
+            )
+        owner = body.get("owner", "")
+        if not isinstance(owner, str) or (owner and not _OWNER.match(owner)):
+            raise ApiError(400, "owner: expected the owner this core gave earlier", field="owner")
         name, ttl = body.get("name", ""), body.get("ttl", 60.0)
         shares = body.get("shares_work", True)
         if not isinstance(name, str) or len(name) > 200:
@@ -83,16 +75,27 @@ class RemoteLeases:
             raise ApiError(400, "ttl: expected 0.1 to 3600 seconds", field="ttl")
         if not isinstance(shares, bool):
             raise ApiError(400, "shares_work: expected true or false", field="shares_work")
+        with self._lock:
+            known = self._leases.get(owner)
+        if known is not None and known.user != user.name:
+            raise ApiError(403, f"lease {owner!r} is not {user.name}'s", field="owner")
         lease = RemoteLease(
             self.accessor,
             client,
             user.name,
+            owner,
             ttl=float(ttl),
             shares_work=shares,
             name=name,
             clock=self.clock,
         )
-        lease.register()
+        if owner:
+            # The runtime comes back (this core restarted, or its lease lapsed): its row, if
+            # still there, is renewed, and its claims stay its own.
+            lease._registered = True
+            lease.renew()
+        else:
+            lease.register()
         with self._lock:
             self._leases[lease.owner] = lease
         return {"owner": lease.owner, "ttl": lease.ttl}
@@ -127,20 +130,23 @@ class RemoteLeases:
         rank, count = lease.share()
         return {"taken": sum(taken.values()), "rank": rank, "count": count}
 
-    def _keys(self, raw: Any) -> list[ClaimKey]:
+    def keys_of(self, raw: Any, field: str = "keys") -> list[ClaimKey]:
+        """Claim keys from a body's list of `[model, id]` (any model of a hierarchy names
+        its root); 400 naming `field` otherwise."""
         if not isinstance(raw, list):
-            raise ApiError(400, "keys: expected a list of [model, id]", field="keys")
+            raise ApiError(400, f"{field}: expected a list of [model, id]", field=field)
         models = self.accessor.models
         keys: list[ClaimKey] = []
         for i, key in enumerate(raw):
             ok = isinstance(key, list) and len(key) == 2 and isinstance(key[0], str)
             ok = ok and key[0] in models and not isinstance(key[1], bool)
             if not ok or not isinstance(key[1], int) or not 0 < key[1] <= MAX_ID:
-                raise ApiError(400, f"keys[{i}]: expected [model, id], got {key!r}", field="keys")
+                raise ApiError(400, f"{field}[{i}]: expected [model, id], got {key!r}", field=field)
             keys.append((models.root(key[0]), key[1]))
         return keys
 
-    def _claims(self, user: User, body: Any) -> tuple[Claims, list[ClaimKey]]:
+    def claims_of(self, user: User, body: Any) -> Claims:
+        """The claims of a body's `owner` (a lease of `user`) and `kind`."""
         if not isinstance(body, Mapping):
             raise ApiError(400, "the body must be a JSON object: owner, kind, keys")
         owner, kind = body.get("owner"), body.get("kind")
@@ -148,20 +154,45 @@ class RemoteLeases:
             raise ApiError(400, "owner: expected the owner of a lease", field="owner")
         if not isinstance(kind, str) or not _KIND.match(kind):
             raise ApiError(400, "kind: expected a claim kind such as 'sync'", field="kind")
-        lease = self.get(user, owner)
-        return Claims(lease, kind), self._keys(body.get("keys"))
+        return Claims(self.get(user, owner), kind)
+
+    def _names(self, raw: Any) -> list[str]:
+        if not isinstance(raw, list) or not raw:
+            raise ApiError(400, "work: expected a list of model names", field="work")
+        for name in raw:
+            if not isinstance(name, str) or not self.accessor.has_model_class(name):
+                raise ApiError(400, f"work: no model named {name!r}", field="work")
+        return list(raw)
 
     def claim(self, user: User, body: Any) -> dict[str, Any]:
-        """Claim what nobody holds; with `pending`, only rows still pending that way."""
-        claims, keys = self._claims(user, body)
+        """Claim what nobody holds: `keys` (with `pending`, only rows still pending that
+        way), or with `work` (model names) everything model policies of those models have
+        to handle now (the policy engine's pass, `claim_policy_work`)."""
+        claims = self.claims_of(user, body)
+        if "work" in body:
+            names = self._names(body["work"])
+            claimed = self.accessor.claim_policy_work(claims, names)
+            return {
+                "claimed": [[root, i] for root, ids in sorted(claimed.items()) for i in sorted(ids)]
+            }
+        keys = self.keys_of(body.get("keys"))
         pending = body.get("pending")
         if pending is not None and pending not in PENDING:
-            names = ", ".join(PENDING)
-            raise ApiError(400, f"pending: expected one of {names}, or null", field="pending")
+            known = ", ".join(PENDING)
+            raise ApiError(400, f"pending: expected one of {known}, or null", field="pending")
         got = claims.claim(keys, where=PENDING[pending] if pending is not None else None)
         return {"claimed": [list(k) for k in sorted(got)]}
 
     def release(self, user: User, body: Any) -> dict[str, Any]:
-        claims, keys = self._claims(user, body)
-        claims.release(keys)
+        """Release `keys`; with `"all": true`, every claim of this owner and kind but
+        `keys` (calls still running)."""
+        claims = self.claims_of(user, body)
+        keys = self.keys_of(body.get("keys", []))
+        every = body.get("all", False)
+        if not isinstance(every, bool):
+            raise ApiError(400, "all: expected true or false", field="all")
+        if every:
+            claims.release_all(keep=keys)
+        else:
+            claims.release(keys)
         return {"released": len(set(keys))}

@@ -1,11 +1,13 @@
 """Outcome writes in batches: what a remote engine stores after its units of work.
 
-The same writes the local engines make (`engines.writer.OutcomeWriter`): bookkeeping
+A remote engine sends the `OutcomeBatch` a local one stores in place (`store/outcomes.py`),
+as JSON; the core checks it whole and stores it with the same `apply_batch`: bookkeeping
 columns set by id (`enacted`, `policed`, `backend_*`, `policy_*`, `changed_by_*`), never
 `updated` and never data, so an edit that lands meanwhile is not overwritten and keeps its
-object pending; and purges of soft-deleted objects whose `delete_record` succeeded. A batch
-is checked whole, then written in one transaction: all of it, or (a 4xx) none of it. Only
-the purges wake anyone (bookkeeping is no change of the objects).
+object pending; purges of soft-deleted objects whose `delete_record` succeeded; and the
+engine's claims (the next batch claimed and re-read, releases, timed-out calls kept). All
+of it, or (a 4xx) none of it. Only the purges wake anyone (bookkeeping is no change of the
+objects).
 """
 
 from __future__ import annotations
@@ -18,15 +20,32 @@ import sqlalchemy as sa
 
 from xos_runtime.core.bodies import MAX_ID
 from xos_runtime.core.errors import ApiError
+from xos_runtime.core.leases import RemoteLeases
+from xos_runtime.core.users import User
 from xos_runtime.exceptions import ObjectValidationError
 from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, is_bookkeeping
-from xos_runtime.store import KeyedWrite, ModelAccessor
+from xos_runtime.store import (
+    PENDING,
+    ClaimRequest,
+    Claims,
+    ModelAccessor,
+    OutcomeBatch,
+    StatusRestore,
+    apply_batch,
+)
 from xos_runtime.store.values import check_value
 
 __all__ = ["MAX_BATCH", "is_outcome_field", "write_outcomes"]
 
 #: Most updates and purges in one batch.
 MAX_BATCH = 10_000
+
+#: Longest status text a restore names.
+MAX_TEXT = 100_000
+#: What a batch may hold.
+_BODY_KEYS = frozenset(
+    {"updates", "purges", "owner", "kind", "claim", "release", "keep", "restore"}
+)
 
 #: Bookkeeping an outcome never writes: identity, user stamps, and the users' flags.
 _NOT_OUTCOMES = frozenset({"id", "leaf_model_name", "deleted", "created", "updated"})
@@ -73,37 +92,107 @@ def _fields(accessor: ModelAccessor, model: str, fields: Any, where: str) -> dic
     return values
 
 
-def write_outcomes(accessor: ModelAccessor, body: Any) -> dict[str, int]:
-    """Check and store one batch: `{"updates": [{"model", "id", "fields"}], "purges":
-    [{"model", "id"}]}`. Returns how many updates and purges it held."""
+def _restores(accessor: ModelAccessor, entries: list[Any]) -> list[StatusRestore]:
+    out: list[StatusRestore] = []
+    for i, entry in enumerate(entries):
+        where = f"restore[{i}]"
+        model, oid = _target(accessor, entry, where)
+        expected, text = entry.get("expected"), entry.get("text")
+        for name, value in (("expected", expected), ("text", text)):
+            if not isinstance(value, str) or len(value) > MAX_TEXT:
+                raise ApiError(400, f"{where}.{name}: expected a text", field=f"{where}.{name}")
+        out.append(StatusRestore((accessor.models.root(model), oid), expected, text))
+    return out
+
+
+def _claim_request(accessor: ModelAccessor, leases: RemoteLeases, raw: Any) -> ClaimRequest | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ApiError(400, "claim: expected an object: keys, pending, columns", field="claim")
+    unknown = set(raw) - {"keys", "pending", "columns", "adopt_own"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ApiError(400, f"claim: unknown key {key!r}", field=f"claim.{key}")
+    keys = leases.keys_of(raw.get("keys"), "claim.keys")
+    pending = raw.get("pending")
+    if pending is not None and pending not in PENDING:
+        names = ", ".join(PENDING)
+        raise ApiError(
+            400, f"claim.pending: expected one of {names}, or null", field="claim.pending"
+        )
+    columns = raw.get("columns", ["id"])
+    if not isinstance(columns, list) or not columns or columns[0] != "id":
+        raise ApiError(400, "claim.columns: expected column names, id first", field="claim.columns")
+    for root in {r for r, _ in keys}:
+        known = accessor.store.table(root).c
+        for name in columns:
+            if not isinstance(name, str) or name not in known:
+                raise ApiError(
+                    400, f"claim.columns: {root} has no column {name!r}", field="claim.columns"
+                )
+    adopt = raw.get("adopt_own", False)
+    if not isinstance(adopt, bool):
+        raise ApiError(400, "claim.adopt_own: expected true or false", field="claim.adopt_own")
+    return ClaimRequest(keys, pending, tuple(columns), adopt_own=adopt)
+
+
+def write_outcomes(
+    accessor: ModelAccessor, leases: RemoteLeases, user: User, body: Any
+) -> dict[str, Any]:
+    """Check and store one batch (`store.outcomes.OutcomeBatch` as JSON): `{"updates":
+    [{"model", "id", "fields"}], "purges": [{"model", "id"}]}` and, for a remote engine's
+    claims, `owner` (its lease), `kind`, `claim` (`{"keys", "pending", "columns",
+    "adopt_own"}`), `release` and `keep` (lists of `[model, id]`) and `restore`
+    (`[{"model", "id", "expected", "text"}]`). Returns how many updates and purges it held
+    and, with `claim`, the keys obtained and their re-read columns."""
     if not isinstance(body, Mapping):
         raise ApiError(400, "the body must be a JSON object with updates and purges")
-    unknown = set(body) - {"updates", "purges"}
+    unknown = set(body) - _BODY_KEYS
     if unknown:
         name = sorted(unknown)[0]
-        raise ApiError(400, f"unknown key {name!r}; expected updates, purges", field=name)
+        expected = ", ".join(sorted(_BODY_KEYS))
+        raise ApiError(400, f"unknown key {name!r}; expected {expected}", field=name)
     updates, purges = _entries(body, "updates"), _entries(body, "purges")
-    if len(updates) + len(purges) > MAX_BATCH:
+    restores = _entries(body, "restore")
+    if len(updates) + len(purges) + len(restores) > MAX_BATCH:
         raise ApiError(413, f"at most {MAX_BATCH} updates and purges in one batch")
-    store = accessor.store
-    grouped: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    batch = OutcomeBatch()
     for i, entry in enumerate(updates):
         model, oid = _target(accessor, entry, f"updates[{i}]")
         values = _fields(accessor, model, entry.get("fields"), f"updates[{i}]")
-        key = (store.models.root(model), tuple(sorted(values)))
-        grouped.setdefault(key, []).append({"id": oid, **values})
+        group = (accessor.models.root(model), tuple(sorted(values)))
+        batch.updates.setdefault(group, []).append({"id": oid, **values})
+    batch.purges = _purges(accessor, purges)
+    batch.restore = _restores(accessor, restores)
+    claims: Claims | None = None
+    if "owner" in body or "kind" in body:
+        claims = leases.claims_of(user, body)
+        batch.claim = _claim_request(accessor, leases, body.get("claim"))
+        batch.release = leases.keys_of(body.get("release", []), "release")
+        batch.keep = leases.keys_of(body.get("keep", []), "keep")
+    elif any(body.get(k) for k in ("claim", "release", "keep")):
+        raise ApiError(400, "owner: claims need the owner of a lease and a kind", field="owner")
+    result = apply_batch(accessor, batch, claims)
+    answer: dict[str, Any] = {"updated": len(updates), "purged": len(purges)}
+    if result is not None:
+        answer["claimed"] = [list(k) for k in sorted(result.held)]
+        answer["rows"] = [
+            {"model": k[0], "id": k[1], "row": row} for k, row in sorted(result.rows.items())
+        ]
+    return answer
+
+
+def _purges(accessor: ModelAccessor, purges: list[Any]) -> dict[str, list[int]]:
+    """Ids by leaf model; 409 for an object that is not deleted; ids purged already (a
+    retried batch) are left out."""
+    store = accessor.store
     doomed: dict[str, list[tuple[int, str]]] = {}
     for i, entry in enumerate(purges):
         model, oid = _target(accessor, entry, f"purges[{i}]")
         doomed.setdefault(store.models.root(model), []).append((oid, f"purges[{i}]"))
-    writes = [
-        KeyedWrite(store.table(root), ("id",), sorted(rows, key=lambda r: int(r["id"])), columns)
-        for (root, columns), rows in sorted(grouped.items())
-    ]
-    touched: set[str] = set()
-    with store.write(touched, durable=False) as conn:
-        for w in writes:
-            store.write_by_keys(conn, w)
+    by_leaf: dict[str, list[int]] = {}
+    with store.read() as conn:
         for root, targets in sorted(doomed.items()):
             table = store.table(root)
             ids = [oid for oid, _ in targets]
@@ -112,8 +201,7 @@ def write_outcomes(accessor: ModelAccessor, body: Any) -> dict[str, int]:
                     table.c.id.in_(ids)
                 )
             ).all()
-            state = {int(r[0]): (str(r[1]), bool(r[2])) for r in rows}
-            by_leaf: dict[str, list[int]] = {}
+            state = {int(r[0]): (str(r[1] or root), bool(r[2])) for r in rows}
             for oid, where in targets:
                 found = state.get(oid)
                 if found is None:
@@ -122,7 +210,4 @@ def write_outcomes(accessor: ModelAccessor, body: Any) -> dict[str, int]:
                 if not deleted:
                     raise ApiError(409, f"{where}: {root} id {oid} is not deleted", field=where)
                 by_leaf.setdefault(leaf, []).append(oid)
-            for leaf, leaf_ids in sorted(by_leaf.items()):
-                store.purge(leaf, leaf_ids, conn)
-                touched.update(store.touched_names([leaf]))
-    return {"updated": len(updates), "purged": len(purges)}
+    return by_leaf

@@ -121,7 +121,7 @@ class PolicyEngine(LoopEngine):
         #: How long a call took lately (seconds; None: no call seen yet): sizes batches.
         self._call_seconds: float | None = None
         #: Claims shared with other runtime processes on the same store (see `Claims`).
-        self.claims = Claims(lease, "policy") if lease is not None else None
+        self.claims = lease.claims("policy") if lease is not None else None
 
     def policies_for(self, leaf: str) -> list[type[ModelPolicy]]:
         """Policies of the model and of every base model, base model first."""
@@ -167,10 +167,7 @@ class PolicyEngine(LoopEngine):
             # Claim first, then read: the read sees whatever another process finished
             # before it released an object, so what it still finds pending is ours to run.
             self.claims.lease.reap(["policy"])
-            claimed = {
-                root: self.claims.claim_all(root, where)
-                for root, where in self.accessor.policy_work_filters(names).items()
-            }
+            claimed = self.accessor.claim_policy_work(self.claims, names)
         try:
             self._prepare_and_run(names, skip, now, claimed, keep, report)
         finally:

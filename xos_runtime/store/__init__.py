@@ -21,6 +21,14 @@ from xos_runtime.store.claims import (
 from xos_runtime.store.health import StoreHealth, retrying, transient
 from xos_runtime.store.notify import ChangeHub, Subscription
 from xos_runtime.store.objects import Key, ModelObject, RowView
+from xos_runtime.store.outcomes import (
+    PENDING,
+    ClaimRequest,
+    ClaimResult,
+    OutcomeBatch,
+    StatusRestore,
+    apply_batch,
+)
 from xos_runtime.store.query import Manager, QuerySet
 from xos_runtime.store.schedule import Schedule
 from xos_runtime.store.sqlstore import KeyedWrite, SqlStore, normalise_url
@@ -28,10 +36,13 @@ from xos_runtime.store.tracking import CallerKind, MonotonicClock, acting_as, cu
 from xos_runtime.store.values import parse_text
 
 __all__ = [
+    "PENDING",
     "Attempts",
     "CallerKind",
     "ChangeHub",
     "ClaimKey",
+    "ClaimRequest",
+    "ClaimResult",
     "Claims",
     "EventAttempts",
     "HeldClaims",
@@ -42,6 +53,7 @@ __all__ = [
     "ModelAccessor",
     "ModelObject",
     "MonotonicClock",
+    "OutcomeBatch",
     "OwnerInfo",
     "ProcessIdentity",
     "QuerySet",
@@ -49,10 +61,12 @@ __all__ = [
     "RowView",
     "Schedule",
     "SqlStore",
+    "StatusRestore",
     "StoreHealth",
     "StoreInUse",
     "Subscription",
     "acting_as",
+    "apply_batch",
     "current_caller",
     "held_claims",
     "normalise_url",

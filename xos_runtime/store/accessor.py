@@ -8,18 +8,23 @@ observed model rather than one per object.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.claims import Claims, Lease
 from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
 from xos_runtime.store.sqlstore import SqlStore
+
+if TYPE_CHECKING:
+    from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
 
 #: `publish(topic, key, value, headers)`, as `EventBus.publish`.
 EventPublisher = Callable[
@@ -275,6 +280,15 @@ class ModelAccessor:
         self._work_filters[key] = found
         return found
 
+    def claim_policy_work(self, claims: Claims, model_names: Iterable[str]) -> dict[str, set[int]]:
+        """Claim everything model policies of `model_names` have to handle now
+        (`policy_work_filters`) that no process holds: ids by root model (the policy
+        engine's pass takes all of its work at once, `Claims.claim_all`)."""
+        return {
+            root: claims.claim_all(root, where)
+            for root, where in self.policy_work_filters(model_names).items()
+        }
+
     def fetch_policy_work(
         self, model_names: Iterable[str], only: Mapping[str, Container[int]] | None = None
     ) -> tuple[list[ModelObject], list[tuple[str, int]]]:
@@ -334,6 +348,30 @@ class ModelAccessor:
             for row in self.store.select(root, [table.c.id.in_(ids)], conn=conn):
                 found[(root, int(row["id"]))] = row
         return found
+
+    def lease(
+        self,
+        *,
+        ttl: float = 60.0,
+        shares_work: bool = True,
+        name: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> Lease:
+        """This process's registration on the store (`Lease`): made by the host of a `run`."""
+        return Lease(self.store, ttl=ttl, shares_work=shares_work, name=name, clock=clock)
+
+    def store_outcomes(
+        self, batch: OutcomeBatch, claims: Claims | None = None
+    ) -> ClaimResult | None:
+        """Store an engine's `OutcomeBatch` in one atomic step (`store.outcomes.apply_batch`);
+        a remote accessor sends it to its core instead."""
+        from xos_runtime.store.outcomes import apply_batch  # (it builds on this module)
+
+        return apply_batch(self, batch, claims)
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Reads of this thread inside see one snapshot of the store (a sync pass's reads)."""
+        return self.store.snapshot()
 
     def purge(self, obj: ModelObject) -> None:
         """Remove a soft-deleted object for good (after its `delete_record` succeeded)."""

@@ -287,6 +287,10 @@ class Lease:
             logger.opt(exception=exc).debug("could not remove this process from the store")
         self._registered = False
 
+    def claims(self, kind: str) -> Claims:
+        """The claims of one engine (`kind`) of this process."""
+        return Claims(self, kind)
+
     # -- other processes ----------------------------------------------------------------------
 
     def share(self) -> tuple[int, int]:

@@ -45,8 +45,6 @@ from typing import Any
 
 import attrs
 import networkx as nx
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from xos_runtime.config import SyncSettings
 from xos_runtime.engines.base import LoopEngine
@@ -68,14 +66,16 @@ from xos_runtime.engines.sync.dag import LinkPlan, dependencies, reverse_edges
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import SyncStep
 from xos_runtime.store import (
+    ClaimRequest,
+    ClaimResult,
     Claims,
     Key,
     Lease,
     ModelAccessor,
     ModelObject,
+    StatusRestore,
     acting_as,
     retrying,
-    sync_pending,
     transient,
 )
 
@@ -223,7 +223,7 @@ class SyncEngine(LoopEngine):
         self.held_for_policies = frozenset(held_for_policies)
         self.on_outcome = outcomes.sync if outcomes is not None else None
         self.rand = rand
-        self.claims = Claims(lease, "sync") if lease is not None else None
+        self.claims = lease.claims("sync") if lease is not None else None
         #: Calls that timed out and have not returned, by object.
         self.overdue: dict[Key, _Overdue] = {}
         self._returned: list[Key] = []
@@ -269,21 +269,11 @@ class SyncEngine(LoopEngine):
         if not done:
             return
 
+        restore = [StatusRestore(k, o.message + STILL_RUNNING, o.message) for k, o in done.items()]
+        release = sorted(done) if self.claims is not None else []
+
         def write() -> None:
-            store = self.accessor.store
-            with store.write() as conn:
-                for (root, oid), overdue in sorted(done.items(), key=lambda kv: kv[0]):
-                    table = store.table(root)
-                    conn.execute(
-                        sa.update(table)
-                        .where(
-                            table.c.id == oid,
-                            table.c.backend_status == overdue.message + STILL_RUNNING,
-                        )
-                        .values(backend_status=overdue.message)
-                    )
-                if self.claims is not None:
-                    self.claims.release(done, conn)
+            OutcomeWriter(self.accessor).flush(self.claims, release=release, restore=restore)
 
         retrying(write, what="releasing returned calls", stopping=lambda: self.stopping)
 
@@ -616,32 +606,23 @@ class _Dispatch:
         return batch
 
     def _claim(self, batch: list[Key]) -> None:
-        """Claim `batch`, storing what finished in the same transaction (one per batch)."""
-        claims = self.claims
-        assert claims is not None
+        """Claim `batch`, storing what finished in the same step (one per batch)."""
         engine = self.engine
-        held: set[Key] = set()
-        rows: dict[Key, Mapping[str, Any]] = {}
-        tries = [0]
-        pending = sync_pending(self.deleted)
-
-        def claim(conn: Connection) -> None:
-            held.clear()
-            rows.clear()
-            tries[0] += 1
-            # A retry after a lost connection may find the claims of a commit whose answer
-            # never arrived: they are this process's own, and taken as obtained. Objects no
-            # longer pending (done elsewhere since the pass read them) are not claimed.
-            held.update(claims.claim_in(conn, batch, adopt_own=tries[0] > 1, where=pending))
-            # In the claim's transaction, by a statement of its own: whatever another process
-            # finished before it released the object is visible here (the claim's own
-            # statement may have waited for that release but reads an older snapshot).
-            rows.update(engine.accessor.load_rows(held, conn, columns=_RECHECK))
-            changed = [k for k in held if k in rows and _version(rows[k]) > self.items[k].version]
-            if changed:  # a newer version for the step: the whole row
-                rows.update(engine.accessor.load_rows(changed, conn))
-
-        self._flush(claim if batch else None)
+        result = self._flush(batch) if batch else None
+        held = result.held if result is not None else set()
+        rows: dict[Key, Mapping[str, Any]] = dict(result.rows) if result is not None else {}
+        changed = [k for k in held if k in rows and _version(rows[k]) > self.items[k].version]
+        if changed:  # a newer version for the step: the whole row (still ours: claimed)
+            whole = retrying(
+                lambda: engine.accessor.load_rows(changed),
+                what="reading changed objects",
+                stopping=lambda: engine.stopping,
+            )
+            for key in changed:
+                if key in whole:
+                    rows[key] = whole[key]
+                else:
+                    del rows[key]  # purged since the claim
         now = engine.clock()
         self.mine |= held
         for key in batch:
@@ -920,33 +901,33 @@ class _Dispatch:
             else:
                 self._flush()
 
-    def _flush(self, then: Callable[[Connection], None] | None = None) -> None:
-        """Store the outcomes and release their claims in one transaction (with `then`, the
-        next claim), then run the steps' `after_sync_save` follow-ups."""
+    def _flush(self, claim: list[Key] | None = None) -> ClaimResult | None:
+        """Store the outcomes and release their claims in one step (with `claim`, claim
+        that batch too), then run the steps' `after_sync_save` follow-ups."""
         release, keep = self.to_release, self.to_keep
         claims = self.claims
-        if then is None and (self.ready or self.later) and not self.engine.stopping:
+        if claim is None and (self.ready or self.later) and not self.engine.stopping:
             # More claims to come this pass: the releases ride with the next one (a
             # finished object's claim only keeps other processes off what is done).
             release = []
-        if self.writes.size or release or keep or then is not None:
-            also: Callable[[Connection], None] | None = None
-            if then is not None or (claims is not None and keep):
+        result: ClaimResult | None = None
+        if self.writes.size or release or keep or claim:
+            if claims is None:
+                release, keep = [], []
+            pending = "sync_deleted" if self.deleted else "sync"
+            tries = 0
 
-                def also(conn: Connection) -> None:
-                    if then is not None:
-                        then(conn)
-                    if claims is not None:
-                        claims.mark_abandoned(keep, conn)
+            def store() -> ClaimResult | None:
+                nonlocal tries
+                tries += 1
+                # A retry after a lost connection may find the claims of a commit whose
+                # answer never arrived: they are this process's own, taken as obtained.
+                request = (
+                    ClaimRequest(claim, pending, _RECHECK, adopt_own=tries > 1) if claim else None
+                )
+                return self.writes.flush(claims, claim=request, release=release, keep=keep)
 
-            # Claims first, releases last: a transaction that waits for another's claim
-            # rows then holds none of its own to be waited for, so no cycle can form.
-            releases = [claims.release_write(release)] if claims is not None and release else []
-            retrying(
-                lambda: self.writes.flush(also, releases),
-                what="storing outcomes",
-                stopping=lambda: self.engine.stopping,
-            )
+            result = retrying(store, what="storing outcomes", stopping=lambda: self.engine.stopping)
         self.mine.difference_update(release)
         self.mine.difference_update(keep)
         if release:
@@ -954,6 +935,10 @@ class _Dispatch:
         self.to_keep = []
         self.unflushed_since = None
         self.unstored = 0
+        self._after_save()
+        return result
+
+    def _after_save(self) -> None:
         if self.after_save:
             done, self.after_save = self.after_save, []
             for steps, obj in done:

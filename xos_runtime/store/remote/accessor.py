@@ -19,9 +19,11 @@ from xos_runtime.config import Settings
 from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.exceptions import DoesNotExist, StoreError
 from xos_runtime.models.definitions import Model, ModelSet
+from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
 from xos_runtime.store.remote.client import CoreClient
 from xos_runtime.store.remote.events import CoreEvents
 from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
+from xos_runtime.store.remote.work import CoreClaims, CoreLease, store_batch
 
 __all__ = [
     "MODELS_PATH",
@@ -218,6 +220,34 @@ class RemoteAccessor:
         Not retried once sent (it would publish twice): a core that went away after the
         request left is a `CoreUnavailable` saying so."""
         return CoreEvents(self.store.client).publish(topic, key, value, headers)
+
+    # -- the engines' share of the work (`work.py`) -------------------------------------------
+
+    def lease(
+        self,
+        *,
+        ttl: float = 60.0,
+        shares_work: bool = True,
+        name: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> CoreLease:
+        """This runtime's registration with the core (`CoreLease`, the face of `Lease`)."""
+        return CoreLease(
+            self.store.client, ttl=ttl, shares_work=shares_work, name=name, clock=clock
+        )
+
+    def store_outcomes(
+        self, batch: OutcomeBatch, claims: CoreClaims | None = None
+    ) -> ClaimResult | None:
+        """Send an engine's `OutcomeBatch` to the core, which stores it in one transaction."""
+        return store_batch(self.store.client, batch, claims)
+
+    def claim_policy_work(
+        self, claims: CoreClaims, model_names: Iterable[str]
+    ) -> dict[str, set[int]]:
+        """Claim, through the core, everything model policies of `model_names` have to
+        handle now: ids by root model."""
+        return claims.claim_work(model_names)
 
     def close(self) -> None:
         self.store.close()
