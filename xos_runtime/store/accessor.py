@@ -202,6 +202,12 @@ class ModelAccessor:
         """A subscription woken by every committed change of this store."""
         return self.store.hub.subscribe()
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """`with accessor.snapshot():` every read of this thread inside sees one committed
+        state of the store (`SqlStore.snapshot`): for the engines' reads of what is pending
+        and the rows their links lead to."""
+        return self.store.snapshot()
+
     # -- pending work ---------------------------------------------------------------------------
 
     def _pending(
