@@ -38,6 +38,7 @@ from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.params import seconds_param
+from xos_runtime.core.rows import read_rows
 from xos_runtime.core.users import User, Users
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
@@ -321,6 +322,11 @@ def build_app(
         stored = await run_in_threadpool(write_outcomes, api.accessor, leases, user, body)
         return JSONResponse(stored)
 
+    async def rows(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "rows")
+        body = await api.body_of(request)
+        return JSONResponse(await run_in_threadpool(read_rows, api.accessor, body))
+
     async def lease_new(request: Request) -> Response:
         user = await run_in_threadpool(api.synchronizer_of, request, "leases")
         body = await api.body_of(request)
@@ -433,6 +439,7 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API_PREFIX}/changes", changes, methods=["GET"]),
         Route(f"{API_PREFIX}/outcomes", outcomes, methods=["POST"]),
+        Route(f"{API_PREFIX}/rows", rows, methods=["POST"]),
         Route(f"{API_PREFIX}/models", models, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/status", status, methods=["GET"]),
         Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),

@@ -13,6 +13,7 @@ from typing import Any
 from xos_runtime.core.bodies import MAX_ID, READ_ONLY
 from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, Field
 from xos_runtime.store.objects import ModelMeta
+from xos_runtime.store.remote.rows import MAX_ROW_KEYS
 
 __all__ = ["API_PREFIX", "openapi_document", "route_of"]
 
@@ -329,6 +330,20 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
         }
 
     keys = {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}}
+    paths[f"{API_PREFIX}/rows"] = post(
+        "rows",
+        "synchronizers: rows by [root model, id], live or deleted, every column or only "
+        "columns (id first); missing rows are absent",
+        {
+            "type": "object",
+            "properties": {
+                "keys": {**keys, "maxItems": MAX_ROW_KEYS},
+                "columns": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["keys"],
+            "additionalProperties": False,
+        },
+    )
     claim = {
         "type": "object",
         "properties": {

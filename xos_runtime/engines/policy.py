@@ -37,7 +37,6 @@ from xos_runtime.engines.steplog import lazy_log
 from xos_runtime.engines.writer import OutcomeWriter
 from xos_runtime.steps import ModelPolicy
 from xos_runtime.store import (
-    Claims,
     Key,
     Lease,
     ModelAccessor,

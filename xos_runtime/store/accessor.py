@@ -207,6 +207,12 @@ class ModelAccessor:
         """A subscription woken by every committed change of this store."""
         return self.store.hub.subscribe()
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """`with accessor.snapshot():` every read of this thread inside sees one committed
+        state of the store (`SqlStore.snapshot`): for the engines' reads of what is pending
+        and the rows their links lead to."""
+        return self.store.snapshot()
+
     # -- pending work ---------------------------------------------------------------------------
 
     def _pending(
@@ -368,10 +374,6 @@ class ModelAccessor:
         from xos_runtime.store.outcomes import apply_batch  # (it builds on this module)
 
         return apply_batch(self, batch, claims)
-
-    def snapshot(self) -> contextlib.AbstractContextManager[None]:
-        """Reads of this thread inside see one snapshot of the store (a sync pass's reads)."""
-        return self.store.snapshot()
 
     def purge(self, obj: ModelObject) -> None:
         """Remove a soft-deleted object for good (after its `delete_record` succeeded)."""

@@ -68,7 +68,6 @@ from xos_runtime.steps import SyncStep
 from xos_runtime.store import (
     ClaimRequest,
     ClaimResult,
-    Claims,
     Key,
     Lease,
     ModelAccessor,
@@ -311,7 +310,7 @@ class SyncEngine(LoopEngine):
     def read_pending(self, deleted: bool) -> dict[Key, _Item]:
         """The pending objects and their dependencies, all from one snapshot of the store
         (read by a pass, and by `plan`)."""
-        with self.accessor.store.snapshot():
+        with self.accessor.snapshot():
             items, sub_rows = self._fetch(deleted)
             if not items:
                 return items

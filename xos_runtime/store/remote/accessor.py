@@ -10,8 +10,9 @@ naming the user and the core.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +23,9 @@ from xos_runtime.models.definitions import Model, ModelSet
 from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
 from xos_runtime.store.remote.client import CoreClient
 from xos_runtime.store.remote.events import CoreEvents
+from xos_runtime.store.remote.feed import RemoteSubscription
 from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
+from xos_runtime.store.remote.rows import load_rows
 from xos_runtime.store.remote.work import CoreClaims, CoreLease, store_batch
 
 __all__ = [
@@ -199,6 +202,86 @@ class RemoteAccessor:
                     seen.add(key)
                     out.append(cls._from_json(row))
         return out
+
+    def fetch_policy_work(
+        self, model_names: Iterable[str], only: Mapping[str, Container[int]] | None = None
+    ) -> tuple[list[Any], list[tuple[str, int]]]:
+        """Everything model policies of `model_names` have to handle now, as the local
+        accessor's `fetch_policy_work`: the objects changed since policed and the deleted
+        ones awaiting `handle_delete`, of those models and their sub-models, each as its
+        most derived object; with `only` (ids by root model), the keys of the other rows
+        come second (another process holds them).
+
+        Two requests per model (`policy_pending`, then with `deleted=true`), and two more
+        per sub-model whose rows came back through a base model, for their own fields: a
+        row no longer pending by then is left for the next pass."""
+        names = [model_names] if isinstance(model_names, str) else sorted(set(model_names))
+        seen: set[tuple[str, int]] = set()
+        others: list[tuple[str, int]] = []
+        found: dict[tuple[str, int], tuple[str, Mapping[str, Any]]] = {}
+        through: dict[str, set[tuple[str, int]]] = {}  # leaf -> keys read as a base model
+        for name in names:
+            root = self.models.root(name)
+            for row in self._policy_rows(name):
+                key = (root, int(row["id"]))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if only is not None and key[1] not in only.get(root, ()):
+                    others.append(key)
+                    continue
+                leaf = row.get("leaf_model_name") or root
+                if leaf == name:
+                    found[key] = (leaf, row)
+                else:
+                    through.setdefault(leaf, set()).add(key)
+        for leaf, keys in sorted(through.items()):
+            root = self.models.root(leaf)
+            for leaf_row in self._policy_rows(leaf):
+                key = (root, int(leaf_row["id"]))
+                if key in keys and (leaf_row.get("leaf_model_name") or root) == leaf:
+                    found[key] = (leaf, leaf_row)
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for key in sorted(found):  # by table, then by leaf model in id order, as locally
+            leaf, found_row = found[key]
+            groups.setdefault((key[0], leaf), []).append(found_row)
+        objects: list[RemoteObject] = []
+        for (_root, leaf), rows in groups.items():
+            cls = self.get_model_class(leaf)
+            objects.extend(cls._from_json(row) for row in rows)
+        return objects, sorted(others)
+
+    def _policy_rows(self, name: str) -> list[dict[str, Any]]:
+        return [
+            *self.store.pending(name, "policy_pending", deleted=False),
+            *self.store.pending(name, "policy_pending", deleted=True),
+        ]
+
+    def load_rows(
+        self,
+        keys: Iterable[tuple[str, int]],
+        conn: Any = None,
+        columns: Sequence[str] = (),
+    ) -> dict[tuple[str, int], dict[str, Any]]:
+        """Rows by `(root model, id)`, live or deleted, as the local accessor's `load_rows`
+        gives them (the core runs it: the same dicts, links as `site_id`); missing rows are
+        absent; with `columns` (`id` first) only those. `conn` is a local store's: over a
+        core each request is its own transaction, and it is not used."""
+        if columns:
+            assert columns[0] == "id", columns
+        return load_rows(self.store.client, keys, columns)
+
+    def subscribe(self) -> RemoteSubscription:
+        """A subscription woken by every committed change of the core's store, from its
+        change feed (a thread per subscription: `close()` it)."""
+        return RemoteSubscription(self.store.client, lambda: [m.name for m in self.models])
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to hold: over a core, each request is its own snapshot of the store (a
+        local accessor's `snapshot()` makes a block's reads see one state). Engines that
+        read in several requests see later states in later ones, and re-check what they
+        claimed."""
+        return contextlib.nullcontext()
 
     def atomic(self) -> Any:
         raise StoreError(

@@ -155,6 +155,30 @@ class CoreClient:
         #: Whether a wait for the core is going on (said once in the log).
         self._waiting = False
 
+    def sibling(
+        self,
+        *,
+        retry_for: float | None = None,
+        read_timeout: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> CoreClient:
+        """A client of the same core, as the same user with the same trust, with a session
+        of its own: for a thread that calls the core on its own (the change feed's long
+        poll), with its own retries, read timeout and pauses."""
+        connect_timeout, own_read = self.timeout
+        other = CoreClient(
+            self.base,
+            ca_file=self.ca_file,
+            retry_for=self.retry_for if retry_for is None else retry_for,
+            connect_timeout=connect_timeout,
+            read_timeout=own_read if read_timeout is None else read_timeout,
+            sleep=self.sleep if sleep is None else sleep,
+            clock=self.clock,
+        )
+        other.username = self.username
+        other.session.auth = self.session.auth
+        return other
+
     @property
     def waiting(self) -> bool:
         """Whether the last request is waiting for the core (it did not answer)."""
