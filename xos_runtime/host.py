@@ -18,11 +18,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 import networkx as nx
-import sqlalchemy as sa
 from loguru import logger
 
 from xos_runtime.config import Settings, load_config
@@ -41,8 +40,9 @@ from xos_runtime.engines import (
 from xos_runtime.exceptions import ConfigError
 from xos_runtime.models import build_model_graph, load_models
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.models.loader import read_sources
 from xos_runtime.plugins import DiscoveredPlugins, call_hook, discover
-from xos_runtime.store import HeldClaims, Key, Lease, ModelAccessor, held_claims, open_store
+from xos_runtime.store import HeldClaims, Key, Lease, ModelAccessor, open_store
 
 if TYPE_CHECKING:
     from xos_runtime.observe import ObservedHost, Observer, StatusServer
@@ -218,9 +218,7 @@ class Runtime:
     @property
     def shared_store(self) -> bool:
         """Whether other processes can open this store (every store but in-memory SQLite)."""
-        store = self.accessor.store
-        database = store.url.database
-        return store.dialect != "sqlite" or bool(database and database != ":memory:")
+        return self.accessor.shared
 
     @property
     def shares_work(self) -> bool:
@@ -231,8 +229,7 @@ class Runtime:
     def lease(self) -> Lease | None:
         """This process's registration on a shared store (None for the in-memory store)."""
         if self._lease is None and self.shared_store:
-            self._lease = Lease(
-                self.accessor.store,
+            self._lease = self.accessor.lease(
                 ttl=self.settings.sync.claim_ttl,
                 shares_work=self.shares_work,
                 name=self.settings.name,
@@ -280,14 +277,17 @@ class Runtime:
         call_hook(plugins, "xos_runtime_configure", config=settings)
         models, graph = load_model_definitions(settings, plugins)
         plugins.validate(models.names() if len(models) else None)
-        accessor = open_store(
-            settings.accessor.endpoint,
-            models if len(models) else None,
-            clock=clock,
-            dry_run=dry_run,
-            models_optional=models_optional,
-            keep_stored=keep_stored_models,
-        )
+        if settings.accessor.remote:
+            accessor = _open_core(settings, plugins, load=bool(len(models)) and not dry_run)
+        else:
+            accessor = open_store(
+                settings.accessor.endpoint,
+                models if len(models) else None,
+                clock=clock,
+                dry_run=dry_run,
+                models_optional=models_optional,
+                keep_stored=keep_stored_models,
+            )
         if not len(models) or (keep_stored_models and len(accessor.models) != len(models)):
             models = accessor.models
             graph = build_model_graph(models, settings.dependency_graph)
@@ -402,7 +402,7 @@ class Runtime:
         if not self.shares_work:
             return []
         mine = self.lease.owner if self.lease is not None else None
-        return [h for h in held_claims(self.accessor.store) if h.owner != mine]
+        return [h for h in self.accessor.held_claims() if h.owner != mine]
 
     def serve(self, *, install_signals: bool = True, ready: threading.Event | None = None) -> int:
         """Run every engine until SIGTERM/SIGINT (or `request_stop`), then drain; returns 0."""
@@ -473,7 +473,7 @@ class Runtime:
         if self._lease is None:
             return {}
         mine = self._lease.owner
-        return {h.kind: h.count for h in held_claims(self.accessor.store) if h.owner == mine}
+        return {h.kind: h.count for h in self.accessor.held_claims() if h.owner == mine}
 
     def abandoned_calls(self) -> dict[str, int]:
         """Calls abandoned after a timeout that still run, by engine name."""
@@ -536,22 +536,7 @@ class Runtime:
 
     def count_in_error(self) -> int:
         """Objects (live or awaiting deletion) whose sync or policy ended in error (code 2)."""
-        store = self.accessor.store
-        total = 0
-        with store.read() as conn:
-            for table in store.schema.tables.values():
-                q = (
-                    sa.select(sa.func.count())
-                    .select_from(table)
-                    .where(
-                        sa.or_(
-                            table.c.backend_code == BackendCode.ERROR,
-                            table.c.policy_code == BackendCode.ERROR,
-                        )
-                    )
-                )
-                total += int(conn.execute(q).scalar_one())
-        return total
+        return self.accessor.count_with_code(BackendCode.ERROR)
 
 
 def discover_plugins(
@@ -579,12 +564,30 @@ def discover_plugins(
     )
 
 
+def _model_sources(settings: Settings, plugins: DiscoveredPlugins) -> list[Any]:
+    """The config's `models_dir` folders, then what the plugins contribute."""
+    return [*settings.models_dir, *_flatten(call_hook(plugins, "xos_runtime_models"))]
+
+
+def _open_core(settings: Settings, plugins: DiscoveredPlugins, *, load: bool) -> ModelAccessor:
+    """The accessor of a `run` over a core (`accessor.endpoint: http(s)://...`): with `load`,
+    the synchronizer's models go to the core first (as XOS's LoadModels), which evolves its
+    store with the same rules and refusals as a local store."""
+    from xos_runtime.store.remote import open_settings
+
+    sources = read_sources(_model_sources(settings, plugins)) if load else []
+    remote = open_settings(settings, models=(settings.name, list(sources)))
+    # The remote accessor has every face of `ModelAccessor` the engines and the host use
+    # (reads, outcome batches, leases and claims, the change feed); not its SQL store.
+    return cast(ModelAccessor, remote)
+
+
 def load_model_definitions(
     settings: Settings, plugins: DiscoveredPlugins
 ) -> tuple[ModelSet, nx.DiGraph]:
     """Models from `models_dir` and the plugins, and the dependency graph over them."""
-    contributed = _flatten(call_hook(plugins, "xos_runtime_models"))
-    sources: list[Any] = [*settings.models_dir, *contributed]
+    sources = _model_sources(settings, plugins)
+    contributed = sources[len(settings.models_dir) :]
     models = load_models(sources) if sources else ModelSet({})
     if settings.models_dir and not contributed and not len(models):
         # Opening with the models the store remembers is for a config *without* models_dir;

@@ -39,6 +39,8 @@ HOST = socket.gethostname()
 DEADLOCK = "DeadlockDetected"
 #: What `run` logs once its engines run.
 READY = re.compile(r"running \d+ engine")
+#: The synchronizer user runtimes log in to a core as (`start_core`).
+CORE_USER, CORE_PASSWORD = "faults-sync", "faults-secret"
 
 
 def fresh_pg_schema(database_url: str) -> str:
@@ -186,6 +188,11 @@ class Cluster:
             "XRT_STEP_DELAY": str(step_delay),
         }
         self.procs: list[Proc] = []
+        #: The core the runtimes use (`start_core`), its URL and its port (kept on restarts).
+        self.core: subprocess.Popen[str] | None = None
+        self.core_url: str | None = None
+        self.core_port = 0
+        self.core_starts = 0
         #: (time, pid, threads) of every live process, sampled by `wait_for`.
         self.thread_samples: list[tuple[float, int, int]] = []
         self._accessor: Any = None
@@ -203,6 +210,13 @@ class Cluster:
     def application_name(index: int) -> str:
         return f"xrt-fault-{index}"
 
+    def accessor_section(self, index: int | None) -> dict[str, Any]:
+        """Where process `index` finds the models: the store, or the core when one runs
+        (`start_core`; the test's own accessor, `index` None, always opens the store)."""
+        if self.core_url is None or index is None:
+            return {"endpoint": self.url_for(index)}
+        return {"endpoint": self.core_url, "username": CORE_USER, "password": CORE_PASSWORD}
+
     def config(self, index: int | None = None, **sync: Any) -> Path:
         name = f"config-{index}.yaml" if index is not None else "config.yaml"
         path = self.root / name
@@ -210,7 +224,7 @@ class Cluster:
             yaml.safe_dump(
                 {
                     "name": "faults",
-                    "accessor": {"endpoint": self.url_for(index)},
+                    "accessor": self.accessor_section(index),
                     "sync": {**self.sync, **sync},
                     "plugins": {"disabled": ["xos-runtime-demo"]},
                     "logging": {"level": self.log_level},
@@ -245,6 +259,66 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
+    # -- a core between the runtimes and the store ------------------------------------------
+
+    def core_config(self) -> Path:
+        path = self.root / "core.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "faults-core",
+                    "accessor": {"endpoint": self.store_url},
+                    "plugins": {"disabled": ["xos-runtime-demo"]},
+                    "logging": {"level": self.log_level},
+                }
+            )
+        )
+        return path
+
+    def start_core(self, timeout: float = 30) -> str:
+        """Start `xos-runtime core serve` on the store (again on the same port after
+        `stop_core`), with the synchronizer user the runtimes log in as; its URL. Runtime
+        processes started afterwards use it (`accessor_section`)."""
+        config = self.core_config()
+        if not self.core_starts:
+            added = subprocess.run(
+                [sys.executable, "-m", "xos_runtime", "core", "user", "add", CORE_USER,
+                 "--synchronizer", "--password-stdin", "-C", str(config)],
+                input=CORE_PASSWORD, env=self.env, text=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            assert added.returncode == 0, added.stderr
+        self.core_starts += 1
+        log = open(self.root / f"core-{self.core_starts}.log", "w")  # noqa: SIM115
+        self.core = subprocess.Popen(
+            [sys.executable, "-m", "xos_runtime", "core", "serve", "-C", str(config),
+             "--port", str(self.core_port)],
+            env=self.env, stdout=subprocess.PIPE, stderr=log, text=True, cwd=self.root,
+        )  # fmt: skip
+        log.close()
+        assert self.core.stdout is not None
+        line = self.core.stdout.readline()
+        assert line.startswith("serving on http://"), (line, self.core_log())
+        self.core_url = line.split()[-1]
+        self.core_port = int(self.core_url.rsplit(":", 1)[1])
+        return self.core_url
+
+    def stop_core(self) -> None:
+        """SIGTERM the core and wait for it (runtimes wait for it to come back)."""
+        if self.core is not None and self.core.poll() is None:
+            self.core.terminate()
+            try:
+                self.core.wait(20)
+            except subprocess.TimeoutExpired:
+                self.core.kill()
+                self.core.wait(10)
+
+    def core_log(self) -> str:
+        return "\n".join(
+            (self.root / f"core-{n}.log").read_text(errors="replace")
+            for n in range(1, self.core_starts + 1)
+            if (self.root / f"core-{n}.log").exists()
+        )
+
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Another `xos-runtime` command (status, objects...) on the shared config."""
         return subprocess.run(
@@ -267,6 +341,11 @@ class Cluster:
         return {p.index: p.terminate(timeout) for p in live}
 
     def close(self) -> None:
+        if self.core is not None and self.core.poll() is None:
+            self.core.kill()
+            self.core.wait(10)
+        if self.core is not None and self.core.stdout is not None:
+            self.core.stdout.close()
         for p in self.procs:
             if p.popen.poll() is None:
                 p.popen.kill()

@@ -84,7 +84,7 @@ def load_runtime(
 
 def is_core(settings: Settings) -> bool:
     """Whether the config's store is a remote core (`accessor.endpoint: http(s)://...`)."""
-    return settings.accessor.endpoint.startswith(("http://", "https://"))
+    return settings.accessor.remote
 
 
 def load_accessor(args: argparse.Namespace) -> tuple[Any, Callable[[], None]]:

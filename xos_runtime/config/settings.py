@@ -207,6 +207,11 @@ class AccessorSettings:
     answer (connection refused, timeouts, 5xx), retrying with backoff, before the command
     gives up with exit 2 (>= 0). Default: 30.0."""
 
+    @property
+    def remote(self) -> bool:
+        """Whether the store is a remote core (an ``http(s)://`` endpoint)."""
+        return self.endpoint.startswith(("http://", "https://"))
+
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 

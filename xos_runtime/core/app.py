@@ -33,7 +33,7 @@ from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_o
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.events import EventApi, owner_of, topic_of
 from xos_runtime.core.feed import ChangeFeed
-from xos_runtime.core.leases import RemoteLeases
+from xos_runtime.core.leases import RemoteLeases, held_to_dict
 from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
@@ -118,6 +118,14 @@ class CoreApi:
         if cls is None:
             raise ApiError(404, f"no model at {API_PREFIX}/{key[0]}/{key[1]}")
         return cls
+
+    @staticmethod
+    def object_id_param(request: Request, name: str) -> int:
+        """A small whole number from the path (a backend code)."""
+        text = request.path_params[name]
+        if not text.isdigit() or len(text) > 3:
+            raise ApiError(404, f"not a code: {text!r}", field=name)
+        return int(text)
 
     @staticmethod
     def object_id(request: Request) -> int:
@@ -348,7 +356,19 @@ def build_app(
         owner = request.path_params["owner"]
         return JSONResponse(await run_in_threadpool(leases.reap, user, owner, body))
 
+    async def held(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "claims")
+        found = await run_in_threadpool(api.accessor.held_claims)
+        return JSONResponse({"held": [held_to_dict(h) for h in found]})
+
+    async def in_code(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "codes")
+        code = api.object_id_param(request, "code")
+        return JSONResponse({"count": await run_in_threadpool(api.accessor.count_with_code, code)})
+
     async def claim(request: Request) -> Response:
+        if request.method == "GET":
+            return await held(request)
         user = await run_in_threadpool(api.synchronizer_of, request, "claims")
         body = await api.body_of(request)
         release = request.url.path.endswith("/release")
@@ -445,7 +465,8 @@ def build_app(
         Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),
         Route(f"{API_PREFIX}/leases/{{owner}}", lease, methods=["PUT", "DELETE"]),
         Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),
-        Route(f"{API_PREFIX}/claims", claim, methods=["POST"]),
+        Route(f"{API_PREFIX}/claims", claim, methods=["GET", "POST"]),
+        Route(f"{API_PREFIX}/codes/{{code}}", in_code, methods=["GET"]),
         Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
         Route(f"{API_PREFIX}/events/{{topic}}", event_topic, methods=["GET", "POST", "DELETE"]),
         Route(f"{API_PREFIX}/events/{{topic}}/commit", event_commit, methods=["POST"]),

@@ -17,12 +17,22 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from xos_runtime.core.bodies import MAX_ID
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.users import User
-from xos_runtime.store import PENDING, ClaimKey, Claims, Lease, ModelAccessor, ProcessIdentity
+from xos_runtime.store import (
+    PENDING,
+    ClaimKey,
+    Claims,
+    HeldClaims,
+    Lease,
+    ModelAccessor,
+    ProcessIdentity,
+)
 
-__all__ = ["RemoteLease", "RemoteLeases"]
+__all__ = ["RemoteLease", "RemoteLeases", "held_to_dict"]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 #: The owners this core gives remote leases (`RemoteLease`).
@@ -196,3 +206,8 @@ class RemoteLeases:
         else:
             claims.release(keys)
         return {"released": len(set(keys))}
+
+
+def held_to_dict(held: HeldClaims) -> dict[str, Any]:
+    """What one process holds, as `GET /xosapi/v1/claims` answers (`HeldClaims` as JSON)."""
+    return attrs.asdict(held, recurse=True)

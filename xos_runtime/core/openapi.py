@@ -397,7 +397,27 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
     paths[f"{API_PREFIX}/claims"] = post(
         "claim", "claim objects nobody holds (only rows still pending, with pending)", claim
     )
+    paths[f"{API_PREFIX}/claims"]["get"] = {
+        "operationId": "heldClaims",
+        "summary": "synchronizers: every process's claims, by owner and engine",
+        "responses": _responses("200", {"type": "object"}),
+    }
     paths[f"{API_PREFIX}/claims/release"] = post("release", "release claims", claim)
+    paths[f"{API_PREFIX}/codes/{{code}}"] = {
+        "get": {
+            "operationId": "countWithCode",
+            "summary": "synchronizers: how many objects' last sync or policy ended with code",
+            "parameters": [
+                {
+                    "name": "code",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 999},
+                }
+            ],
+            "responses": _responses("200", {"type": "object"}),
+        }
+    }
     xproto = {
         "type": "object",
         "properties": {"filename": {"type": "string"}, "contents": {"type": "string"}},

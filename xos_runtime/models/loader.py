@@ -21,7 +21,13 @@ from xos_runtime.exceptions import ModelError
 from xos_runtime.models.definitions import BOOKKEEPING_NAMES, ROOT_BASE, Model, ModelSet
 from xos_runtime.models.xproto import BASES_OPTION, parse_xproto
 
-__all__ = ["APP_LABEL_OPTION", "ModelSource", "load_models", "validate_models"]
+__all__ = [
+    "APP_LABEL_OPTION",
+    "ModelSource",
+    "load_models",
+    "read_sources",
+    "validate_models",
+]
 
 #: The xproto file option that names its models' application (XOS's `app_label`); each
 #: model of the file carries it among its options.
@@ -52,7 +58,7 @@ def load_models(
     """
     warn = on_warning or _log.warning
     models: dict[str, Model] = {}
-    for name, text in _read_sources(sources):
+    for name, text in read_sources(sources):
         parsed = parse_xproto(text, name)
         for message in parsed.warnings:
             warn(message)
@@ -98,7 +104,7 @@ def _resolve_bases(models: dict[str, Model]) -> dict[str, Model]:
     return resolved
 
 
-def _read_sources(sources: Iterable[ModelSource]) -> Iterable[tuple[str, str]]:
+def read_sources(sources: Iterable[ModelSource]) -> Iterable[tuple[str, str]]:
     for source in sources:
         if isinstance(source, tuple):
             name, text = source

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
-from xos_runtime.store.claims import Claims, Lease
+from xos_runtime.store.claims import Claims, HeldClaims, Lease, held_claims
 from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
@@ -354,6 +354,32 @@ class ModelAccessor:
             for row in self.store.select(root, [table.c.id.in_(ids)], conn=conn):
                 found[(root, int(row["id"]))] = row
         return found
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes can open this store (every store but in-memory SQLite):
+        a `run` on it registers a lease and claims its work."""
+        store = self.store
+        database = store.url.database
+        return store.dialect != "sqlite" or bool(database and database != ":memory:")
+
+    def held_claims(self) -> list[HeldClaims]:
+        """Every process's claims on the store, by owner and engine (`status`, `--until-idle`)."""
+        return held_claims(self.store)
+
+    def count_with_code(self, code: int) -> int:
+        """Objects (live or awaiting deletion) whose last sync or policy ended with `code`."""
+        store = self.store
+        total = 0
+        with store.read() as conn:
+            for table in store.schema.tables.values():
+                q = (
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(sa.or_(table.c.backend_code == code, table.c.policy_code == code))
+                )
+                total += int(conn.execute(q).scalar_one())
+        return total
 
     def lease(
         self,

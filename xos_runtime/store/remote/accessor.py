@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,13 +21,21 @@ from xos_runtime.config import Settings
 from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.exceptions import DoesNotExist, StoreError
 from xos_runtime.models.definitions import Model, ModelSet
+from xos_runtime.store.claims import HeldClaims
 from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
 from xos_runtime.store.remote.client import CoreClient
 from xos_runtime.store.remote.events import CoreEvents
 from xos_runtime.store.remote.feed import RemoteSubscription
 from xos_runtime.store.remote.objects import RemoteObject, build_remote_class
 from xos_runtime.store.remote.rows import load_rows
-from xos_runtime.store.remote.work import CoreClaims, CoreLease, store_batch
+from xos_runtime.store.remote.work import (
+    CLAIMS_PATH,
+    CODES_PATH,
+    CoreClaims,
+    CoreLease,
+    held_from_dict,
+    store_batch,
+)
 
 __all__ = [
     "MODELS_PATH",
@@ -319,6 +328,19 @@ class RemoteAccessor:
             self.store.client, ttl=ttl, shares_work=shares_work, name=name, clock=clock
         )
 
+    @property
+    def shared(self) -> bool:
+        """A core is shared: a `run` over it registers a lease and claims its work."""
+        return True
+
+    def held_claims(self) -> list[HeldClaims]:
+        """Every process's claims on the core's store, by owner and engine."""
+        return [held_from_dict(h) for h in self.store.client.get(CLAIMS_PATH)["held"]]
+
+    def count_with_code(self, code: int) -> int:
+        """Objects whose last sync or policy ended with `code` (as a local store counts)."""
+        return int(self.store.client.get(f"{CODES_PATH}/{int(code)}")["count"])
+
     def store_outcomes(
         self, batch: OutcomeBatch, claims: CoreClaims | None = None
     ) -> ClaimResult | None:
@@ -389,6 +411,23 @@ def client_for(settings: Settings) -> CoreClient:
     return client
 
 
-def open_settings(settings: Settings) -> RemoteAccessor:
-    """The accessor of a config whose `accessor.endpoint` is a core (`client_for`)."""
-    return open_remote(settings.accessor.endpoint, client=client_for(settings))
+def open_settings(
+    settings: Settings, models: tuple[str, Sequence[tuple[str, str]]] | None = None
+) -> RemoteAccessor:
+    """The accessor of a config whose `accessor.endpoint` is a core (`client_for`); with
+    `models` (a synchronizer's name and its xproto files as `(filename, text)`), those are
+    loaded into the core first (as XOS's LoadModels: the store evolves, or a 409 says why
+    not)."""
+    client = client_for(settings)
+    if models is not None and models[1]:
+        name, files = models
+        body = {
+            "name": name,
+            "xprotos": [{"filename": Path(f).name, "contents": text} for f, text in files],
+        }
+        try:
+            client.post(MODELS_PATH, body, idempotent=True)
+        except BaseException:
+            client.close()
+            raise
+    return open_remote(settings.accessor.endpoint, client=client)

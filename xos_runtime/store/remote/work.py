@@ -18,15 +18,25 @@ from typing import Any
 from loguru import logger
 
 from xos_runtime.exceptions import DoesNotExist
-from xos_runtime.store.claims import ClaimKey
+from xos_runtime.store.claims import ClaimKey, HeldClaims, OwnerInfo, ProcessIdentity
 from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
 from xos_runtime.store.remote.client import CoreClient
 
-__all__ = ["CoreClaims", "CoreLease", "batch_body", "claims_path", "store_batch"]
+__all__ = [
+    "CLAIMS_PATH",
+    "CODES_PATH",
+    "CoreClaims",
+    "CoreLease",
+    "batch_body",
+    "claims_path",
+    "held_from_dict",
+    "store_batch",
+]
 
 LEASES_PATH = "/xosapi/v1/leases"
 CLAIMS_PATH = "/xosapi/v1/claims"
 OUTCOMES_PATH = "/xosapi/v1/outcomes"
+CODES_PATH = "/xosapi/v1/codes"
 
 
 def _keys(keys: Iterable[ClaimKey]) -> list[list[Any]]:
@@ -236,3 +246,20 @@ def store_batch(
     held = {(str(r), int(i)) for r, i in answer.get("claimed", [])}
     rows = {(str(e["model"]), int(e["id"])): dict(e["row"]) for e in answer.get("rows", [])}
     return ClaimResult(held, rows)
+
+
+def held_from_dict(raw: Mapping[str, Any]) -> HeldClaims:
+    """A `HeldClaims` from the core's JSON of it (`GET /xosapi/v1/claims`)."""
+    process = raw.get("process")
+    info = None
+    if process is not None:
+        info = OwnerInfo(
+            str(process["owner"]),
+            ProcessIdentity(**process["identity"]),
+            float(process["expires"]),
+            bool(process["shares_work"]),
+            str(process["name"]),
+        )
+    return HeldClaims(
+        str(raw["owner"]), info, str(raw["kind"]), int(raw["count"]), int(raw["abandoned"])
+    )
