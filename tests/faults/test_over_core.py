@@ -23,3 +23,22 @@ def test_two_runtimes_share_the_work_over_a_core(make_cluster):
     problems = done_within(cluster, 90)
     log = finish(cluster, expected=keys, exactly_once=True, problems=problems)
     assert len({c.pid for c in log.calls}) == 2, "both runtimes took a share of the work"
+
+
+def test_core_stopped_and_restarted_mid_run(make_cluster):
+    """The core goes away while two runtimes work, and comes back on the same port: they
+    wait for it, and carry on; nothing is lost, and nothing is synced twice beyond a call
+    in flight when it went."""
+    cluster: Cluster = make_cluster("sqlite", workers=W, step_delay=0.02)
+    keys = cluster.seed_chains(50)  # 200 objects: about 2 s of calls over 4 workers
+    cluster.start_core()
+    procs = [cluster.start() for _ in range(2)]
+    cluster.wait_for(lambda: len(cluster.calllog().calls) >= 40, 60, "40 calls made")
+    cluster.stop_core()
+    stopped_at = len(cluster.calllog().calls)
+    cluster.start_core()
+    problems = done_within(cluster, 90, " after the core came back")
+    log = finish(cluster, expected=keys, problems=problems)
+    assert len(log.calls) > stopped_at, "the runtimes carried on after the core came back"
+    waited = [p.index for p in procs if "does not answer" in p.text()]
+    assert waited, "the runtimes said that they waited for the core"
