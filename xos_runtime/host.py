@@ -195,7 +195,7 @@ class Runtime:
             self._event_bus = open_event_bus(
                 self.settings.event_bus,
                 client_id=f"xos-runtime-{self.settings.name}",
-                store=self.accessor.store,
+                accessor=self.accessor,
             )
         return self._event_bus
 

@@ -30,6 +30,7 @@ from xos_runtime import __version__
 from xos_runtime.config.coreversion import CORE_API_VERSION
 from xos_runtime.core.auth import FailureLimit, authenticate
 from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_of
+from xos_runtime.core.bookkeeping import Bookkeeping
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.events import EventApi, owner_of, topic_of
 from xos_runtime.core.feed import ChangeFeed
@@ -281,6 +282,7 @@ def build_app(
     feed = ChangeFeed(accessor)
     events = EventApi(accessor.store.event_log, retention=retention)
     leases = RemoteLeases(accessor)
+    bookkeeping = Bookkeeping(accessor)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -422,6 +424,20 @@ def build_app(
         body = await api.body_of(request)
         return JSONResponse(await run_in_threadpool(events.commit, topic, user.name, body))
 
+    async def schedule(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "the schedule")
+        body = await api.body_of(request)
+        job = request.path_params["job"]
+        return JSONResponse(await run_in_threadpool(bookkeeping.take, job, body))
+
+    async def attempts(request: Request) -> Response:
+        await run_in_threadpool(api.synchronizer_of, request, "event attempts")
+        body = await api.body_of(request)
+        group = request.path_params["group"]
+        op = request.url.path.rsplit("/", 1)[1]
+        work = {"failed": bookkeeping.failed, "load": bookkeeping.load}.get(op, bookkeeping.forget)
+        return JSONResponse(await run_in_threadpool(work, group, body))
+
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return _error(exc)
@@ -470,6 +486,11 @@ def build_app(
         Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
         Route(f"{API_PREFIX}/events/{{topic}}", event_topic, methods=["GET", "POST", "DELETE"]),
         Route(f"{API_PREFIX}/events/{{topic}}/commit", event_commit, methods=["POST"]),
+        Route(f"{API_PREFIX}/schedule/{{job:path}}", schedule, methods=["POST"]),
+        *(
+            Route(f"{API_PREFIX}/attempts/{{group:path}}/{op}", attempts, methods=["POST"])
+            for op in ("failed", "load", "forget")
+        ),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}", collection, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/pending", pending, methods=["GET"]),
         Route(f"{API_PREFIX}/{{app}}/{{plural}}/policy_pending", pending, methods=["GET"]),

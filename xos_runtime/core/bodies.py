@@ -22,7 +22,7 @@ from xos_runtime.store import parse_text
 from xos_runtime.store.objects import ModelMeta
 from xos_runtime.store.values import check_value
 
-__all__ = ["MAX_BODY_BYTES", "MAX_ID", "PAGING_PARAMS", "filters_of", "writes_of"]
+__all__ = ["MAX_BODY_BYTES", "MAX_ID", "PAGING_PARAMS", "filters_of", "text_ok", "writes_of"]
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY_BYTES = 1 << 20
@@ -38,7 +38,7 @@ MAX_ID = 2**31 - 1
 READ_ONLY = frozenset({"id", "leaf_model_name"})
 
 
-def _text_ok(name: str, value: str) -> None:
+def text_ok(name: str, value: str) -> None:
     """Text a database can hold: UTF-8 (no lone surrogates) and no NUL."""
     try:
         value.encode("utf-8")
@@ -52,7 +52,7 @@ def _field_value(meta: ModelMeta, field: Field, value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ApiError(400, f"{meta.name}.{field.name}: not a finite number", field=field.name)
     if isinstance(value, str):
-        _text_ok(field.name, value)
+        text_ok(field.name, value)
     try:
         return check_value(meta.name, field, value)
     except ObjectValidationError as exc:
@@ -141,7 +141,7 @@ def filters_of(meta: ModelMeta, params: Mapping[str, str]) -> dict[str, Any]:
     for name, text in params.items():
         if name in PAGING_PARAMS:
             continue
-        _text_ok(name, text)
+        text_ok(name, text)
         link = meta.links.get(name) or meta.link_by_column.get(name)
         if name == "id" or link is not None:
             column = "id" if link is None else link.column

@@ -86,7 +86,7 @@ def topic_of(text: str) -> str:
     return text
 
 
-def _group(value: Any) -> str:
+def group_of(value: Any) -> str:
     ok = isinstance(value, str) and 0 < len(value) <= 255
     if not ok or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in value):
         raise ApiError(
@@ -317,7 +317,7 @@ class EventApi:
     def fetch_params(
         self, params: Mapping[str, str]
     ) -> tuple[str, str, int, float, dict[int, int]]:
-        group = _group(params.get("group"))
+        group = group_of(params.get("group"))
         member = _member(params.get("member"))
         most = _count(params, "max", DEFAULT_FETCH, MAX_FETCH)
         wait = seconds_param(params, "wait", 0.0, MAX_WAIT)
@@ -360,7 +360,7 @@ class EventApi:
         if unknown:
             key = sorted(unknown)[0]
             raise ApiError(400, f"unknown key {key!r}; expected group, member, offsets", field=key)
-        group = _group(body.get("group"))
+        group = group_of(body.get("group"))
         owner = owner_of(user, _member(body.get("member")))
         raw = body.get("offsets")
         if not isinstance(raw, list):

@@ -243,6 +243,81 @@ def _event_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
     }
 
 
+def _bookkeeping_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """The pull and event engines' bookkeeping (`core.bookkeeping`)."""
+    partition = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+    offset = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    topic = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"}
+    time = {"type": "number", "minimum": -1e15, "maximum": 1e15}
+
+    def obj(props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": props,
+            "required": list(props),
+            "additionalProperties": False,
+        }
+
+    def items(props: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "array", "items": obj(props), "maxItems": 500}
+
+    schemas["ScheduleTake"] = obj(
+        {
+            "owner": {"type": "string", "minLength": 1, "maxLength": 200},
+            "now": time,
+            "interval": {"type": "number", "minimum": 0, "maximum": 1e9},
+        }
+    )
+    schemas["AttemptsFailed"] = obj(
+        {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "error": {"type": "string"},
+            "next_run": time,
+        }
+    )
+    schemas["AttemptsLoad"] = obj(
+        {"spans": items({"topic": topic, "partition": partition, "first": offset, "last": offset})}
+    )
+    schemas["AttemptsForget"] = obj(
+        {"committed": items({"topic": topic, "partition": partition, "offset": offset})}
+    )
+
+    def post(op: str, summary: str, schema: str, param: dict[str, Any]) -> dict[str, Any]:
+        ref = {"$ref": f"#/components/schemas/{schema}"}
+        return {
+            "parameters": [param],
+            "post": {
+                "operationId": op,
+                "summary": summary,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+                "responses": _responses("200", {"type": "object"}, "413"),
+            },
+        }
+
+    job = {"name": "job", "in": "path", "required": True, "schema": {"type": "string"}}
+    group = {"name": "group", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths[f"{API_PREFIX}/schedule/{{job}}"] = post(
+        "scheduleTake",
+        "synchronizers: whether owner gets the run of an interval job due at now (the "
+        "next one is due at now + interval); {taken}",
+        "ScheduleTake",
+        job,
+    )
+    for op, summary in (
+        ("failed", "count one more failed call of a message; {attempts} in all"),
+        ("load", "the stored attempts of the messages in offset spans (first, last included)"),
+        ("forget", "drop the attempts of the messages below committed offsets"),
+    ):
+        paths[f"{API_PREFIX}/attempts/{{group}}/{op}"] = post(
+            f"attempts{op.title()}",
+            f"synchronizers: a consumer group's failed event messages: {summary}",
+            f"Attempts{op.title()}",
+            group,
+        )
+
+
 def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
     """The OpenAPI 3.0 document of a core serving these models."""
     paths: dict[str, Any] = {
@@ -452,6 +527,7 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
         }
     }
     _event_paths(paths, schemas)
+    _bookkeeping_paths(paths, schemas)
     schemas["Changes"] = {
         "type": "object",
         "properties": {

@@ -26,7 +26,7 @@ from xos_runtime.engines.pool import RunningCall
 from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.steps import PullStep
-from xos_runtime.store import Key, ModelAccessor, Schedule, acting_as
+from xos_runtime.store import Key, ModelAccessor, acting_as
 
 
 class PullEngine(LoopEngine):
@@ -66,7 +66,7 @@ class PullEngine(LoopEngine):
         self._busy_lock = threading.Lock()
         # With several processes on one store (`shared_by` names this one), one of them
         # runs each step per interval: the shared schedule says which.
-        self._schedule = Schedule(accessor.store, shared_by) if shared_by else None
+        self._schedule = accessor.schedule(shared_by) if shared_by else None
 
     def timeout_for(self, step_cls: type[PullStep]) -> float | None:
         """Seconds one call of `step_cls` may take: its own `timeout`, else the engine's."""

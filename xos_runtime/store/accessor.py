@@ -17,10 +17,12 @@ from sqlalchemy.engine import Connection
 
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
+from xos_runtime.store.attempts import EventAttempts
 from xos_runtime.store.claims import Claims, HeldClaims, Lease, held_claims
 from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
+from xos_runtime.store.schedule import Schedule
 from xos_runtime.store.sqlstore import SqlStore
 
 if TYPE_CHECKING:
@@ -212,6 +214,17 @@ class ModelAccessor:
         state of the store (`SqlStore.snapshot`): for the engines' reads of what is pending
         and the rows their links lead to."""
         return self.store.snapshot()
+
+    # -- what the pull and event engines keep in the store -----------------------------------
+
+    def schedule(self, owner: str) -> Schedule:
+        """The shared schedule of interval jobs (pull steps) as process `owner` takes its
+        runs (a remote accessor's is the same over its core)."""
+        return Schedule(self.store, owner)
+
+    def event_attempts(self, group: str) -> EventAttempts:
+        """The failed calls of the messages of consumer group `group`."""
+        return EventAttempts(self.store, group)
 
     # -- pending work ---------------------------------------------------------------------------
 

@@ -8,6 +8,13 @@ after a rebalance. So each failed call is counted in one row per message,
 `INSERT ... ON CONFLICT DO UPDATE` that several processes may run at once (on SQLite and
 PostgreSQL alike). The row goes once the message is committed, so the table holds only the
 messages that are failing now.
+
+A failed call sent again because its answer was lost (over a core, `idempotent`) must not
+count twice. Its repeat carries the very `last_error` and `next_run` the first one stored,
+and `next_run` is an epoch time with jitter: two distinct failures of one message never
+write the same pair in practice, so a row that already holds the pair is the first call's
+work, and the repeat answers its count without adding one. Local calls count every call
+(the engine never repeats one, and tests with a fake clock do write equal pairs).
 """
 
 from __future__ import annotations
@@ -47,10 +54,14 @@ class EventAttempts:
         self.group = group
         self.table = store.schema.event_attempts
 
-    def failed(self, message: MessageKey, error: str, next_run: float) -> int:
+    def failed(
+        self, message: MessageKey, error: str, next_run: float, *, idempotent: bool = False
+    ) -> int:
         """Count one more failed call of `message`; returns its failed calls in all.
 
         `error` and `next_run` (epoch seconds of its retry) replace what was stored.
+        `idempotent`: the call may repeat one whose answer was lost, and a row holding this
+        `error` and `next_run` already counts it (see the module docstring).
         """
         t = self.table
         topic, partition, offset = message
@@ -64,10 +75,17 @@ class EventAttempts:
             "next_run": next_run,
         }
         insert = dialect_insert(self.store, t).values(row)
+        counted: sa.ColumnElement[int] = t.c.attempts + 1
+        if idempotent:
+            repeat = sa.and_(
+                t.c.last_error == insert.excluded.last_error,
+                t.c.next_run == insert.excluded.next_run,
+            )
+            counted = sa.case((repeat, t.c.attempts), else_=t.c.attempts + 1)
         upsert = insert.on_conflict_do_update(
             index_elements=[t.c.consumer_group, t.c.topic, t.c.partition, t.c.offset],
             set_={
-                "attempts": t.c.attempts + 1,
+                "attempts": counted,
                 "last_error": insert.excluded.last_error,
                 "next_run": insert.excluded.next_run,
             },

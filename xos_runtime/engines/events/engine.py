@@ -53,7 +53,7 @@ from xos_runtime.engines.report import PassReport
 from xos_runtime.engines.sink import OutcomeSink
 from xos_runtime.engines.steplog import lazy_log
 from xos_runtime.steps import Event, EventStep
-from xos_runtime.store import EventAttempts, Key, ModelAccessor, acting_as
+from xos_runtime.store import Key, ModelAccessor, acting_as
 
 __all__ = ["EventEngine", "group_id"]
 
@@ -122,7 +122,7 @@ class EventEngine(LoopEngine):
                 name,
                 group,
                 rules,
-                EventAttempts(accessor.store, group),
+                accessor.event_attempts(group),
                 call=self._caller(name, cls),
                 observer=functools.partial(self._observer, cls),
                 bus_error=functools.partial(self._bus_error, name),

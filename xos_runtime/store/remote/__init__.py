@@ -14,6 +14,12 @@ from xos_runtime.store.remote.accessor import (
     open_remote,
     open_settings,
 )
+from xos_runtime.store.remote.bookkeeping import (
+    ATTEMPTS_PATH,
+    SCHEDULE_PATH,
+    RemoteEventAttempts,
+    RemoteSchedule,
+)
 from xos_runtime.store.remote.client import (
     CoreAuthError,
     CoreClient,
@@ -26,8 +32,10 @@ from xos_runtime.store.remote.objects import RemoteObject
 from xos_runtime.store.remote.query import RemoteManager, RemoteQuerySet
 
 __all__ = [
+    "ATTEMPTS_PATH",
     "EVENTS_PATH",
     "MODELS_PATH",
+    "SCHEDULE_PATH",
     "VERSION_PATH",
     "CoreAuthError",
     "CoreClient",
@@ -35,9 +43,11 @@ __all__ = [
     "CoreEvents",
     "CoreUnavailable",
     "RemoteAccessor",
+    "RemoteEventAttempts",
     "RemoteManager",
     "RemoteObject",
     "RemoteQuerySet",
+    "RemoteSchedule",
     "RemoteStore",
     "client_for",
     "open_remote",

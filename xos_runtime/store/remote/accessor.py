@@ -23,6 +23,7 @@ from xos_runtime.exceptions import DoesNotExist, StoreError
 from xos_runtime.models.definitions import Model, ModelSet
 from xos_runtime.store.claims import HeldClaims
 from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
+from xos_runtime.store.remote.bookkeeping import RemoteEventAttempts, RemoteSchedule
 from xos_runtime.store.remote.client import CoreClient
 from xos_runtime.store.remote.events import CoreEvents
 from xos_runtime.store.remote.feed import RemoteSubscription
@@ -291,6 +292,15 @@ class RemoteAccessor:
         read in several requests see later states in later ones, and re-check what they
         claimed."""
         return contextlib.nullcontext()
+
+    def schedule(self, owner: str) -> RemoteSchedule:
+        """The shared schedule of interval jobs (pull steps) in the core's store, as process
+        `owner` takes its runs (`Schedule`'s rule, run by the core)."""
+        return RemoteSchedule(self.store.client, owner)
+
+    def event_attempts(self, group: str) -> RemoteEventAttempts:
+        """The failed calls of the messages of consumer group `group`, in the core's store."""
+        return RemoteEventAttempts(self.store.client, group)
 
     def atomic(self) -> Any:
         raise StoreError(
