@@ -61,3 +61,18 @@ def test_concurrent_failures_of_one_message_all_count(store_url: str) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_an_idempotent_repeat_of_a_failed_call_counts_once(store_url: str) -> None:
+    """What a core runs for a remote engine, whose call may be sent again after a lost
+    answer: the row already holding this error and next_run is that call's work."""
+    store = SqlStore(store_url, demo_models())
+    try:
+        attempts = EventAttempts(store, "g")
+        assert attempts.failed(("t", 0, 1), "boom", 10.5, idempotent=True) == 1
+        assert attempts.failed(("t", 0, 1), "boom", 10.5, idempotent=True) == 1  # the repeat
+        assert attempts.failed(("t", 0, 1), "boom", 12.5, idempotent=True) == 2
+        assert attempts.failed(("t", 0, 1), "other", 12.5, idempotent=True) == 3
+        assert attempts.failed(("t", 0, 1), "other", 12.5) == 4  # not idempotent: counted
+    finally:
+        store.close()

@@ -2,9 +2,9 @@
 
 For a runtime whose store is a core (`accessor.endpoint: http(s)://...`): it publishes into
 the core's log and consumes it as a member of consumer groups, sharing each group's
-partitions with the processes on the core's store through the same leases. The engines do
-not run over a core yet (issue 14); this is their bus when they do, and a client of its own
-until then.
+partitions with the processes on the core's store through the same leases. It is what
+`open_event_bus` gives a runtime over a `RemoteAccessor` whose `event_bus.kind` is `store`
+(or `memory`).
 
 A consumer reads on from where it is (its positions, sent with each fetch) until it
 commits; `seek` moves a position, `pause` holds a partition back (its messages are fetched
