@@ -20,7 +20,7 @@ from xos_runtime.engines import EventEngine, PullEngine, open_event_bus
 from xos_runtime.engines.events.engine import group_id
 from xos_runtime.engines.events.remotebus import RemoteBus
 from xos_runtime.steps import Event, EventStep, PullStep
-from xos_runtime.store import Attempts, ChangeHub, ModelAccessor, open_store
+from xos_runtime.store import Attempts, ModelAccessor, open_store
 from xos_runtime.store.remote import RemoteAccessor, RemoteEventAttempts, RemoteSchedule
 
 from .conftest import PASSWORDS, Core, Project
@@ -34,15 +34,6 @@ def _connect(core: Core, user: str = "vsg") -> RemoteAccessor:
     url = core.url.replace("://", f"://{user}:{PASSWORDS[user]}@")
     remote = xos_runtime.connect(url)
     assert isinstance(remote, RemoteAccessor)
-    return remote
-
-
-def _engine_ready(remote: RemoteAccessor) -> Any:
-    """A remote accessor an engine may be built on. The engines' wake-ups (`subscribe`)
-    over a core come with the change feed (another branch); until then an in-process hub,
-    which nobody posts to: the engines here are driven pass by pass."""
-    if not hasattr(remote, "subscribe"):
-        remote.subscribe = ChangeHub().subscribe  # type: ignore[attr-defined]
     return remote
 
 
@@ -286,7 +277,7 @@ def test_an_event_engine_over_a_core_handles_and_retries(
         max_attempts=5, backoff=BackoffSettings(initial=1.0, factor=2.0, jitter=0.0)
     )
     engine = EventEngine(
-        _engine_ready(remote),
+        remote,
         [("handled", step)],
         bus,
         group_prefix=prefix,
@@ -343,7 +334,7 @@ class Pulled(PullStep):
 def test_a_pull_step_runs_once_per_interval_across_two_engines(core: Core) -> None:
     step = type(f"Pulled_{_tag()}", (Pulled,), {"calls": []})
     clock = FakeClock()
-    first, second = _engine_ready(_connect(core)), _engine_ready(_connect(core))
+    first, second = _connect(core), _connect(core)
     engines = [
         PullEngine(acc, [step], shared_by=f"owner-{i}-{_tag()}", clock=clock)
         for i, acc in enumerate((first, second))
