@@ -125,16 +125,38 @@ def test_a_core_that_never_answers_is_waited_for_then_exit_2(
     assert url in err[-1] and "did not answer for 0.5 s" in err[-1], err
 
 
-@pytest.mark.parametrize("command", [("run", "--once"), ("plan",)])
-def test_the_engines_are_not_over_a_core_yet(
-    command: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", [("run", "--once"), ("plan",), ("check",)])
+def test_commands_of_a_synchronizer_over_a_core(
+    command: tuple[str, ...], core: Core, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = remote_project(tmp_path / "remote", "http://127.0.0.1:9")
+    project = remote_project(tmp_path / "remote", core.url, user="vsg")
     capsys.readouterr()
-    code, _ = project.cli(*command)
+    code, out = project.cli(*command)
+    assert code == 0, (out, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("user", ["alice", "mallory"])
+def test_a_run_as_a_refused_user_exits_2_naming_it(
+    user: str, core: Core, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """alice is no synchronizer (403 on the leases), mallory has a wrong password (401)."""
+    project = remote_project(tmp_path / "remote", core.url, user=user)
+    capsys.readouterr()
+    code, _ = project.cli("run", "--once")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert user in err[-1] and core.url in err[-1], err
+
+
+def test_a_core_serves_a_database_not_another_core(
+    core: Core, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = remote_project(tmp_path / "remote", core.url, user="vsg")
+    capsys.readouterr()
+    code, _ = project.cli("core", "serve", "--port", "0")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert "not supported yet over a core (issue 14, the engines over HTTP)" in err[0], err
+    assert "accessor.endpoint" in err[0] and "not a core" in err[0], err
 
 
 def test_the_core_tells_its_models_and_status_to_its_users(core: Core) -> None:

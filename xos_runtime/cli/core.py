@@ -9,15 +9,29 @@ import argparse
 import getpass
 import sys
 
-from xos_runtime.cli.common import load_runtime
-from xos_runtime.exceptions import StoreError
+from xos_runtime.cli.common import load_runtime, settings_for
+from xos_runtime.exceptions import ConfigError, StoreError
+from xos_runtime.host import Runtime
+
+
+def _core_store(args: argparse.Namespace, *, quiet: bool = True) -> Runtime:
+    """The runtime of the store a core serves: a database (the models synchronizers loaded
+    into it served beside the config's; none at all is fine), never another core."""
+    settings = settings_for(args, quiet=True)
+    if settings.accessor.remote:
+        raise ConfigError(
+            "the core commands need a database (sqlite:///... or postgresql://...), "
+            f"not a core: {settings.accessor.endpoint}",
+            file=settings.source,
+            key="accessor.endpoint",
+        )
+    return load_runtime(args, quiet=quiet, keep_stored_models=True, models_optional=True)
 
 
 def serve(args: argparse.Namespace) -> int:
     from xos_runtime.core.server import serve as serve_core
 
-    # the models synchronizers loaded into the store are served beside the config's
-    runtime = load_runtime(args, quiet=False, keep_stored_models=True)
+    runtime = _core_store(args, quiet=False)
     try:
         serve_core(runtime.settings, runtime.accessor, host=args.host, port=args.port)
     finally:
@@ -42,7 +56,7 @@ def user_add(args: argparse.Namespace) -> int:
     from xos_runtime.core.users import Role, Users
 
     password = _password(args)
-    runtime = load_runtime(args, keep_stored_models=True)
+    runtime = _core_store(args)
     try:
         role: Role = "synchronizer" if args.synchronizer else "user"
         Users(runtime.accessor.store).add(args.name, password, role)
@@ -55,7 +69,7 @@ def user_add(args: argparse.Namespace) -> int:
 def token_create(args: argparse.Namespace) -> int:
     from xos_runtime.core.users import Users
 
-    runtime = load_runtime(args, keep_stored_models=True)
+    runtime = _core_store(args)
     try:
         token = Users(runtime.accessor.store).create_token(args.name)
     finally:

@@ -53,8 +53,8 @@ def normalise_url(endpoint: str) -> str:
         return endpoint
     if endpoint.startswith(("http://", "https://")):
         raise StoreError(
-            f"store endpoint {endpoint!r}: not supported yet over a core (issue 14, the "
-            "engines over HTTP); `objects`, `status` and xos_runtime.connect() work over it"
+            f"store endpoint {endpoint!r} is a core, not a database: open it with "
+            "xos_runtime.connect() (or a config whose accessor.endpoint names it)"
         )
     raise StoreError(
         f"store endpoint {endpoint!r} is not a store URL; expected sqlite:///path.db, "

@@ -1,0 +1,172 @@
+"""Every engine over a core: a real `xos-runtime run --until-idle` whose
+`accessor.endpoint` is a real `core serve` process runs sync steps, model policies, a pull
+step and an event step of its folders, and a log of every call says what each did."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from installed import plugins_line
+
+from .conftest import PASSWORDS, Core, Project, _env
+
+STEPS = """
+import json, os
+from xos_runtime import SyncStep
+
+def log(*what):
+    with open(os.environ["XRT_CORE_LOG"], "a") as f:
+        f.write(json.dumps([os.getpid(), *what]) + "\\n")
+
+class SyncSite(SyncStep):
+    observes = "Site"
+    def sync_record(self, obj):
+        log("sync", "Site", obj.name)
+    def delete_record(self, obj):
+        log("delete", "Site", obj.name)
+
+class SyncSlice(SyncStep):
+    observes = "Slice"
+    def sync_record(self, obj):
+        log("sync", "Slice", obj.name, obj.site.name)
+"""
+
+POLICIES = """
+import json, os
+from xos_runtime import ModelPolicy
+
+def log(*what):
+    with open(os.environ["XRT_CORE_LOG"], "a") as f:
+        f.write(json.dumps([os.getpid(), *what]) + "\\n")
+
+class SitePolicy(ModelPolicy):
+    model_name = "Site"
+    def handle_create(self, site):
+        log("handle_create", "Site", site.name)
+        self.model_accessor.Slice.objects.create(name=site.name + "-slice", site=site)
+"""
+
+PULLS = """
+import json, os
+from xos_runtime import PullStep
+
+def log(*what):
+    with open(os.environ["XRT_CORE_LOG"], "a") as f:
+        f.write(json.dumps([os.getpid(), *what]) + "\\n")
+
+class PullSites(PullStep):
+    interval = 3600
+    def pull_records(self):
+        log("pull")
+        Site = self.model_accessor.Site
+        if not Site.objects.filter(name="pulled").exists():
+            Site.objects.create(name="pulled")
+"""
+
+EVENTS = """
+import json, os
+from xos_runtime import EventStep
+
+def log(*what):
+    with open(os.environ["XRT_CORE_LOG"], "a") as f:
+        f.write(json.dumps([os.getpid(), *what]) + "\\n")
+
+class SiteEvents(EventStep):
+    topics = ["new-sites"]
+    def process_event(self, event):
+        name = event.value.decode() if isinstance(event.value, bytes) else event.value
+        log("event", name)
+        self.model_accessor.Site.objects.create(name=name)
+"""
+
+
+def _runtime(root: Path, core: Core) -> Path:
+    """A synchronizer's folder: its steps, its models, its config pointing at the core."""
+    for folder, text in (
+        ("steps", STEPS),
+        ("policies", POLICIES),
+        ("pulls", PULLS),
+        ("events", EVENTS),
+    ):
+        (root / folder).mkdir(parents=True)
+        (root / folder / f"{folder}.py").write_text(textwrap.dedent(text))
+    (root / "models").mkdir()
+    (root / "models" / "coretest.xproto").write_text(
+        (core.project.root / "models" / "coretest.xproto").read_text()
+    )
+    config = {
+        "name": "remote-sync",
+        "core_version": ">=4.0.0",
+        "models_dir": "models",
+        "steps_dir": "steps",
+        "model_policies_dir": "policies",
+        "pull_steps_dir": "pulls",
+        "event_steps_dir": "events",
+        "accessor": {"endpoint": core.url, "username": "vsg", "password": PASSWORDS["vsg"]},
+        "sync": {"poll_interval": 0.5},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config) + plugins_line())
+    return path
+
+
+def _calls(log: Path) -> list[list[object]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
+    project = Project(tmp_path / "core")
+    project.add_users()
+    core = Core(project)
+    try:
+        for name in ("east", "west"):
+            made = core.call("POST", "/xosapi/v1/coretest/sites", json={"name": name})
+            assert made.status_code == 201, made.text
+        config = _runtime(tmp_path / "sync", core)
+        log = tmp_path / "calls.jsonl"
+        env = {**_env(), "XRT_CORE_LOG": str(log)}
+        published = subprocess.run(
+            [sys.executable, "-m", "xos_runtime", "events", "publish", "-C", str(config),
+             "new-sites", "from-event"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+        ran = subprocess.run(
+            [sys.executable, "-m", "xos_runtime", "run", "--until-idle", "-C", str(config)],
+            env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path / "sync",
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        calls = _calls(log)
+        assert {c[0] for c in calls} == {ran_pid(calls)}, "one runtime made every call"
+        what = Counter(tuple(c[1:3]) if c[1] != "sync" else tuple(c[1:4]) for c in calls)
+        sites = ("east", "west", "pulled", "from-event")
+        # the pull and event steps ran once, and created their sites
+        assert what[("pull",)] == 1, calls
+        assert what[("event", "from-event")] == 1, calls
+        # every site policed once and synced once; every slice its policy made synced once
+        for site in sites:
+            assert what[("handle_create", "Site")] == len(sites), calls
+            assert what[("sync", "Site", site)] == 1, calls
+            assert what[("sync", "Slice", f"{site}-slice")] == 1, calls
+        # and the core's store says so: in sync, policed
+        listed = core.call("GET", "/xosapi/v1/coretest/sites").json()["items"]
+        assert sorted(s["name"] for s in listed) == sorted(sites)
+        for site in listed:
+            assert site["enacted"] is not None and site["enacted"] >= site["updated"], site
+            assert site["policy_code"] == 1 and site["backend_code"] == 1, site
+    finally:
+        core.stop()
+    assert "internal error" not in core.stderr(), core.stderr()
+
+
+def ran_pid(calls: list[list[object]]) -> object:
+    return calls[0][0] if calls else os.getpid()
