@@ -170,3 +170,55 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
 
 def ran_pid(calls: list[list[object]]) -> object:
     return calls[0][0] if calls else os.getpid()
+
+
+def test_metrics_of_a_runtime_over_a_core(tmp_path: Path) -> None:
+    """A `run` over a core serves its metrics; the objects gauge is the core's count, and
+    the status page's store views say where to look instead."""
+    import socket
+    import time
+
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    project = Project(tmp_path / "core")
+    project.add_users()
+    core = Core(project)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = _runtime(tmp_path / "sync", core)
+    text = config.read_text().replace("sync:", f"metrics: {{enabled: true, port: {port}}}\nsync:")
+    config.write_text(text)
+    env = {**_env(), "XRT_CORE_LOG": str(tmp_path / "calls.jsonl")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xos_runtime", "run", "-C", str(config)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path / "sync",
+    )  # fmt: skip
+    try:
+        core.call("POST", "/xosapi/v1/coretest/sites", json={"name": "watched"})
+        deadline = time.monotonic() + 60
+        found: dict[tuple[str, str], float] = {}
+        while time.monotonic() < deadline:
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except requests.ConnectionError:
+                body = ""
+            found = {
+                (s.labels["model"], s.labels["state"]): s.value
+                for family in text_string_to_metric_families(body)
+                if family.name == "xos_runtime_objects"
+                for s in family.samples
+            }
+            if found.get(("Site", "ok")):
+                break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        assert found.get(("Site", "ok")), found
+        page = requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5)
+        assert page.status_code == 404 and "/xosapi/v1/status" in page.text
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        core.stop()

@@ -125,7 +125,7 @@ def graph(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     settings = settings_for(args, quiet=True)
     if is_core(settings):
-        from xos_runtime.store.remote import client_for
+        from xos_runtime.store.remote import STATUS_PATH, client_for
 
         client = client_for(settings)
         try:
@@ -144,10 +144,6 @@ def status(args: argparse.Namespace) -> int:
     else:
         _print_status(report)
     return 0
-
-
-#: Where a core tells what `status` reports (the same `collect_status`, on its store).
-STATUS_PATH = "/xosapi/v1/status"
 
 
 def _print_status(report: dict[str, Any]) -> None:

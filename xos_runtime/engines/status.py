@@ -216,7 +216,11 @@ def state_column(table: sa.Table, dialect: str, now: float) -> sa.ColumnElement[
 def count_states(accessor: ModelAccessor, now: float) -> dict[str, dict[str, int]]:
     """Objects per model and state (with each model's `total`), counted by the database in
     one statement (a `GROUP BY` per table, their `UNION ALL`): for `/metrics` at every
-    scrape, the status page and `status`."""
+    scrape, the status page and `status`. Over a core, the core counts them (its
+    `/xosapi/v1/status`, by this same rule)."""
+    if accessor.remote:
+        report: Any = accessor.core_status()  # a `RemoteAccessor`
+        return dict(report["models"])
     store = accessor.store
     with store.read() as conn:
         return _count_states(store, conn, now)

@@ -87,6 +87,9 @@ class StatusServer:
             if self._graph is None:
                 self._graph = _json(graph_view(host.graph))
             return 200, "application/json", self._graph
+        if path.startswith("/api/") and path != "/api/graph" and host.accessor.remote:
+            # the views read the store's tables: over a core, its own /xosapi/v1/status says
+            return 404, "text/plain", b"over a core: see the core's /xosapi/v1/status\n"
         if path == "/api/status":
             return 200, "application/json", _json(status_view(host.accessor, host.clock()))
         parts = [unquote(p) for p in path.split("/")[1:]]

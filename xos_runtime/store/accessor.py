@@ -368,6 +368,9 @@ class ModelAccessor:
                 found[(root, int(row["id"]))] = row
         return found
 
+    #: Whether the store is a core over HTTP (`store.remote.RemoteAccessor`): never here.
+    remote = False
+
     @property
     def shared(self) -> bool:
         """Whether other processes can open this store (every store but in-memory SQLite):

@@ -7,6 +7,7 @@ waits for a core that does not answer and retries what is safe to retry.
 
 from xos_runtime.store.remote.accessor import (
     MODELS_PATH,
+    STATUS_PATH,
     VERSION_PATH,
     RemoteAccessor,
     RemoteStore,
@@ -36,6 +37,7 @@ __all__ = [
     "EVENTS_PATH",
     "MODELS_PATH",
     "SCHEDULE_PATH",
+    "STATUS_PATH",
     "VERSION_PATH",
     "CoreAuthError",
     "CoreClient",

@@ -40,6 +40,7 @@ from xos_runtime.store.remote.work import (
 
 __all__ = [
     "MODELS_PATH",
+    "STATUS_PATH",
     "VERSION_PATH",
     "RemoteAccessor",
     "RemoteStore",
@@ -52,6 +53,7 @@ __all__ = [
 MODELS_PATH = "/xosapi/v1/models"
 #: Where a core says its XOS API version (no credentials needed).
 VERSION_PATH = "/xosapi/v1/version"
+STATUS_PATH = "/xosapi/v1/status"
 
 
 class RemoteStore:
@@ -338,6 +340,9 @@ class RemoteAccessor:
             self.store.client, ttl=ttl, shares_work=shares_work, name=name, clock=clock
         )
 
+    #: Whether the store is a core over HTTP: always here (`ModelAccessor.remote` is False).
+    remote = True
+
     @property
     def shared(self) -> bool:
         """A core is shared: a `run` over it registers a lease and claims its work."""
@@ -346,6 +351,10 @@ class RemoteAccessor:
     def held_claims(self) -> list[HeldClaims]:
         """Every process's claims on the core's store, by owner and engine."""
         return [held_from_dict(h) for h in self.store.client.get(CLAIMS_PATH)["held"]]
+
+    def core_status(self) -> dict[str, Any]:
+        """What `xos-runtime status --json` says of the core's store (`GET .../status`)."""
+        return dict(self.store.client.get(STATUS_PATH))
 
     def count_with_code(self, code: int) -> int:
         """Objects whose last sync or policy ended with `code` (as a local store counts)."""
