@@ -99,17 +99,36 @@ def _pip_install(*args: str | Path) -> list[str]:
     ]
 
 
+def _build_env(root: Path) -> dict[str, str] | None:
+    """The environment of `pip install` builds without isolation: setuptools < 70.1 needs
+    the `wheel` package to build, so a newer setuptools is used for the builds only, without
+    touching the environment the tests run in."""
+    if _can_build_wheels():
+        return None
+    tools = root / "_buildtools"
+    subprocess.run(_pip_install("--target", tools, "setuptools>=70.1"), check=True)
+    return {**os.environ, "PYTHONPATH": str(tools)}
+
+
+@pytest.fixture(scope="session")
+def demo_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's demo plugin (`plugins/xos-runtime-demo`) installed into a directory of
+    its own (put it on PYTHONPATH), for tests of what the README does with it."""
+    root = tmp_path_factory.mktemp("demo-dist")
+    copy = root / "src"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "plugins" / "xos-runtime-demo", copy)
+    target = root / "target"
+    cmd = _pip_install("--no-build-isolation", "--no-index", "--target", target, copy)
+    done = subprocess.run(cmd, env=_build_env(root), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return target
+
+
 @pytest.fixture(scope="session")
 def installed_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every fixture distribution installed into its own target directory, by name."""
     root = tmp_path_factory.mktemp("plugin-dists")
-    env = None
-    if not _can_build_wheels():
-        # setuptools < 70.1 needs the `wheel` package to build; use a newer setuptools for
-        # the builds only, without touching the environment the tests run in.
-        tools = root / "_buildtools"
-        subprocess.run(_pip_install("--target", tools, "setuptools>=70.1"), check=True)
-        env = {**os.environ, "PYTHONPATH": str(tools)}
+    env = _build_env(root)
     targets: dict[str, Path] = {}
     procs = []
     for source in sorted(p for p in FIXTURES.iterdir() if (p / "pyproject.toml").exists()):

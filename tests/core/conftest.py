@@ -214,6 +214,7 @@ def core(core_project: Project) -> Iterator[Core]:
     server = Core(core_project)
     yield server
     server.stop()
+    assert server.proc.returncode == 0, f"exit {server.proc.returncode} on SIGTERM"
     assert "internal error" not in server.stderr(), server.stderr()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 from loguru import logger
@@ -87,6 +89,18 @@ def _run(app: Starlette, settings: Settings, host: str, port: int, store: str) -
     logger.info("core: serving {} on {}", store, url)
     print(f"serving on {url}", flush=True)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config).run(sockets=[sock])
     finally:
         sock.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, for which a stop on SIGTERM or SIGINT is the normal end (exit 0, as
+    `run`'s): uvicorn raises the signal again once it has shut down, which would end the
+    process by the signal instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
