@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import Cluster
+from .harness import Cluster, Proc
 from .test_faults import W, done_within, finish
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_runtimes_share_the_work_over_a_core(make_cluster):
-    cluster: Cluster = make_cluster("sqlite", workers=W, step_delay=0.003)
+def test_two_runtimes_share_the_work_over_a_core(make_cluster, backend):
+    cluster: Cluster = make_cluster(backend, workers=W, step_delay=0.003)
     keys = cluster.seed_chains(60)  # 240 objects
     cluster.start_core()
     for _ in range(2):
@@ -42,3 +42,24 @@ def test_core_stopped_and_restarted_mid_run(make_cluster):
     assert len(log.calls) > stopped_at, "the runtimes carried on after the core came back"
     waited = [p.index for p in procs if "does not answer" in p.text()]
     assert waited, "the runtimes said that they waited for the core"
+
+
+def test_sigkill_of_a_runtime_over_a_core(make_cluster):
+    """A remote runtime killed mid-run: the core cannot see it die, so its objects are taken
+    over once its lease has run out (`sync.claim_ttl`), and the other runtime finishes them."""
+    ttl = 3.0
+    cluster: Cluster = make_cluster("sqlite", workers=W, step_delay=0.02, claim_ttl=ttl)
+    keys = cluster.seed_chains(40)  # 160 objects
+    cluster.start_core()
+    procs = [cluster.start() for _ in range(2)]
+
+    def working() -> Proc | None:
+        log = cluster.calllog()
+        if len(log.calls) < 20:
+            return None
+        return next((p for p in procs if log.open_calls(p.pid)), None)
+
+    victim = cluster.wait_for(working, 60, "a runtime with a call in flight", every=0.02)
+    victim.kill()
+    problems = done_within(cluster, 60, f" of the SIGKILL of pid {victim.pid}")
+    finish(cluster, expected=keys, problems=problems)
