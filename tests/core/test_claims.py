@@ -95,3 +95,120 @@ def test_leases_and_claims_are_for_synchronizers(core: Core) -> None:
     r = core.call("POST", LEASES, user="vsg", json={"ttl": 0})
     assert r.status_code == 400 and r.json()["field"] == "ttl"
     assert core.call("DELETE", f"{LEASES}/{owner}", user="vsg").status_code == 204
+
+
+OUTCOMES = "/xosapi/v1/outcomes"
+
+
+def test_an_outcome_batch_claims_releases_and_stores_at_once(core: Core) -> None:
+    """The batch a remote engine sends: outcomes of what it finished, the claim of its next
+    objects (re-read in the same transaction), the release of the finished ones."""
+    done = core.call("POST", SITES, json={"name": "batch-done"}).json()
+    nxt = core.call("POST", SITES, json={"name": "batch-next"}).json()
+    owner, other = _lease(core), _lease(core)
+    assert _claim(core, owner, [["Site", done["id"]]]) == [["Site", done["id"]]]
+    body = {
+        "owner": owner,
+        "kind": "sync",
+        "updates": [
+            {
+                "model": "Site",
+                "id": done["id"],
+                "fields": {"enacted": done["updated"], "backend_code": 1},
+            },
+        ],
+        "claim": {
+            "keys": [["Site", nxt["id"]]],
+            "pending": "sync",
+            "columns": ["id", "enacted", "updated"],
+        },
+        "release": [["Site", done["id"]]],
+    }
+    r = core.call("POST", OUTCOMES, user="vsg", json=body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["claimed"] == [["Site", nxt["id"]]]
+    assert answer["rows"] == [
+        {"model": "Site", "id": nxt["id"],
+         "row": {"id": nxt["id"], "enacted": None, "updated": nxt["updated"]}}
+    ]  # fmt: skip
+    stored = core.call("GET", f"{SITES}/{done['id']}").json()
+    assert stored["enacted"] == done["updated"] and stored["backend_code"] == 1
+    # released: the other runtime may take the done one; the next one is held
+    assert _claim(core, other, [["Site", done["id"]], ["Site", nxt["id"]]]) == [
+        ["Site", done["id"]]
+    ]
+    # sent again (an answer lost): adopt_own gets the claim it already holds
+    body["claim"]["adopt_own"] = True  # type: ignore[index]
+    body["release"] = []
+    again = core.call("POST", OUTCOMES, user="vsg", json=body).json()
+    assert again["claimed"] == [["Site", nxt["id"]]]
+    for o in (owner, other):
+        core.call("DELETE", f"{LEASES}/{o}", user="vsg")
+
+
+def test_a_refused_outcome_batch_writes_nothing(core: Core) -> None:
+    site = core.call("POST", SITES, json={"name": "batch-refused"}).json()
+    owner = _lease(core)
+    update = {"model": "Site", "id": site["id"], "fields": {"backend_status": "written?"}}
+    bad: list[tuple[dict[str, Any], int, str]] = [
+        ({"claim": {"keys": [["Site", site["id"]]]}}, 400, "owner"),
+        ({"owner": owner, "kind": "sync", "claim": {"keys": "x"}}, 400, "claim.keys"),
+        (
+            {"owner": owner, "kind": "sync", "claim": {"keys": [], "pending": "soon"}},
+            400,
+            "claim.pending",
+        ),
+        (
+            {
+                "owner": owner,
+                "kind": "sync",
+                "claim": {"keys": [["Site", site["id"]]], "columns": ["name", "id"]},
+            },
+            400,
+            "claim.columns",
+        ),
+        (
+            {
+                "owner": owner,
+                "kind": "sync",
+                "claim": {"keys": [["Site", site["id"]]], "columns": ["id", "nope"]},
+            },
+            400,
+            "claim.columns",
+        ),
+        ({"owner": owner, "kind": "sync", "release": [["Nope", 1]]}, 400, "release"),
+        ({"owner": owner, "kind": "Bad Kind"}, 400, "kind"),
+        ({"owner": "remote:x:000000000000", "kind": "sync"}, 404, "owner"),
+        (
+            {"restore": [{"model": "Site", "id": site["id"], "expected": 3, "text": "t"}]},
+            400,
+            "restore[0].expected",
+        ),
+    ]
+    for extra, status, field in bad:
+        r = core.call("POST", OUTCOMES, user="vsg", json={"updates": [update], **extra})
+        assert r.status_code == status, (extra, r.text)
+        assert r.json()["field"] == field, (extra, r.json())
+    assert core.call("GET", f"{SITES}/{site['id']}").json()["backend_status"] != "written?"
+    r = core.call("POST", OUTCOMES, user="alice", json={"updates": [update]})
+    assert r.status_code == 403
+    core.call("DELETE", f"{LEASES}/{owner}", user="vsg")
+
+
+def test_held_claims_and_error_counts_for_synchronizers(core: Core) -> None:
+    sid = core.call("POST", SITES, json={"name": "held"}).json()["id"]
+    owner = _lease(core)
+    _claim(core, owner, [["Site", sid]])
+    held = core.call("GET", CLAIMS, user="vsg").json()["held"]
+    mine = [h for h in held if h["owner"] == owner]
+    assert mine == [
+        {"owner": owner, "process": mine[0]["process"], "kind": "sync", "count": 1,
+         "abandoned": 0}
+    ], held  # fmt: skip
+    assert mine[0]["process"]["name"] == "remote"
+    assert core.call("GET", CLAIMS, user="alice").status_code == 403
+    count = core.call("GET", "/xosapi/v1/codes/2", user="vsg")
+    assert count.status_code == 200 and isinstance(count.json()["count"], int)
+    assert core.call("GET", "/xosapi/v1/codes/x", user="vsg").status_code == 404
+    core.call("DELETE", f"{LEASES}/{owner}", user="vsg")

@@ -11,18 +11,27 @@ that steer the engines (`USER_SETTABLE_FLAGS`); a synchronizer also writes the f
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.users import User
 from xos_runtime.exceptions import ObjectValidationError
 from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, Field, Link
-from xos_runtime.store import parse_text
+from xos_runtime.store import ModelAccessor, parse_text
 from xos_runtime.store.objects import ModelMeta
 from xos_runtime.store.values import check_value
 
-__all__ = ["MAX_BODY_BYTES", "MAX_ID", "PAGING_PARAMS", "filters_of", "text_ok", "writes_of"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_ID",
+    "PAGING_PARAMS",
+    "column_names",
+    "filters_of",
+    "object_keys",
+    "text_ok",
+    "writes_of",
+]
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY_BYTES = 1 << 20
@@ -171,3 +180,45 @@ def filters_of(meta: ModelMeta, params: Mapping[str, str]) -> dict[str, Any]:
             raise ApiError(400, f"{meta.name}.{name}: not a finite number", field=name)
         filters[name] = value
     return filters
+
+
+def object_keys(
+    accessor: ModelAccessor,
+    raw: Any,
+    field: str,
+    *,
+    to_root: bool = False,
+    limit: int | None = None,
+) -> list[tuple[str, int]]:
+    """Object keys from a body's list of `[model, id]` (claims, releases, rows); with
+    `to_root`, each named by its root model (what claims are kept by). 400 naming `field`."""
+    if not isinstance(raw, list):
+        raise ApiError(400, f"{field}: expected a list of [model, id]", field=field)
+    if limit is not None and len(raw) > limit:
+        raise ApiError(400, f"{field}: at most {limit} per request, got {len(raw)}", field=field)
+    models = accessor.models
+    keys: list[tuple[str, int]] = []
+    for i, key in enumerate(raw):
+        ok = isinstance(key, list) and len(key) == 2 and isinstance(key[0], str)
+        ok = ok and key[0] in models and isinstance(key[1], int) and not isinstance(key[1], bool)
+        if not ok or not 0 < key[1] <= MAX_ID:
+            raise ApiError(400, f"{field}[{i}]: expected [model, id], got {key!r:.80}", field=field)
+        keys.append((models.root(key[0]) if to_root else key[0], key[1]))
+    return keys
+
+
+def column_names(
+    accessor: ModelAccessor, raw: Any, roots: Iterable[str], field: str
+) -> tuple[str, ...]:
+    """Column names a read asks for (`id` first) that every table of `roots` has; 400
+    naming `field` otherwise. An empty list is none (every column)."""
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ApiError(400, f"{field}: expected a list of column names", field=field)
+    if raw and raw[0] != "id":
+        raise ApiError(400, f"{field}: the first must be id", field=field)
+    for root in sorted(set(roots)):
+        table = accessor.store.table(root)
+        for name in raw:
+            if name not in table.c:
+                raise ApiError(400, f"{field}: {root} has no column {name!r:.80}", field=field)
+    return tuple(raw)

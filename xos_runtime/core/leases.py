@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from xos_runtime.core.bodies import MAX_ID
+from xos_runtime.core.bodies import object_keys
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.users import User
 from xos_runtime.store import (
@@ -141,19 +141,8 @@ class RemoteLeases:
         return {"taken": sum(taken.values()), "rank": rank, "count": count}
 
     def keys_of(self, raw: Any, field: str = "keys") -> list[ClaimKey]:
-        """Claim keys from a body's list of `[model, id]` (any model of a hierarchy names
-        its root); 400 naming `field` otherwise."""
-        if not isinstance(raw, list):
-            raise ApiError(400, f"{field}: expected a list of [model, id]", field=field)
-        models = self.accessor.models
-        keys: list[ClaimKey] = []
-        for i, key in enumerate(raw):
-            ok = isinstance(key, list) and len(key) == 2 and isinstance(key[0], str)
-            ok = ok and key[0] in models and not isinstance(key[1], bool)
-            if not ok or not isinstance(key[1], int) or not 0 < key[1] <= MAX_ID:
-                raise ApiError(400, f"{field}[{i}]: expected [model, id], got {key!r}", field=field)
-            keys.append((models.root(key[0]), key[1]))
-        return keys
+        """Claim keys from a body's list of `[model, id]` (each by its root model)."""
+        return object_keys(self.accessor, raw, field, to_root=True)
 
     def claims_of(self, user: User, body: Any) -> Claims:
         """The claims of a body's `owner` (a lease of `user`) and `kind`."""

@@ -369,11 +369,18 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
         "properties": {**key, "fields": {"type": "object"}},
         "required": ["model", "id", "fields"],
     }
+    pairs = {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}}
+    restore = {
+        "type": "object",
+        "properties": {**key, "expected": {"type": "string"}, "text": {"type": "string"}},
+        "required": ["model", "id", "expected", "text"],
+    }
     paths[f"{API_PREFIX}/outcomes"] = {
         "post": {
             "operationId": "outcomes",
             "summary": "synchronizers: bookkeeping writes by id and purges of deleted objects, "
-            "in one transaction",
+            "with an engine's claims (owner, kind: claim, release, keep, restore), in one "
+            "transaction",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -383,6 +390,21 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
                             "properties": {
                                 "updates": {"type": "array", "items": update},
                                 "purges": {"type": "array", "items": target},
+                                "owner": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "claim": {
+                                    "type": "object",
+                                    "properties": {
+                                        "keys": pairs,
+                                        "pending": {"type": "string", "nullable": True},
+                                        "columns": {"type": "array", "items": {"type": "string"}},
+                                        "adopt_own": {"type": "boolean"},
+                                    },
+                                    "additionalProperties": False,
+                                },
+                                "release": pairs,
+                                "keep": pairs,
+                                "restore": {"type": "array", "items": restore},
                             },
                             "additionalProperties": False,
                         }

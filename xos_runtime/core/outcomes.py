@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from xos_runtime.core.bodies import MAX_ID
+from xos_runtime.core.bodies import MAX_ID, column_names
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.leases import RemoteLeases
 from xos_runtime.core.users import User
@@ -121,16 +121,11 @@ def _claim_request(accessor: ModelAccessor, leases: RemoteLeases, raw: Any) -> C
         raise ApiError(
             400, f"claim.pending: expected one of {names}, or null", field="claim.pending"
         )
-    columns = raw.get("columns", ["id"])
-    if not isinstance(columns, list) or not columns or columns[0] != "id":
+    columns = column_names(
+        accessor, raw.get("columns", ["id"]), [r for r, _ in keys], "claim.columns"
+    )
+    if not columns:
         raise ApiError(400, "claim.columns: expected column names, id first", field="claim.columns")
-    for root in {r for r, _ in keys}:
-        known = accessor.store.table(root).c
-        for name in columns:
-            if not isinstance(name, str) or name not in known:
-                raise ApiError(
-                    400, f"claim.columns: {root} has no column {name!r}", field="claim.columns"
-                )
     adopt = raw.get("adopt_own", False)
     if not isinstance(adopt, bool):
         raise ApiError(400, "claim.adopt_own: expected true or false", field="claim.adopt_own")
