@@ -5,7 +5,6 @@ step and an event step of its folders, and a log of every call says what each di
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,13 +16,17 @@ from installed import plugins_line
 
 from .conftest import PASSWORDS, Core, Project, _env
 
-STEPS = """
+#: What each plugin module starts with: one log of every call, from every process.
+LOG = """
 import json, os
-from xos_runtime import SyncStep
 
 def log(*what):
     with open(os.environ["XRT_CORE_LOG"], "a") as f:
         f.write(json.dumps([os.getpid(), *what]) + "\\n")
+"""
+
+STEPS = """
+from xos_runtime import SyncStep
 
 class SyncSite(SyncStep):
     observes = "Site"
@@ -39,12 +42,7 @@ class SyncSlice(SyncStep):
 """
 
 POLICIES = """
-import json, os
 from xos_runtime import ModelPolicy
-
-def log(*what):
-    with open(os.environ["XRT_CORE_LOG"], "a") as f:
-        f.write(json.dumps([os.getpid(), *what]) + "\\n")
 
 class SitePolicy(ModelPolicy):
     model_name = "Site"
@@ -54,12 +52,7 @@ class SitePolicy(ModelPolicy):
 """
 
 PULLS = """
-import json, os
 from xos_runtime import PullStep
-
-def log(*what):
-    with open(os.environ["XRT_CORE_LOG"], "a") as f:
-        f.write(json.dumps([os.getpid(), *what]) + "\\n")
 
 class PullSites(PullStep):
     interval = 3600
@@ -71,12 +64,7 @@ class PullSites(PullStep):
 """
 
 EVENTS = """
-import json, os
 from xos_runtime import EventStep
-
-def log(*what):
-    with open(os.environ["XRT_CORE_LOG"], "a") as f:
-        f.write(json.dumps([os.getpid(), *what]) + "\\n")
 
 class SiteEvents(EventStep):
     topics = ["new-sites"]
@@ -96,7 +84,7 @@ def _runtime(root: Path, core: Core) -> Path:
         ("events", EVENTS),
     ):
         (root / folder).mkdir(parents=True)
-        (root / folder / f"{folder}.py").write_text(textwrap.dedent(text))
+        (root / folder / f"{folder}.py").write_text(LOG + textwrap.dedent(text))
     (root / "models").mkdir()
     (root / "models" / "coretest.xproto").write_text(
         (core.project.root / "models" / "coretest.xproto").read_text()
@@ -146,7 +134,7 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
         )  # fmt: skip
         assert ran.returncode == 0, ran.stderr[-3000:]
         calls = _calls(log)
-        assert {c[0] for c in calls} == {ran_pid(calls)}, "one runtime made every call"
+        assert len({c[0] for c in calls}) == 1, "one runtime (the run) made every call"
         what = Counter(tuple(c[1:3]) if c[1] != "sync" else tuple(c[1:4]) for c in calls)
         sites = ("east", "west", "pulled", "from-event")
         # the pull and event steps ran once, and created their sites
@@ -166,10 +154,6 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
     finally:
         core.stop()
     assert "internal error" not in core.stderr(), core.stderr()
-
-
-def ran_pid(calls: list[list[object]]) -> object:
-    return calls[0][0] if calls else os.getpid()
 
 
 def test_metrics_of_a_runtime_over_a_core(tmp_path: Path) -> None:
