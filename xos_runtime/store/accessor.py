@@ -19,6 +19,7 @@ from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.store.attempts import EventAttempts
 from xos_runtime.store.claims import Claims, HeldClaims, Lease, held_claims
+from xos_runtime.store.classes import ModelClasses
 from xos_runtime.store.foreign import refuse_foreign_sqlite
 from xos_runtime.store.notify import Subscription
 from xos_runtime.store.objects import ModelObject, build_model_class
@@ -92,7 +93,7 @@ def sync_pending(deleted: bool) -> Callable[[sa.Table], list[sa.ColumnElement[bo
     return _to_delete if deleted else _to_sync
 
 
-class ModelAccessor:
+class ModelAccessor(ModelClasses[ModelObject]):
     """Model classes by name over one store, plus the queries engines need."""
 
     def __init__(self, store: SqlStore):
@@ -100,21 +101,13 @@ class ModelAccessor:
         #: Where `publish_event` sends: the bus of the config the accessor was opened for
         #: (set by the host), else None, the store's own log.
         self.event_publisher: EventPublisher | None = None
-        self._classes: dict[str, type[ModelObject]] = {}
         self._work_filters: dict[
             tuple[str, ...], dict[str, Callable[[sa.Table], list[sa.ColumnElement[bool]]]]
         ] = {}
-        for model in store.models:
-            self._build(model.name)
+        self._build_all()
 
-    def _build(self, name: str) -> type[ModelObject]:
-        if name not in self._classes:
-            parent = self.store.models.get(name).parent
-            parent_cls = (
-                self._build(parent) if parent is not None and parent in self.store.models else None
-            )
-            self._classes[name] = build_model_class(name, self, parent_cls)
-        return self._classes[name]
+    def _make_class(self, name: str, parent: type[ModelObject] | None) -> type[ModelObject]:
+        return build_model_class(name, self, parent)
 
     @property
     def models(self) -> ModelSet:
@@ -125,38 +118,12 @@ class ModelAccessor:
         opening would refuse) and every model class is built anew. Classes and objects
         taken before keep the old definitions."""
         self.store.evolve(models)
-        classes, self._classes = self._classes, {}
+        classes = self._classes
         try:
-            for model in self.store.models:
-                self._build(model.name)
+            self._build_all()
         except BaseException:
             self._classes = classes
             raise
-
-    def __getattr__(self, name: str) -> type[ModelObject]:
-        classes = self.__dict__.get("_classes")
-        if classes is not None and name in classes:
-            return classes[name]
-        raise AttributeError(f"no model named {name!r} in this store")
-
-    def __dir__(self) -> list[str]:
-        return [*super().__dir__(), *self._classes]
-
-    # -- XOS ModelAccessor API ---------------------------------------------------------------
-
-    def get_model_class(self, name: str) -> type[ModelObject]:
-        try:
-            return self._classes[name]
-        except KeyError:
-            raise StoreError(
-                f"no model named {name!r}; known models: {', '.join(self._classes)}"
-            ) from None
-
-    def has_model_class(self, name: str) -> bool:
-        return name in self._classes
-
-    def get_all_model_classes(self) -> dict[str, type[ModelObject]]:
-        return dict(self._classes)
 
     def check_db_connection_okay(self) -> bool:
         with self.store.read() as conn:

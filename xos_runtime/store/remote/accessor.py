@@ -22,6 +22,7 @@ from xos_runtime.config.coreversion import check_core_version
 from xos_runtime.exceptions import DoesNotExist, StoreError
 from xos_runtime.models.definitions import Model, ModelSet
 from xos_runtime.store.claims import HeldClaims
+from xos_runtime.store.classes import ModelClasses
 from xos_runtime.store.outcomes import ClaimResult, OutcomeBatch
 from xos_runtime.store.remote.bookkeeping import RemoteEventAttempts, RemoteSchedule
 from xos_runtime.store.remote.client import CoreClient
@@ -120,23 +121,16 @@ class RemoteStore:
         self.client.close()
 
 
-class RemoteAccessor:
+class RemoteAccessor(ModelClasses[RemoteObject]):
     """Model classes by name over a core: what `xos_runtime.connect("http://...")` returns."""
 
     def __init__(self, store: RemoteStore):
         self.store = store
-        self._classes: dict[str, type[RemoteObject]] = {}
-        for model in store.models:
-            self._build(model.name)
+        self._where = f"at the core {store.endpoint}"
+        self._build_all()
 
-    def _build(self, name: str) -> type[RemoteObject]:
-        if name not in self._classes:
-            parent = self.store.models.get(name).parent
-            parent_cls = (
-                self._build(parent) if parent is not None and parent in self.store.models else None
-            )
-            self._classes[name] = build_remote_class(name, self, parent_cls)
-        return self._classes[name]
+    def _make_class(self, name: str, parent: type[RemoteObject] | None) -> type[RemoteObject]:
+        return build_remote_class(name, self, parent)
 
     @property
     def models(self) -> ModelSet:
@@ -145,29 +139,6 @@ class RemoteAccessor:
     @property
     def endpoint(self) -> str:
         return self.store.endpoint
-
-    def __getattr__(self, name: str) -> type[RemoteObject]:
-        classes = self.__dict__.get("_classes")
-        if classes is not None and name in classes:
-            return classes[name]
-        raise AttributeError(f"no model named {name!r} at the core {self.store.endpoint}")
-
-    def __dir__(self) -> list[str]:
-        return [*super().__dir__(), *self._classes]
-
-    def get_model_class(self, name: str) -> type[RemoteObject]:
-        try:
-            return self._classes[name]
-        except KeyError:
-            raise StoreError(
-                f"no model named {name!r}; known models: {', '.join(self._classes)}"
-            ) from None
-
-    def has_model_class(self, name: str) -> bool:
-        return name in self._classes
-
-    def get_all_model_classes(self) -> dict[str, type[RemoteObject]]:
-        return dict(self._classes)
 
     def now(self) -> float:
         return self.store.clock()
