@@ -29,6 +29,7 @@ Usage:
   python benchmarks/bench_core.py                      # N=20,000, 3 runs, every case
   python benchmarks/bench_core.py --quick              # N=2,000, fewer saves: a smoke run
   python benchmarks/bench_core.py --cases sync --n 50000 --runs 5
+  python benchmarks/bench_core.py --cases sync --workers 32   # bigger outcome batches
 """
 
 from __future__ import annotations
@@ -155,18 +156,24 @@ def remote_config(config: Path, core: Core) -> Path:
     return path
 
 
-def write_config(root: Path, kind: str) -> Path:
-    """`bench_hotpaths.py`'s plugin folder, with the case's code alone (no demo plugin)."""
+def write_config(root: Path, kind: str, workers: int | None) -> Path:
+    """`bench_hotpaths.py`'s plugin folder, with the case's code alone (no demo plugin) and
+    `sync.workers` when given (the default otherwise)."""
     config = write_case(root, kind, "sqlite:///store.db")
-    config.write_text(config.read_text() + "plugins: {disabled: [xos-runtime-demo]}\n")
+    extra = "plugins: {disabled: [xos-runtime-demo]}\n"
+    if workers is not None:
+        extra += f"sync: {{workers: {workers}}}\n"
+    config.write_text(config.read_text() + extra)
     return config
 
 
-def prepare(kind: str, n: int, work: Path) -> tuple[Path, Snapshot, Core]:
+def prepare(
+    kind: str, n: int, work: Path, workers: int | None = None
+) -> tuple[Path, Snapshot, Core]:
     """The plugin folder, a store filled with N pending objects (and the core's user), kept
     aside, and the core (not started)."""
-    root = work / f"{kind}-{n}"
-    config = write_config(root, kind)
+    root = work / f"{kind}-{n}-{workers or 'default'}"
+    config = write_config(root, kind, workers)
     old = os.getcwd()
     os.chdir(root)  # the SQLite URL is relative to the config's folder
     try:
@@ -185,9 +192,11 @@ def prepare(kind: str, n: int, work: Path) -> tuple[Path, Snapshot, Core]:
 # -- throughput -----------------------------------------------------------------------------
 
 
-def throughput_case(kind: str, n: int, runs: int, work: Path) -> dict[str, list[dict]]:
+def throughput_case(
+    kind: str, n: int, runs: int, work: Path, workers: int | None = None
+) -> dict[str, list[dict]]:
     """Local and remote `run --until-idle` on the same filled store, alternating."""
-    config, snapshot, core = prepare(kind, n, work)
+    config, snapshot, core = prepare(kind, n, work, workers)
     core.start()
     remote = remote_config(config, core)
     core.stop()
@@ -305,7 +314,7 @@ def latency_run(config: Path, n: int, duration: float, tag: str) -> dict:
     if len(saves) != n or len(names) != n:
         problems.append(f"{len(saves)} calls for {n} saves ({len(names)} distinct)")
     lat = sorted(float(p[0]) - float(p[1]) for p in saves)
-    q = statistics.quantiles(lat, n=100)
+    q = statistics.quantiles(lat, n=100, method="inclusive")
     return {"p50": q[49], "p90": q[89], "p99": q[98], "max": lat[-1], "problems": problems}
 
 
@@ -350,6 +359,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n", type=int, default=20_000, help="N of the sync case")
     ap.add_argument("--policy-n", type=int, default=20_000)
+    ap.add_argument("--workers", type=int, help="sync.workers of the sync case (default: 8)")
     ap.add_argument("--saves", type=int, default=200, help="saves of the latency case")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds the saves take")
     ap.add_argument("--quick", action="store_true", help="N=2,000, 50 saves over 2 s")
@@ -372,7 +382,9 @@ def main() -> None:
         for kind, n in (("sync", args.n), ("policy", args.policy_n)):
             if kind not in cases:
                 continue
-            res = throughput_case(kind, n, args.runs, work)
+            res = throughput_case(
+                kind, n, args.runs, work, args.workers if kind == "sync" else None
+            )
             record(kind, res)
             local = statistics.median(r["net_rate"] for r in res["local"])
             remote = statistics.median(r["net_rate"] for r in res["remote"])
@@ -381,6 +393,8 @@ def main() -> None:
                 for lr, rr in zip(res["local"], res["remote"], strict=True)
             ]
             label = "sync K=4 chain, trivial" if kind == "sync" else "policies, trivial"
+            if kind == "sync" and args.workers:
+                label += f", {args.workers} workers"
             rows.append(
                 (
                     f"{label}, N={n:,}, net objects/s",
