@@ -26,8 +26,12 @@ GRACE = 5
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket. Its protocol is named (IPPROTO_TCP, not 0): connections accepted
+    from it inherit it, and asyncio sets TCP_NODELAY only on sockets whose protocol is TCP.
+    Without it, Nagle's algorithm holds a response's body until the client acknowledges its
+    headers, which a client delays by up to 40 ms: every request took 44 ms on loopback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
