@@ -114,3 +114,27 @@ def test_the_failure_limit_forgets_after_its_window() -> None:
     assert limit.retry_after("10.0.0.1") == pytest.approx(30.0)
     now[0] += 30.001
     assert limit.retry_after("10.0.0.1") is None
+
+
+def test_a_new_password_counts_within_the_row_ttl(tmp_path: Path) -> None:
+    """The core trusts a user's row for `ROW_TTL` seconds (requests every few ms need no
+    read each): a password changed by another process counts once that time has passed."""
+    from xos_runtime.core.users import ROW_TTL
+
+    now = [1000.0]
+    accessor = open_store(f"sqlite:///{tmp_path}/users.db", models_optional=True)
+    try:
+        serving = Users(accessor.store, clock=lambda: now[0])
+        other = Users(accessor.store)  # `core user add` in another process
+        other.add("vsg", "old-secret", "synchronizer")
+        assert serving.check_password("vsg", "old-secret") is not None
+        assert serving.known_at_once("vsg", "old-secret")
+        other.add("vsg", "new-secret", "synchronizer")
+        now[0] += ROW_TTL / 2
+        assert serving.check_password("vsg", "old-secret") is not None  # not read again yet
+        now[0] += ROW_TTL
+        assert not serving.known_at_once("vsg", "old-secret")
+        assert serving.check_password("vsg", "old-secret") is None
+        assert serving.check_password("vsg", "new-secret") is not None
+    finally:
+        accessor.close()

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from xos_runtime import __version__
 from xos_runtime.config.coreversion import CORE_API_VERSION
-from xos_runtime.core.auth import FailureLimit, authenticate
+from xos_runtime.core.auth import FailureLimit, authenticate, known_at_once
 from xos_runtime.core.bodies import MAX_BODY_BYTES, MAX_ID, filters_of, writes_of
 from xos_runtime.core.bookkeeping import Bookkeeping
 from xos_runtime.core.errors import ApiError
@@ -105,6 +105,19 @@ class CoreApi:
     def user_of(self, request: Request) -> User:
         client = request.client.host if request.client else "unknown"
         return authenticate(request.headers, client, self.users, self.limit)
+
+    async def user(self, request: Request) -> User:
+        """`user_of` on the event loop when the credentials were checked a moment ago (no
+        store, no hash), else in a worker thread: the engines' requests come every few ms."""
+        if known_at_once(request.headers, self.users):
+            return self.user_of(request)
+        return await run_in_threadpool(self.user_of, request)
+
+    async def synchronizer(self, request: Request, what: str) -> User:
+        """`synchronizer_of`, as `user` runs `user_of`."""
+        if known_at_once(request.headers, self.users):
+            return self.synchronizer_of(request, what)
+        return await run_in_threadpool(self.synchronizer_of, request, what)
 
     def synchronizer_of(self, request: Request, what: str) -> User:
         """The user of a request that only synchronizers may make (403 for others)."""
@@ -291,11 +304,11 @@ def build_app(
         return JSONResponse({"version": CORE_API_VERSION, "xos_runtime": __version__})
 
     async def openapi(request: Request) -> Response:
-        await run_in_threadpool(api.user_of, request)
+        await api.user(request)
         return JSONResponse(api.document)
 
     async def collection(request: Request) -> Response:
-        user = await run_in_threadpool(api.user_of, request)
+        user = await api.user(request)
         cls = api.model_of(request)
         if request.method == "GET":
             params = dict(request.query_params)
@@ -306,7 +319,7 @@ def build_app(
         return JSONResponse(created, status_code=201)
 
     async def item(request: Request) -> Response:
-        user = await run_in_threadpool(api.user_of, request)
+        user = await api.user(request)
         cls = api.model_of(request)
         oid = api.object_id(request)
         if request.method == "GET":
@@ -320,32 +333,32 @@ def build_app(
         return Response(status_code=204)
 
     async def pending(request: Request) -> Response:
-        await run_in_threadpool(api.user_of, request)
+        await api.user(request)
         cls = api.model_of(request)
         policy = request.url.path.endswith("/policy_pending")
         params = dict(request.query_params)
         return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
 
     async def outcomes(request: Request) -> Response:
-        user = await run_in_threadpool(api.synchronizer_of, request, "outcomes")
+        user = await api.synchronizer(request, "outcomes")
         body = await api.body_of(request)
         stored = await run_in_threadpool(write_outcomes, api.accessor, leases, user, body)
         return JSONResponse(stored)
 
     async def rows(request: Request) -> Response:
-        await run_in_threadpool(api.synchronizer_of, request, "rows")
+        await api.synchronizer(request, "rows")
         body = await api.body_of(request)
         return JSONResponse(await run_in_threadpool(read_rows, api.accessor, body))
 
     async def lease_new(request: Request) -> Response:
-        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        user = await api.synchronizer(request, "leases")
         body = await api.body_of(request)
         client = request.client.host if request.client else "unknown"
         made = await run_in_threadpool(leases.register, user, client, body)
         return JSONResponse(made, status_code=201)
 
     async def lease(request: Request) -> Response:
-        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        user = await api.synchronizer(request, "leases")
         owner = request.path_params["owner"]
         if request.method == "PUT":
             return JSONResponse(await run_in_threadpool(leases.renew, user, owner))
@@ -353,25 +366,25 @@ def build_app(
         return Response(status_code=204)
 
     async def reap(request: Request) -> Response:
-        user = await run_in_threadpool(api.synchronizer_of, request, "leases")
+        user = await api.synchronizer(request, "leases")
         body = await api.body_of(request)
         owner = request.path_params["owner"]
         return JSONResponse(await run_in_threadpool(leases.reap, user, owner, body))
 
     async def held(request: Request) -> Response:
-        await run_in_threadpool(api.synchronizer_of, request, "claims")
+        await api.synchronizer(request, "claims")
         found = await run_in_threadpool(api.accessor.held_claims)
         return JSONResponse({"held": [held_to_dict(h) for h in found]})
 
     async def in_code(request: Request) -> Response:
-        await run_in_threadpool(api.synchronizer_of, request, "codes")
+        await api.synchronizer(request, "codes")
         code = api.object_id_param(request, "code")
         return JSONResponse({"count": await run_in_threadpool(api.accessor.count_with_code, code)})
 
     async def claim(request: Request) -> Response:
         if request.method == "GET":
             return await held(request)
-        user = await run_in_threadpool(api.synchronizer_of, request, "claims")
+        user = await api.synchronizer(request, "claims")
         body = await api.body_of(request)
         release = request.url.path.endswith("/release")
         work = leases.release if release else leases.claim
@@ -379,19 +392,19 @@ def build_app(
 
     async def models(request: Request) -> Response:
         if request.method == "GET":
-            await run_in_threadpool(api.user_of, request)
+            await api.user(request)
             return JSONResponse(api.served_models())
-        await run_in_threadpool(api.synchronizer_of, request, "loading models")
+        await api.synchronizer(request, "loading models")
         body = await api.body_of(request)
         return JSONResponse(await run_in_threadpool(api.load_models, body))
 
     async def status(request: Request) -> Response:
-        await run_in_threadpool(api.user_of, request)
+        await api.user(request)
         report = await run_in_threadpool(collect_status, api.accessor, time.time())
         return JSONResponse(report.to_dict())
 
     async def changes(request: Request) -> Response:
-        await run_in_threadpool(api.user_of, request)
+        await api.user(request)
         params = dict(request.query_params)
         timeout = seconds_param(params, "timeout", DEFAULT_FEED_WAIT, MAX_FEED_WAIT)
         if "since" not in params:
@@ -404,12 +417,12 @@ def build_app(
 
     async def event_topic(request: Request) -> Response:
         if request.method == "POST":  # any user may publish, as any process on the store
-            await run_in_threadpool(api.user_of, request)
+            await api.user(request)
             topic = topic_of(request.path_params["topic"])
             body = await api.body_of(request)
             published = await run_in_threadpool(events.publish, topic, body)
             return JSONResponse(published, status_code=201)
-        user = await run_in_threadpool(api.synchronizer_of, request, "consuming events")
+        user = await api.synchronizer(request, "consuming events")
         topic = topic_of(request.path_params["topic"])
         group, member, most, wait, positions = events.fetch_params(request.query_params)
         owner = owner_of(user.name, member)
@@ -419,19 +432,19 @@ def build_app(
         return JSONResponse(await events.fetch(topic, group, owner, most, wait, positions))
 
     async def event_commit(request: Request) -> Response:
-        user = await run_in_threadpool(api.synchronizer_of, request, "committing events")
+        user = await api.synchronizer(request, "committing events")
         topic = topic_of(request.path_params["topic"])
         body = await api.body_of(request)
         return JSONResponse(await run_in_threadpool(events.commit, topic, user.name, body))
 
     async def schedule(request: Request) -> Response:
-        await run_in_threadpool(api.synchronizer_of, request, "the schedule")
+        await api.synchronizer(request, "the schedule")
         body = await api.body_of(request)
         job = request.path_params["job"]
         return JSONResponse(await run_in_threadpool(bookkeeping.take, job, body))
 
     async def attempts(request: Request) -> Response:
-        await run_in_threadpool(api.synchronizer_of, request, "event attempts")
+        await api.synchronizer(request, "event attempts")
         body = await api.body_of(request)
         group = request.path_params["group"]
         op = request.url.path.rsplit("/", 1)[1]

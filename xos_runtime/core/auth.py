@@ -74,6 +74,20 @@ def _credentials(header: str, users: Users) -> User | None:
     return None
 
 
+def known_at_once(headers: Mapping[str, str], users: Users) -> bool:
+    """Whether `authenticate` can answer for these headers without the store or a password
+    hash (basic credentials checked a moment ago): then it runs on the event loop."""
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        text = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    name, sep, password = text.partition(":")
+    return bool(sep and name and password) and users.known_at_once(name, password)
+
+
 def authenticate(
     headers: Mapping[str, str], client: str, users: Users, limit: FailureLimit
 ) -> User:

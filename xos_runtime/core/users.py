@@ -17,6 +17,8 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from typing import Literal
 
 import attrs
@@ -33,6 +35,9 @@ ROLES: tuple[Role, ...] = ("synchronizer", "user")
 
 USERS_TABLE = "xos_runtime_users"
 TOKENS_TABLE = "xos_runtime_tokens"
+#: Seconds a user's row is trusted once read (a new password or a removed user takes at
+#: most this long to count; passwords verified once are not hashed again meanwhile).
+ROW_TTL = 1.0
 
 #: What every token starts with, so that one is recognised in a config or a log.
 TOKEN_PREFIX = "xrt_"
@@ -72,12 +77,15 @@ def _digest(secret: str) -> str:
 class Users:
     """The users of one store: add them, make tokens, and check credentials."""
 
-    def __init__(self, store: SqlStore):
+    def __init__(self, store: SqlStore, clock: Callable[[], float] = time.monotonic):
         from argon2 import PasswordHasher  # the commands that check passwords pay for it
 
         self.store = store
+        self.clock = clock
         self._hasher = PasswordHasher()
         self._verified: dict[tuple[str, str], str] = {}
+        #: Users' rows as last read, with when (`ROW_TTL`).
+        self._rows: dict[str, tuple[float, tuple[str, str] | None]] = {}
         self._lock = threading.Lock()
         self._decoy_hash: str | None = None
         with store.write() as conn:
@@ -92,6 +100,8 @@ class Users:
         if role not in ROLES:
             raise StoreError(f"user {name}: unknown role {role!r}")
         hashed = self._hasher.hash(password)
+        with self._lock:
+            self._rows.pop(name, None)
         with self.store.write() as conn:
             conn.execute(sa.delete(_users).where(_users.c.name == name))
             conn.execute(sa.insert(_users).values(name=name, password_hash=hashed, role=role))
@@ -106,11 +116,33 @@ class Users:
         return token
 
     def _row(self, name: str) -> tuple[str, str] | None:
+        """The user's password hash and role, read again once `ROW_TTL` has passed."""
+        now = self.clock()
+        with self._lock:
+            known = self._rows.get(name)
+        if known is not None and now - known[0] < ROW_TTL:
+            return known[1]
         with self.store.read() as conn:
             row = conn.execute(
                 sa.select(_users.c.password_hash, _users.c.role).where(_users.c.name == name)
             ).first()
-        return (str(row[0]), str(row[1])) if row is not None else None
+        found = (str(row[0]), str(row[1])) if row is not None else None
+        with self._lock:
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            self._rows[name] = (now, found)
+        return found
+
+    def known_at_once(self, name: str, password: str) -> bool:
+        """Whether checking these credentials needs neither the store nor a hash: the
+        user's row was read less than `ROW_TTL` ago and this password was verified against
+        it (a request's authentication then needs no thread of its own)."""
+        with self._lock:
+            known = self._rows.get(name)
+            if known is None or known[1] is None or self.clock() - known[0] >= ROW_TTL:
+                return False
+            verified = self._verified.get((name, _digest(password)))
+        return verified is not None and hmac.compare_digest(verified, known[1][0])
 
     def check_password(self, name: str, password: str) -> User | None:
         """The user whose name and password these are, or None."""
