@@ -20,7 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 from loguru import logger
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -40,6 +39,7 @@ from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.params import seconds_param
 from xos_runtime.core.rows import read_rows
+from xos_runtime.core.threads import in_thread
 from xos_runtime.core.users import User, Users
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
@@ -111,13 +111,13 @@ class CoreApi:
         store, no hash), else in a worker thread: the engines' requests come every few ms."""
         if known_at_once(request.headers, self.users):
             return self.user_of(request)
-        return await run_in_threadpool(self.user_of, request)
+        return await in_thread(self.user_of, request)
 
     async def synchronizer(self, request: Request, what: str) -> User:
         """`synchronizer_of`, as `user` runs `user_of`."""
         if known_at_once(request.headers, self.users):
             return self.synchronizer_of(request, what)
-        return await run_in_threadpool(self.synchronizer_of, request, what)
+        return await in_thread(self.synchronizer_of, request, what)
 
     def synchronizer_of(self, request: Request, what: str) -> User:
         """The user of a request that only synchronizers may make (403 for others)."""
@@ -312,10 +312,10 @@ def build_app(
         cls = api.model_of(request)
         if request.method == "GET":
             params = dict(request.query_params)
-            return JSONResponse(await run_in_threadpool(api.list, cls, params))
+            return JSONResponse(await in_thread(api.list, cls, params))
         caller = api.caller_of(request, user)
         body = await api.body_of(request)
-        created = await run_in_threadpool(api.create, cls, body, user, caller)
+        created = await in_thread(api.create, cls, body, user, caller)
         return JSONResponse(created, status_code=201)
 
     async def item(request: Request) -> Response:
@@ -323,13 +323,13 @@ def build_app(
         cls = api.model_of(request)
         oid = api.object_id(request)
         if request.method == "GET":
-            found = await run_in_threadpool(api.live, cls, oid)
+            found = await in_thread(api.live, cls, oid)
             return JSONResponse(found.to_dict())
         if request.method == "PUT":
             caller = api.caller_of(request, user)
             body = await api.body_of(request)
-            return JSONResponse(await run_in_threadpool(api.update, cls, oid, body, user, caller))
-        await run_in_threadpool(api.delete, cls, oid)
+            return JSONResponse(await in_thread(api.update, cls, oid, body, user, caller))
+        await in_thread(api.delete, cls, oid)
         return Response(status_code=204)
 
     async def pending(request: Request) -> Response:
@@ -337,49 +337,49 @@ def build_app(
         cls = api.model_of(request)
         policy = request.url.path.endswith("/policy_pending")
         params = dict(request.query_params)
-        return JSONResponse(await run_in_threadpool(api.pending, cls, params, policy=policy))
+        return JSONResponse(await in_thread(api.pending, cls, params, policy=policy))
 
     async def outcomes(request: Request) -> Response:
         user = await api.synchronizer(request, "outcomes")
         body = await api.body_of(request)
-        stored = await run_in_threadpool(write_outcomes, api.accessor, leases, user, body)
+        stored = await in_thread(write_outcomes, api.accessor, leases, user, body)
         return JSONResponse(stored)
 
     async def rows(request: Request) -> Response:
         await api.synchronizer(request, "rows")
         body = await api.body_of(request)
-        return JSONResponse(await run_in_threadpool(read_rows, api.accessor, body))
+        return JSONResponse(await in_thread(read_rows, api.accessor, body))
 
     async def lease_new(request: Request) -> Response:
         user = await api.synchronizer(request, "leases")
         body = await api.body_of(request)
         client = request.client.host if request.client else "unknown"
-        made = await run_in_threadpool(leases.register, user, client, body)
+        made = await in_thread(leases.register, user, client, body)
         return JSONResponse(made, status_code=201)
 
     async def lease(request: Request) -> Response:
         user = await api.synchronizer(request, "leases")
         owner = request.path_params["owner"]
         if request.method == "PUT":
-            return JSONResponse(await run_in_threadpool(leases.renew, user, owner))
-        await run_in_threadpool(leases.close, user, owner)
+            return JSONResponse(await in_thread(leases.renew, user, owner))
+        await in_thread(leases.close, user, owner)
         return Response(status_code=204)
 
     async def reap(request: Request) -> Response:
         user = await api.synchronizer(request, "leases")
         body = await api.body_of(request)
         owner = request.path_params["owner"]
-        return JSONResponse(await run_in_threadpool(leases.reap, user, owner, body))
+        return JSONResponse(await in_thread(leases.reap, user, owner, body))
 
     async def held(request: Request) -> Response:
         await api.synchronizer(request, "claims")
-        found = await run_in_threadpool(api.accessor.held_claims)
+        found = await in_thread(api.accessor.held_claims)
         return JSONResponse({"held": [held_to_dict(h) for h in found]})
 
     async def in_code(request: Request) -> Response:
         await api.synchronizer(request, "codes")
         code = api.object_id_param(request, "code")
-        return JSONResponse({"count": await run_in_threadpool(api.accessor.count_with_code, code)})
+        return JSONResponse({"count": await in_thread(api.accessor.count_with_code, code)})
 
     async def claim(request: Request) -> Response:
         if request.method == "GET":
@@ -388,7 +388,7 @@ def build_app(
         body = await api.body_of(request)
         release = request.url.path.endswith("/release")
         work = leases.release if release else leases.claim
-        return JSONResponse(await run_in_threadpool(work, user, body))
+        return JSONResponse(await in_thread(work, user, body))
 
     async def models(request: Request) -> Response:
         if request.method == "GET":
@@ -396,11 +396,11 @@ def build_app(
             return JSONResponse(api.served_models())
         await api.synchronizer(request, "loading models")
         body = await api.body_of(request)
-        return JSONResponse(await run_in_threadpool(api.load_models, body))
+        return JSONResponse(await in_thread(api.load_models, body))
 
     async def status(request: Request) -> Response:
         await api.user(request)
-        report = await run_in_threadpool(collect_status, api.accessor, time.time())
+        report = await in_thread(collect_status, api.accessor, time.time())
         return JSONResponse(report.to_dict())
 
     async def changes(request: Request) -> Response:
@@ -420,14 +420,14 @@ def build_app(
             await api.user(request)
             topic = topic_of(request.path_params["topic"])
             body = await api.body_of(request)
-            published = await run_in_threadpool(events.publish, topic, body)
+            published = await in_thread(events.publish, topic, body)
             return JSONResponse(published, status_code=201)
         user = await api.synchronizer(request, "consuming events")
         topic = topic_of(request.path_params["topic"])
         group, member, most, wait, positions = events.fetch_params(request.query_params)
         owner = owner_of(user.name, member)
         if request.method == "DELETE":
-            await run_in_threadpool(events.leave, topic, group, owner)
+            await in_thread(events.leave, topic, group, owner)
             return Response(status_code=204)
         return JSONResponse(await events.fetch(topic, group, owner, most, wait, positions))
 
@@ -435,13 +435,13 @@ def build_app(
         user = await api.synchronizer(request, "committing events")
         topic = topic_of(request.path_params["topic"])
         body = await api.body_of(request)
-        return JSONResponse(await run_in_threadpool(events.commit, topic, user.name, body))
+        return JSONResponse(await in_thread(events.commit, topic, user.name, body))
 
     async def schedule(request: Request) -> Response:
         await api.synchronizer(request, "the schedule")
         body = await api.body_of(request)
         job = request.path_params["job"]
-        return JSONResponse(await run_in_threadpool(bookkeeping.take, job, body))
+        return JSONResponse(await in_thread(bookkeeping.take, job, body))
 
     async def attempts(request: Request) -> Response:
         await api.synchronizer(request, "event attempts")
@@ -449,7 +449,7 @@ def build_app(
         group = request.path_params["group"]
         op = request.url.path.rsplit("/", 1)[1]
         work = {"failed": bookkeeping.failed, "load": bookkeeping.load}.get(op, bookkeeping.forget)
-        return JSONResponse(await run_in_threadpool(work, group, body))
+        return JSONResponse(await in_thread(work, group, body))
 
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)

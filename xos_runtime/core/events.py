@@ -39,11 +39,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
 from xos_runtime.config import topic_name_error
 from xos_runtime.core.errors import ApiError
 from xos_runtime.core.params import seconds_param
+from xos_runtime.core.threads import in_thread
 from xos_runtime.store.eventlog import EventLog, LogRecord, PartitionLost
 
 __all__ = ["LEASE_TTL", "MAX_FETCH", "MAX_WAIT", "EventApi"]
@@ -339,7 +338,7 @@ class EventApi:
         while True:
             key = self._wakeups.add()  # before the read: a publish after it wakes the wait
             try:
-                found = await run_in_threadpool(self.read, topic, group, owner, most, positions)
+                found = await in_thread(self.read, topic, group, owner, most, positions)
                 left = deadline - time.monotonic()
                 if found or left <= 0:
                     return {"topic": topic, "group": group, "messages": found}
