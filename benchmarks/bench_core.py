@@ -77,7 +77,7 @@ class Core:
             textwrap.dedent("""
             name: bench-core
             accessor: {endpoint: "sqlite:///store.db"}
-            plugins: {disabled: [xos-runtime-demo]}
+            plugins: {enabled: []}
             logging: {level: WARNING}
             """)
         )
@@ -159,11 +159,9 @@ def remote_config(config: Path, core: Core) -> Path:
 def write_config(root: Path, kind: str, workers: int | None) -> Path:
     """`bench_hotpaths.py`'s plugin folder, with the case's code alone (no demo plugin) and
     `sync.workers` when given (the default otherwise)."""
-    config = write_case(root, kind, "sqlite:///store.db")
-    extra = "plugins: {disabled: [xos-runtime-demo]}\n"
+    config = write_case(root, kind, "sqlite:///store.db")  # (installed plugins: none)
     if workers is not None:
-        extra += f"sync: {{workers: {workers}}}\n"
-    config.write_text(config.read_text() + extra)
+        config.write_text(config.read_text() + f"sync: {{workers: {workers}}}\n")
     return config
 
 

@@ -124,6 +124,7 @@ def write_case(root: Path, kind: str, endpoint: str) -> Path:
         models_dir: models
         {key}: {code.name}
         logging: {{level: WARNING}}
+        plugins: {{enabled: []}}
         """)
     )
     return config
