@@ -212,3 +212,51 @@ def test_held_claims_and_error_counts_for_synchronizers(core: Core) -> None:
     assert count.status_code == 200 and isinstance(count.json()["count"], int)
     assert core.call("GET", "/xosapi/v1/codes/x", user="vsg").status_code == 404
     core.call("DELETE", f"{LEASES}/{owner}", user="vsg")
+
+
+def test_a_runtime_comes_back_under_its_own_owner_only(core: Core) -> None:
+    """After a core restart a runtime registers again with the owner it had (its claims
+    stay its own); the owner names its user, and no other user may take it."""
+    from xos_runtime.core.leases import owner_for, user_of_owner
+
+    owner = _lease(core)
+    assert user_of_owner(owner) == "vsg" and owner.startswith("remote:vsg@")
+    again = core.call("POST", LEASES, user="vsg", json={"name": "remote", "owner": owner})
+    assert again.status_code == 201 and again.json()["owner"] == owner
+    # an IPv6 client's address makes a valid owner too
+    assert user_of_owner(owner_for("a@b", "::1")) == "a@b"
+    taken = core.call("POST", LEASES, user="vsg", json={"owner": owner_for("other", "::1")})
+    assert taken.status_code == 403 and taken.json()["field"] == "owner"
+    bad = core.call("POST", LEASES, user="vsg", json={"owner": "remote:nope"})
+    assert bad.status_code == 400 and bad.json()["field"] == "owner"
+    core.call("DELETE", f"{LEASES}/{owner}", user="vsg")
+
+
+def test_the_core_forgets_leases_left_behind(tmp_path: Any) -> None:
+    """A runtime that went away without ending its lease: after ten times its TTL the core
+    no longer keeps it in memory (its row expired long ago); it may come back under it."""
+    from xos_runtime.core.errors import ApiError
+    from xos_runtime.core.leases import RemoteLeases
+    from xos_runtime.core.users import User
+    from xos_runtime.store import open_store
+
+    now = [1000.0]
+    accessor = open_store(f"sqlite:///{tmp_path}/leases.db", models_optional=True)
+    try:
+        leases = RemoteLeases(accessor, clock=lambda: now[0])
+        vsg = User("vsg", "synchronizer")
+        gone = leases.register(vsg, "10.0.0.1", {"ttl": 2.0})["owner"]
+        kept = leases.register(vsg, "10.0.0.2", {"ttl": 60.0})["owner"]
+        now[0] += 21.0
+        leases.renew(vsg, kept)
+        leases.register(vsg, "10.0.0.3", {"ttl": 2.0})  # registering forgets lapsed ones
+        assert leases.get(vsg, kept).owner == kept
+        try:
+            leases.get(vsg, gone)
+        except ApiError as exc:
+            assert exc.status == 404
+        else:
+            raise AssertionError("a lease lapsed ten times over is still kept")
+        assert leases.register(vsg, "10.0.0.1", {"ttl": 2.0, "owner": gone})["owner"] == gone
+    finally:
+        accessor.close()

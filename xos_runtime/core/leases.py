@@ -36,7 +36,7 @@ __all__ = ["RemoteLease", "RemoteLeases", "held_to_dict"]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 #: The owners this core gives remote leases (`RemoteLease`).
-_OWNER = re.compile(r"^remote:[^:\s]{1,100}:[0-9a-f]{12}$")
+_OWNER = re.compile(r"^remote:[^:]{1,200}@[^:@\s]{1,100}:[0-9a-f]{12}$")
 
 
 class RemoteLease(Lease):
@@ -48,12 +48,25 @@ class RemoteLease(Lease):
         super().__init__(accessor.store, **kwargs)
         # "unknown" boot: no process table is ever asked about it, the expiry decides
         self.identity = ProcessIdentity(f"remote {client}", "unknown", 0, "?")
-        self.owner = owner or f"remote:{client}:{uuid.uuid4().hex[:12]}"
+        self.owner = owner or owner_for(user, client)
         self._company = [self.owner]
         self.user = user
+        #: When the runtime last registered or renewed it (this core's clock).
+        self.seen = self.clock()
 
     def start_heartbeat(self) -> None:
         self.register()
+
+
+def owner_for(user: str, client: str) -> str:
+    """A new remote lease's owner: `remote:<user>@<client>:<12 hex digits>` (the client's
+    address with its colons as dots), so that only its user may bring it back."""
+    return f"remote:{user}@{client.replace(':', '.')}:{uuid.uuid4().hex[:12]}"
+
+
+def user_of_owner(owner: str) -> str:
+    """The user a remote lease's owner names (`owner_for`)."""
+    return owner.split(":", 2)[1].rpartition("@")[0]
 
 
 class RemoteLeases:
@@ -85,9 +98,7 @@ class RemoteLeases:
             raise ApiError(400, "ttl: expected 0.1 to 3600 seconds", field="ttl")
         if not isinstance(shares, bool):
             raise ApiError(400, "shares_work: expected true or false", field="shares_work")
-        with self._lock:
-            known = self._leases.get(owner)
-        if known is not None and known.user != user.name:
+        if owner and user_of_owner(owner) != user.name:
             raise ApiError(403, f"lease {owner!r} is not {user.name}'s", field="owner")
         lease = RemoteLease(
             self.accessor,
@@ -107,8 +118,18 @@ class RemoteLeases:
         else:
             lease.register()
         with self._lock:
+            self._forget_lapsed()
             self._leases[lease.owner] = lease
         return {"owner": lease.owner, "ttl": lease.ttl}
+
+    def _forget_lapsed(self) -> None:
+        """Drop leases not renewed for ten times their TTL (runtimes that went away without
+        ending theirs): their rows have expired and their claims have been taken over; one
+        that comes back registers again under its owner."""
+        now = self.clock()
+        for owner, lease in list(self._leases.items()):
+            if now - lease.seen > 10 * lease.ttl:
+                del self._leases[owner]
 
     def get(self, user: User, owner: str) -> RemoteLease:
         with self._lock:
@@ -121,8 +142,10 @@ class RemoteLeases:
 
     def renew(self, user: User, owner: str) -> dict[str, Any]:
         """Renew (re-registering a lease that lapsed, as a local process does)."""
-        self.get(user, owner).renew()
-        return {"owner": owner, "ttl": self._leases[owner].ttl}
+        lease = self.get(user, owner)
+        lease.renew()
+        lease.seen = self.clock()
+        return {"owner": owner, "ttl": lease.ttl}
 
     def close(self, user: User, owner: str) -> None:
         lease = self.get(user, owner)
