@@ -193,6 +193,8 @@ class Cluster:
         self.core_url: str | None = None
         self.core_port = 0
         self.core_starts = 0
+        #: `accessor.retry_for` of the runtimes over the core: how long one request waits.
+        self.core_retry_for = 30.0
         #: (time, pid, threads) of every live process, sampled by `wait_for`.
         self.thread_samples: list[tuple[float, int, int]] = []
         self._accessor: Any = None
@@ -215,7 +217,12 @@ class Cluster:
         (`start_core`; the test's own accessor, `index` None, always opens the store)."""
         if self.core_url is None or index is None:
             return {"endpoint": self.url_for(index)}
-        return {"endpoint": self.core_url, "username": CORE_USER, "password": CORE_PASSWORD}
+        return {
+            "endpoint": self.core_url,
+            "username": CORE_USER,
+            "password": CORE_PASSWORD,
+            "retry_for": self.core_retry_for,
+        }
 
     def config(self, index: int | None = None, **sync: Any) -> Path:
         name = f"config-{index}.yaml" if index is not None else "config.yaml"

@@ -30,6 +30,10 @@ def test_core_stopped_and_restarted_mid_run(make_cluster):
     wait for it, and carry on; nothing is lost, and nothing is synced twice beyond a call
     in flight when it went."""
     cluster: Cluster = make_cluster("sqlite", workers=W, step_delay=0.02)
+    # each request gives up after 0.5 s: the core stays away longer (seconds, to start
+    # again), so the engines' own retries (`store.health.retrying`, the passes) carry the
+    # outcomes and claims over
+    cluster.core_retry_for = 0.5
     keys = cluster.seed_chains(50)  # 200 objects: about 2 s of calls over 4 workers
     cluster.start_core()
     procs = [cluster.start() for _ in range(2)]

@@ -143,7 +143,7 @@ def retrying(
     while True:
         try:
             return fn()
-        except sa.exc.DBAPIError as exc:
+        except Exception as exc:  # a database's error, or a core that does not answer
             if not transient(exc) or stopping():
                 raise
             logger.opt(exception=exc).debug("{} failed, retrying in {:.2f}s", what, delay)
