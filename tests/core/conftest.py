@@ -21,6 +21,7 @@ from installed import plugins_line
 from loguru import logger
 
 from xos_runtime.cli.main import main
+from xos_runtime.store import ModelAccessor, open_store
 
 XPROTO = """\
 option app_label = "coretest";
@@ -216,6 +217,14 @@ def core(core_project: Project) -> Iterator[Core]:
     server.stop()
     assert server.proc.returncode == 0, f"exit {server.proc.returncode} on SIGTERM"
     assert "internal error" not in server.stderr(), server.stderr()
+
+
+@pytest.fixture()
+def local(core_project: Project) -> Iterator[ModelAccessor]:
+    """The shared core's store, opened in the test's process (to check what went over HTTP)."""
+    acc = open_store(core_project.url)
+    yield acc
+    acc.close()
 
 
 def snapshot(project: Project) -> Any:

@@ -11,7 +11,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,6 @@ def _topic() -> str:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-@pytest.fixture()
-def local(core_project: Project) -> Iterator[ModelAccessor]:
-    acc = open_store(core_project.url)
-    yield acc
-    acc.close()
 
 
 def _fetch(core: Core, topic: str, group: str, **params: Any) -> list[dict[str, Any]]:

@@ -11,17 +11,10 @@ import pytest
 
 from xos_runtime.engines.events.bus import Subscription
 from xos_runtime.engines.events.remotebus import RemoteBus
-from xos_runtime.store import ModelAccessor, open_store
+from xos_runtime.store import ModelAccessor
 from xos_runtime.store.remote import CoreClient, CoreConflict
 
-from .conftest import PASSWORDS, Core, Project
-
-
-@pytest.fixture()
-def local(core_project: Project) -> Iterator[ModelAccessor]:
-    acc = open_store(core_project.url)
-    yield acc
-    acc.close()
+from .conftest import PASSWORDS, Core
 
 
 @pytest.fixture()

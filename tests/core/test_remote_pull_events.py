@@ -20,10 +20,10 @@ from xos_runtime.engines import EventEngine, PullEngine, open_event_bus
 from xos_runtime.engines.events.engine import group_id
 from xos_runtime.engines.events.remotebus import RemoteBus
 from xos_runtime.steps import Event, EventStep, PullStep
-from xos_runtime.store import Attempts, ModelAccessor, open_store
+from xos_runtime.store import Attempts, ModelAccessor
 from xos_runtime.store.remote import RemoteAccessor, RemoteEventAttempts, RemoteSchedule
 
-from .conftest import PASSWORDS, Core, Project
+from .conftest import PASSWORDS, Core
 
 
 def _tag() -> str:
@@ -47,13 +47,6 @@ def _wait_for(condition: Callable[[], Any], timeout: float, step: Callable[[], A
             return result
         if time.monotonic() >= deadline:
             pytest.fail(f"condition not met within {timeout}s")
-
-
-@pytest.fixture()
-def local(core_project: Project) -> Iterator[ModelAccessor]:
-    acc = open_store(core_project.url)
-    yield acc
-    acc.close()
 
 
 @pytest.fixture()
