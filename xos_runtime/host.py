@@ -577,8 +577,9 @@ def _open_core(settings: Settings, plugins: DiscoveredPlugins, *, load: bool) ->
 
     sources = read_sources(_model_sources(settings, plugins)) if load else []
     remote = open_settings(settings, models=(settings.name, list(sources)))
-    # The remote accessor has every face of `ModelAccessor` the engines and the host use
-    # (reads, outcome batches, leases and claims, the change feed); not its SQL store.
+    # The remote accessor has every face of `ModelAccessor` the engines and the host use,
+    # not its SQL store: its reads and claim-free bookkeeping are checked by mypy against
+    # `store.faces.EngineReads`; its leases, claims and batches pair with each other.
     return cast(ModelAccessor, remote)
 
 
