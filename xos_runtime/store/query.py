@@ -46,7 +46,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class QuerySet(Sequence["ModelObject"]):
+_O = TypeVar("_O", bound="ModelObject")
+
+
+class FetchedSet(Sequence[_O]):
+    """The list face of a query set: whatever `_fetch()` reads, once (a local query set
+    from the store, a remote one from a core)."""
+
+    _cls: type[_O]
+
+    def _fetch(self) -> list[_O]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._fetch())
+
+    def __iter__(self) -> Iterator[_O]:
+        return iter(self._fetch())
+
+    @overload
+    def __getitem__(self, index: int) -> _O: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[_O]: ...
+
+    def __getitem__(self, index: int | slice) -> _O | list[_O]:
+        return self._fetch()[index]
+
+    def __bool__(self) -> bool:
+        return bool(self._fetch())
+
+    def __repr__(self) -> str:
+        return f"<QuerySet {self._cls._meta.name} {list(self._fetch())!r}>"
+
+
+class QuerySet(FetchedSet["ModelObject"]):
     """Objects of one model (and its sub-models) matching some conditions."""
 
     def __init__(
@@ -132,27 +166,6 @@ class QuerySet(Sequence["ModelObject"]):
             rows = meta.store.select(meta.name, self._all_conditions(), order_by=self._order)
             self._cache = [self._cls._from_row(r) for r in rows]
         return self._cache
-
-    def __len__(self) -> int:
-        return len(self._fetch())
-
-    def __iter__(self) -> Iterator[ModelObject]:
-        return iter(self._fetch())
-
-    @overload
-    def __getitem__(self, index: int) -> ModelObject: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[ModelObject]: ...
-
-    def __getitem__(self, index: int | slice) -> ModelObject | list[ModelObject]:
-        return self._fetch()[index]
-
-    def __bool__(self) -> bool:
-        return bool(self._fetch())
-
-    def __repr__(self) -> str:
-        return f"<QuerySet {self._cls._meta.name} {list(self._fetch())!r}>"
 
     def count(self, *_value: object) -> int:
         """The number of matching rows (one COUNT query unless the rows were read)."""

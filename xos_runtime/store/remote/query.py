@@ -10,11 +10,11 @@ the deleted rows awaiting their `delete_record` (`.../pending?deleted=true`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from xos_runtime.exceptions import DoesNotExist, MultipleObjectsReturned, ObjectValidationError
-from xos_runtime.store.query import ManagerFace
+from xos_runtime.store.query import FetchedSet, ManagerFace
 
 if TYPE_CHECKING:
     from xos_runtime.store.remote.objects import RemoteObject
@@ -75,7 +75,7 @@ def _matches(row: Mapping[str, Any], conditions: Iterable[Condition]) -> bool:
     return all(_LOOKUPS[op](row.get(column), value) for column, op, value in conditions)
 
 
-class RemoteQuerySet(Sequence["RemoteObject"]):
+class RemoteQuerySet(FetchedSet["RemoteObject"]):
     """Objects of one model (and its sub-models) matching some conditions, read from a core
     once, on first use."""
 
@@ -179,27 +179,6 @@ class RemoteQuerySet(Sequence["RemoteObject"]):
         if self._cache is None:
             self._cache = [self._cls._from_json(r) for r in self._rows()]
         return self._cache
-
-    def __len__(self) -> int:
-        return len(self._fetch())
-
-    def __iter__(self) -> Iterator[RemoteObject]:
-        return iter(self._fetch())
-
-    @overload
-    def __getitem__(self, index: int) -> RemoteObject: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[RemoteObject]: ...
-
-    def __getitem__(self, index: int | slice) -> RemoteObject | list[RemoteObject]:
-        return self._fetch()[index]
-
-    def __bool__(self) -> bool:
-        return bool(self._fetch())
-
-    def __repr__(self) -> str:
-        return f"<QuerySet {self._cls._meta.name} {list(self._fetch())!r}>"
 
     def count(self, *_value: object) -> int:
         """The number of matching rows (read from the core: it has no count of its own)."""
