@@ -507,7 +507,7 @@ class Claims:
     def _claim_all_stmt(self, root: str, where: RowFilter) -> Any:
         found = self._where_stmts.get(("all", root, where))
         if found is None:
-            t, m = self.table, self.store.table(root)
+            m = self.store.table(root)
             rows = (
                 sa.select(
                     sa.bindparam("c_kind", type_=sa.String),
@@ -519,14 +519,20 @@ class Claims:
                 .where(*where(m))
                 .order_by(m.c.id)
             )
-            found = (
-                dialect_insert(self.store, t)
-                .from_select(["kind", "root", "obj_id", "owner", "abandoned"], rows)
-                .on_conflict_do_nothing()
-                .returning(t.c.obj_id)
-            )
+            found = self._insert_claims(rows)
             self._where_stmts[("all", root, where)] = found
         return found
+
+    def _insert_claims(self, rows: sa.Select[Any]) -> Any:
+        """Claims of the rows `rows` selects (kind, root, id, owner, abandoned) that nobody
+        holds; returns the ids obtained."""
+        t = self.table
+        return (
+            dialect_insert(self.store, t)
+            .from_select(["kind", "root", "obj_id", "owner", "abandoned"], rows)
+            .on_conflict_do_nothing()
+            .returning(t.c.obj_id)
+        )
 
     @functools.cached_property
     def _one(self) -> sa.ColumnElement[bool]:
@@ -553,19 +559,14 @@ class Claims:
     def _claim_where_stmt(self, root: str, where: RowFilter) -> Any:
         found = self._where_stmts.get((root, where))
         if found is None:
-            t, m = self.table, self.store.table(root)
+            m = self.store.table(root)
             rows = (
                 sa.select(sa.literal(self.kind), sa.literal(root), m.c.id, sa.literal(self.owner))
                 .add_columns(sa.literal(False))
                 .where(self.store.ids_match(m.c.id, "ids"), *where(m))
                 .order_by(m.c.id)
             )
-            found = (
-                dialect_insert(self.store, t)
-                .from_select(["kind", "root", "obj_id", "owner", "abandoned"], rows)
-                .on_conflict_do_nothing()
-                .returning(t.c.obj_id)
-            )
+            found = self._insert_claims(rows)
             self._where_stmts[(root, where)] = found
         return found
 
