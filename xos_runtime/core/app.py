@@ -37,7 +37,7 @@ from xos_runtime.core.leases import RemoteLeases, held_to_dict
 from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
-from xos_runtime.core.params import seconds_param
+from xos_runtime.core.params import count_param, seconds_param
 from xos_runtime.core.rows import read_rows
 from xos_runtime.core.threads import in_thread
 from xos_runtime.core.users import User, Users
@@ -48,6 +48,8 @@ from xos_runtime.store.tracking import CALLER_KINDS
 
 __all__ = ["build_app"]
 
+#: Highest page number (and page size) a list is asked for.
+MAX_PAGE = 2**31
 #: Largest page a list returns at once.
 MAX_PAGE_SIZE = 1000
 #: Page size of `?page=N` without `page_size`.
@@ -186,8 +188,8 @@ class CoreApi:
     def list(self, cls: type[ModelObject], params: dict[str, str]) -> dict[str, Any]:
         meta = cls.model_meta()
         filters = filters_of(meta, params)
-        page = _positive(params, "page", None)
-        size = _positive(params, "page_size", None)
+        page = count_param(params, "page", None, MAX_PAGE)
+        size = count_param(params, "page_size", None, MAX_PAGE)
         rows = cls.objects.filter(**filters).order_by("id")
         if page is None and size is None:
             return {"items": [o.to_dict() for o in rows]}
@@ -265,21 +267,6 @@ def _flag(params: dict[str, str], name: str) -> bool:
     if text not in ("true", "false", "1", "0"):
         raise ApiError(400, f"{name}: expected true or false, got {text!r}", field=name)
     return text in ("true", "1")
-
-
-def _positive(params: dict[str, str], name: str, default: int | None) -> int | None:
-    text = params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(
-            400, f"{name}: expected a positive integer, got {text!r}", field=name
-        ) from None
-    if value < 1 or value > 2**31:
-        raise ApiError(400, f"{name}: expected a positive integer, got {text!r}", field=name)
-    return value
 
 
 def build_app(

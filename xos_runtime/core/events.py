@@ -41,7 +41,7 @@ from typing import Any
 
 from xos_runtime.config import topic_name_error
 from xos_runtime.core.errors import ApiError
-from xos_runtime.core.params import seconds_param
+from xos_runtime.core.params import count_param, seconds_param
 from xos_runtime.core.threads import in_thread
 from xos_runtime.store.eventlog import EventLog, LogRecord, PartitionLost
 
@@ -148,19 +148,6 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
             )
         out.append((pair[0], data))
     return out
-
-
-def _count(params: Mapping[str, str], name: str, default: int, most: int) -> int:
-    text = params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= most:
-        raise ApiError(400, f"{name}: expected 1 to {most}, got {text!r:.40}", field=name)
-    return value
 
 
 _POSITION = re.compile(r"^(\d{1,9}):(\d{1,18})$")
@@ -318,7 +305,7 @@ class EventApi:
     ) -> tuple[str, str, int, float, dict[int, int]]:
         group = group_of(params.get("group"))
         member = _member(params.get("member"))
-        most = _count(params, "max", DEFAULT_FETCH, MAX_FETCH)
+        most = count_param(params, "max", DEFAULT_FETCH, MAX_FETCH)
         wait = seconds_param(params, "wait", 0.0, MAX_WAIT)
         return group, member, most, wait, _positions(params.get("positions"))
 

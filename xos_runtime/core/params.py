@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import overload
 
 from xos_runtime.core.errors import ApiError
 
-__all__ = ["seconds_param"]
+__all__ = ["count_param", "seconds_param"]
 
 
 def seconds_param(params: Mapping[str, str], name: str, default: float, most: float) -> float:
@@ -21,4 +22,27 @@ def seconds_param(params: Mapping[str, str], name: str, default: float, most: fl
         value = -1.0
     if not 0 <= value <= most:  # NaN fails too
         raise ApiError(400, f"{name}: expected 0 to {most:g} seconds, got {text!r:.40}", field=name)
+    return value
+
+
+@overload
+def count_param(params: Mapping[str, str], name: str, default: int, most: int) -> int: ...
+
+
+@overload
+def count_param(params: Mapping[str, str], name: str, default: None, most: int) -> int | None: ...
+
+
+def count_param(params: Mapping[str, str], name: str, default: int | None, most: int) -> int | None:
+    """`name` as a whole number from 1 to `most` (`default` when absent); anything else,
+    or no number at all, is refused."""
+    text = params.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise ApiError(400, f"{name}: expected 1 to {most}, got {text!r:.40}", field=name)
     return value
