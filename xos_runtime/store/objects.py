@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from xos_runtime.exceptions import ObjectValidationError, StoreError
-from xos_runtime.models.definitions import Field, Link, is_bookkeeping
+from xos_runtime.models.definitions import Field, Link, ModelSet, is_bookkeeping
 from xos_runtime.store.query import Manager, QuerySet
 from xos_runtime.store.tracking import current_caller
 from xos_runtime.store.values import check_value
@@ -607,21 +607,42 @@ class ModelObject:
         return label if isinstance(label, str) else f"{self._meta.name} {self.id}"
 
 
-def build_model_class(
-    name: str, accessor: ModelAccessor, parent: type[ModelObject] | None
-) -> type[ModelObject]:
-    """A class for model `name`, derived from its parent model's class."""
-    meta = ModelMeta(name, accessor)
+def model_class(
+    meta: ModelMeta,
+    base: type[ModelObject],
+    models: ModelSet,
+    managers: Callable[..., Any],
+    reverse: Callable[[str, Link], Any],
+    module: str,
+) -> type[Any]:
+    """The class of `meta`'s model, derived from `base`: its managers (`objects`,
+    `deleted_objects`), a descriptor per link and per reverse link of `models` to it. The
+    one builder of model classes, over a store (`build_model_class`) or a core."""
+    name = meta.name
     namespace: dict[str, Any] = {
         "_meta": meta,
-        "objects": _ManagerDescriptor(deleted=False),
-        "deleted_objects": _ManagerDescriptor(deleted=True),
-        "__module__": "xos_runtime.models.generated",
+        "objects": managers(deleted=False),
+        "deleted_objects": managers(deleted=True),
+        "__module__": module,
         "__qualname__": name,
     }
     for link in meta.definition.links:
         namespace[link.name] = LinkDescriptor(link)
-    for declaring, link in accessor.store.models.links_to(name):
+    for declaring, link in models.links_to(name):
         if link.reverse_name:
-            namespace[link.reverse_name] = ReverseDescriptor(declaring, link)
-    return type(name, (parent or ModelObject,), namespace)
+            namespace[link.reverse_name] = reverse(declaring, link)
+    return type(name, (base,), namespace)
+
+
+def build_model_class(
+    name: str, accessor: ModelAccessor, parent: type[ModelObject] | None
+) -> type[ModelObject]:
+    """A class for model `name`, derived from its parent model's class."""
+    return model_class(
+        ModelMeta(name, accessor),
+        parent or ModelObject,
+        accessor.store.models,
+        _ManagerDescriptor,
+        ReverseDescriptor,
+        "xos_runtime.models.generated",
+    )

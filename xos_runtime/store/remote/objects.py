@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from xos_runtime.exceptions import ObjectValidationError, StoreError
 from xos_runtime.models.definitions import Link
-from xos_runtime.store.objects import LinkDescriptor, ModelMeta, ModelObject, Stored
+from xos_runtime.store.objects import ModelMeta, ModelObject, Stored, model_class
 from xos_runtime.store.remote.client import CoreConflict
 from xos_runtime.store.remote.query import RemoteManager, RemoteQuerySet
 from xos_runtime.store.tracking import current_caller
@@ -156,17 +156,11 @@ def build_remote_class(
     name: str, accessor: RemoteAccessor, parent: type[RemoteObject] | None
 ) -> type[RemoteObject]:
     """A class for model `name` over a core, derived from its parent model's class."""
-    meta = RemoteMeta(name, accessor)
-    namespace: dict[str, Any] = {
-        "_meta": meta,
-        "objects": _Managers(deleted=False),
-        "deleted_objects": _Managers(deleted=True),
-        "__module__": "xos_runtime.models.remote",
-        "__qualname__": name,
-    }
-    for link in meta.definition.links:
-        namespace[link.name] = LinkDescriptor(link)
-    for declaring, link in accessor.models.links_to(name):
-        if link.reverse_name:
-            namespace[link.reverse_name] = _Reverse(declaring, link)
-    return type(name, (parent or RemoteObject,), namespace)
+    return model_class(
+        RemoteMeta(name, accessor),
+        parent or RemoteObject,
+        accessor.models,
+        _Managers,
+        _Reverse,
+        "xos_runtime.models.remote",
+    )
