@@ -22,7 +22,7 @@ from loguru import logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from xos_runtime import __version__
@@ -38,12 +38,13 @@ from xos_runtime.core.loadmodels import load_synchronizer_models
 from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.params import count_param, seconds_param
+from xos_runtime.core.responses import JSONResponse
 from xos_runtime.core.rows import read_rows
 from xos_runtime.core.threads import in_thread
 from xos_runtime.core.users import User, Users
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
-from xos_runtime.store import CallerKind, ModelAccessor, ModelObject, acting_as, transient
+from xos_runtime.store import CallerKind, ModelAccessor, ModelObject, acting_as, transient, wire
 from xos_runtime.store.tracking import CALLER_KINDS
 
 __all__ = ["build_app"]
@@ -167,11 +168,8 @@ class CoreApi:
                 raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
             chunks.append(chunk)
 
-        def refuse(constant: str) -> Any:
-            raise ValueError(f"{constant} is not a JSON number")
-
         try:
-            return json.loads(b"".join(chunks).decode("utf-8"), parse_constant=refuse)
+            return wire.loads(b"".join(chunks))
         except (ValueError, RecursionError) as exc:
             raise ApiError(400, f"the body is not JSON: {exc}") from None
 

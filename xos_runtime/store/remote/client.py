@@ -23,13 +23,16 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import requests
 from loguru import logger
+from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError
 
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreAway, StoreError
+from xos_runtime.store import wire
 
 __all__ = [
     "CoreAuthError",
@@ -195,7 +198,7 @@ class CoreClient:
     # -- requests --------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        return wire.loads(self.request("GET", path, params=params).content)
 
     def post(
         self,
@@ -207,10 +210,11 @@ class CoreClient:
     ) -> Any:
         """A POST; `idempotent` for those that may be sent twice (outcome writes, claims),
         which are then retried as a PUT is."""
-        return self.request("POST", path, json=body, headers=headers, idempotent=idempotent).json()
+        response = self.request("POST", path, json=body, headers=headers, idempotent=idempotent)
+        return wire.loads(response.content)
 
     def put(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
-        return self.request("PUT", path, json=body, headers=headers).json()
+        return wire.loads(self.request("PUT", path, json=body, headers=headers).content)
 
     def delete(self, path: str) -> requests.Response:
         return self.request("DELETE", path)
@@ -229,7 +233,8 @@ class CoreClient:
         exception of it (`ObjectValidationError` for 400, `DoesNotExist` for 404, ...).
         `idempotent` (default: every method but POST) says whether the call may be sent
         again after a failure that may have come after the core acted on it."""
-        url = self.base + path
+        url = requote_uri(self.base + path)
+        body = None if json is None else wire.dumps(json)
         if idempotent is None:
             idempotent = method != "POST"
         started: float | None = None
@@ -239,14 +244,12 @@ class CoreClient:
             tries += 1
             why: str
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=headers,
+                response = self.session.send(
+                    self._prepared(method, url, params, body, headers),
                     timeout=self.timeout,
                     verify=self.verify,
+                    proxies=self.session.proxies,
+                    allow_redirects=False,
                 )
             except requests.exceptions.SSLError as exc:
                 trust = self.ca_file or "the system's certificate authorities"
@@ -289,6 +292,36 @@ class CoreClient:
                 )
             self.sleep(min(pause, max(0.0, started + self.retry_for - now)))
             pause = min(pause * 2, LONGEST_PAUSE)
+
+    def _prepared(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> requests.PreparedRequest:
+        """The request as `Session.request` would prepare it for the core (the session's
+        headers and basic auth, a JSON body, the query), built directly: requests' general
+        preparation (cookies, hooks, the merging of settings, URL parsing) was a third of
+        the time a runtime over a core spent sending a request."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        prepared.url = f"{url}?{urlencode(query, doseq=True)}" if query else url
+        sent: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        for name, value in self.session.headers.items():
+            sent[name] = value if isinstance(value, str) else value.decode("latin-1")
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+        if headers:
+            sent.update(headers)
+        prepared.headers = sent
+        prepared.body = body
+        prepared.prepare_content_length(body)
+        if self.session.auth is not None:
+            prepared.prepare_auth(self.session.auth)
+        return prepared
 
     def _answered(self) -> None:
         if self._waiting:
