@@ -176,7 +176,7 @@ class RemoteLeases:
             raise ApiError(400, "owner: expected the owner of a lease", field="owner")
         if not isinstance(kind, str) or not _KIND.match(kind):
             raise ApiError(400, "kind: expected a claim kind such as 'sync'", field="kind")
-        return Claims(self.get(user, owner), kind)
+        return self.get(user, owner).claims(kind)
 
     def _names(self, raw: Any) -> list[str]:
         if not isinstance(raw, list) or not raw:

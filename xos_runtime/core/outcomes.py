@@ -187,6 +187,8 @@ def _purges(accessor: ModelAccessor, purges: list[Any]) -> dict[str, list[int]]:
         model, oid = _target(accessor, entry, f"purges[{i}]")
         doomed.setdefault(store.models.root(model), []).append((oid, f"purges[{i}]"))
     by_leaf: dict[str, list[int]] = {}
+    if not doomed:
+        return by_leaf  # (no read transaction for nothing: most batches purge nothing)
     with store.read() as conn:
         for root, targets in sorted(doomed.items()):
             table = store.table(root)

@@ -471,9 +471,13 @@ class SqlStore:
         """
         if not ids:
             return []
-        table = self.table(root)
-        stmt = sa.select(*(table.c[c] for c in columns)).where(self.ids_match(table.c.id, "ids"))
-        sql, order, _fixed = self._compiled(("by-id", root, columns), stmt)
+        key = ("by-id", root, columns)
+        found = self._compiled_sql.get(key)
+        if found is None:  # (a statement is built only to be compiled: it costs as much)
+            table = self.table(root)
+            stmt = sa.select(*(table.c[c] for c in columns))
+            found = self._compiled(key, stmt.where(self.ids_match(table.c.id, "ids")))
+        sql, order, _fixed = found
         value = self.ids_value(ids)
         params: Any = {"ids": value} if order is None else (value,)
         with self._driver_cursor(conn, sql, params) as cursor:
