@@ -426,6 +426,7 @@ def events_config(root: Path, servers: str, run: str) -> Path:
         event_steps_dir: events
         event_bus: {{kind: kafka, endpoint: "{servers}"}}
         logging: {{level: WARNING}}
+        plugins: {{enabled: []}}
         """)
     )
     return config

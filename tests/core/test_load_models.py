@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import Core, Project, snapshot
 
 MODELS = "/xosapi/v1/models"
@@ -78,3 +80,32 @@ def test_bad_xproto_is_400_naming_the_place(core: Core) -> None:
     assert unknown["status"] == 400 and "Nowhere" in unknown["error"], unknown
     r = core.call("POST", MODELS, user="vsg", json={"name": "x", "xprotos": []})
     assert r.status_code == 400 and r.json()["field"] == "xprotos"
+
+
+def test_a_model_whose_path_is_taken_is_refused_naming_it(core: Core) -> None:
+    """An app_label that is one of the core's own paths (`/xosapi/v1/events/...` is the
+    event bus) or a second model on one path would hide one of the two: refused, 400."""
+    before = snapshot(core.project)
+    own = _load(core, VSG.replace('"vsg"', '"events"'), name="own")
+    assert own["status"] == 400 and own["field"] == "xprotos", own
+    assert "VSGService" in own["error"] and "app_label 'events'" in own["error"], own
+    second = VSG.split(";", 1)[1].replace("VSGService", "VSGSERVICE")
+    same = VSG + second.replace("vsg_services", "vsg_services_too")
+    clash = _load(core, same, name="clash")
+    assert clash["status"] == 400 and "/xosapi/v1/vsg/vsgservices" in clash["error"], clash
+    assert "VSGSERVICE" in clash["error"] and "VSGService" in clash["error"], clash
+    assert snapshot(core.project) == before
+    assert core.call("GET", "/xosapi/v1/events/sites").status_code != 200
+
+
+def test_a_core_on_models_whose_path_is_taken_does_not_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = Project(tmp_path / "proj")
+    (project.root / "models" / "own.xproto").write_text(VSG.replace('"vsg"', '"leases"'))
+    capsys.readouterr()
+    code, out = project.cli("core", "serve", "--port", "0")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and out == "", err
+    assert err[-1].startswith("xos-runtime: error: model VSGService"), err
+    assert "app_label 'leases'" in err[-1], err

@@ -35,7 +35,7 @@ from xos_runtime.core.events import EventApi, owner_of, topic_of
 from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.leases import RemoteLeases, held_to_dict
 from xos_runtime.core.loadmodels import load_synchronizer_models
-from xos_runtime.core.openapi import API_PREFIX, openapi_document, route_of
+from xos_runtime.core.openapi import API_PREFIX, check_routes, openapi_document, route_of
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.params import count_param, seconds_param
 from xos_runtime.core.responses import JSONResponse
@@ -79,8 +79,10 @@ class CoreApi:
 
     def refresh(self) -> None:
         """Serve the accessor's models (again, after a synchronizer loaded its own)."""
+        classes = self.accessor.get_all_model_classes().values()
+        check_routes(cls.model_meta().definition for cls in classes)
         models: dict[tuple[str, str], type[ModelObject]] = {}
-        for cls in self.accessor.get_all_model_classes().values():
+        for cls in classes:
             models[route_of(cls.model_meta())] = cls
         metas = [cls.model_meta() for cls in models.values()]
         self.document = openapi_document(metas, CORE_API_VERSION)

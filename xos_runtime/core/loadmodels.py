@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from xos_runtime.core.errors import ApiError
+from xos_runtime.core.openapi import check_routes
 from xos_runtime.exceptions import ModelError, SchemaChangeRefused, StoreError
 from xos_runtime.models import load_models
 from xos_runtime.store import ModelAccessor
@@ -55,6 +56,7 @@ def load_synchronizer_models(accessor: ModelAccessor, body: Any) -> dict[str, An
         current = accessor.models
         try:
             merged = load_models(sources, on_warning=warnings.append, extend=current)
+            check_routes(merged)
         except ModelError as exc:
             raise ApiError(400, str(exc), field="xprotos") from None
         changed = [

@@ -8,14 +8,23 @@ server applies (`bodies`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from xos_runtime.core.bodies import MAX_ID, READ_ONLY
-from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, Field
+from xos_runtime.exceptions import ModelError
+from xos_runtime.models.definitions import USER_SETTABLE_FLAGS, Field, Model
 from xos_runtime.store.objects import ModelMeta
 from xos_runtime.store.remote.rows import MAX_ROW_KEYS
 
-__all__ = ["API_PREFIX", "openapi_document", "route_of"]
+__all__ = [
+    "API_PREFIX",
+    "OWN_PATHS",
+    "check_routes",
+    "model_route",
+    "openapi_document",
+    "route_of",
+]
 
 #: Where the models' paths start, as in XOS.
 API_PREFIX = "/xosapi/v1"
@@ -30,11 +39,57 @@ _INT_RANGES = {
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
+#: The first segments after `API_PREFIX` that are the core's own routes, not an app's.
+OWN_PATHS = frozenset(
+    {
+        "attempts",
+        "changes",
+        "claims",
+        "codes",
+        "events",
+        "leases",
+        "models",
+        "outcomes",
+        "rows",
+        "schedule",
+        "status",
+        "version",
+    }
+)
+
+
 def route_of(meta: ModelMeta) -> tuple[str, str]:
     """`(app, plural)` of a model: its xproto `app_label` (`core` if none), its lower-case
     name with an `s` (XOS's convention: `/xosapi/v1/core/sites`)."""
-    app = meta.definition.options.get("app_label") or "core"
-    return str(app), meta.name.lower() + "s"
+    return model_route(meta.definition)
+
+
+def model_route(model: Model) -> tuple[str, str]:
+    """`route_of` a model's definition."""
+    app = model.options.get("app_label") or "core"
+    return str(app), model.name.lower() + "s"
+
+
+def check_routes(models: Iterable[Model]) -> None:
+    """`ModelError` naming the model when a model's path would be one of the core's own
+    (an `app_label` in `OWN_PATHS`: `/xosapi/v1/events/...` is the event bus) or another
+    model's (`Site` and `SITE` are both `/xosapi/v1/core/sites`): either would hide one of
+    the two. Checked when a core starts and when a synchronizer loads its models."""
+    taken: dict[tuple[str, str], str] = {}
+    for model in sorted(models, key=lambda m: m.name):
+        app, plural = model_route(model)
+        where = f"model {model.name}" + (f" ({model.source})" if model.source else "")
+        if app in OWN_PATHS:
+            raise ModelError(
+                f"{where}: app_label {app!r} is a path of the core's own API "
+                f"({API_PREFIX}/{app}/...); choose another app_label"
+            )
+        other = taken.setdefault((app, plural), model.name)
+        if other != model.name:
+            raise ModelError(
+                f"{where}: its path {API_PREFIX}/{app}/{plural} is model {other}'s too; "
+                "rename one of them or give it another app_label"
+            )
 
 
 def _schema(field: Field, *, nullable: bool) -> dict[str, Any]:
