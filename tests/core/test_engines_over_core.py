@@ -73,6 +73,11 @@ class SiteEvents(EventStep):
         name = event.value.decode() if isinstance(event.value, bytes) else event.value
         log("event", name)
         self.model_accessor.Site.objects.create(name=name)
+
+class AuditEvents(EventStep):
+    pattern = "audit-.*"
+    def process_event(self, event):
+        log("pattern", event.topic)
 """
 
 
@@ -129,6 +134,12 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert published.returncode == 0, published.stderr
+        audit = subprocess.run(
+            [sys.executable, "-m", "xos_runtime", "events", "publish", "-C", str(config),
+             "audit-sites", "seen"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert audit.returncode == 0, audit.stderr
         ran = subprocess.run(
             [sys.executable, "-m", "xos_runtime", "run", "--until-idle", "-C", str(config)],
             env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path / "sync",
@@ -141,6 +152,7 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
         # the pull and event steps ran once, and created their sites
         assert what[("pull",)] == 1, calls
         assert what[("event", "from-event")] == 1, calls
+        assert what[("pattern", "audit-sites")] == 1, calls  # a pattern's topics too
         # every site policed once and synced once; every slice its policy made synced once
         for site in sites:
             assert what[("handle_create", "Site")] == len(sites), calls

@@ -83,6 +83,19 @@ def test_a_waiting_poll_returns_with_a_message_published_meanwhile(
     assert result["took"] < 10, result
 
 
-def test_patterns_are_refused_over_a_core(bus: RemoteBus) -> None:
-    with pytest.raises(ValueError, match="named topics"):
-        bus.consumer("g", Subscription.of(pattern="rb-.*"))
+def test_a_pattern_reads_the_matching_topics_and_new_ones(
+    bus: RemoteBus, local: ModelAccessor
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    local.publish_event(f"pat-{tag}-a", "a")
+    local.publish_event(f"pat-{tag}-a-not", "not")  # the pattern matches whole names
+    local.publish_event(f"other-{tag}", "other")
+    consumer = bus.consumer(f"g-{tag}", Subscription.of(pattern=rf"pat-{tag}-[a-z]"))
+    assert [(e.topic, e.value) for e in consumer.poll(5)] == [(f"pat-{tag}-a", b"a")]
+    local.publish_event(f"pat-{tag}-b", "b")  # a topic made after the consumer
+    got: list[bytes] = []
+    deadline = time.monotonic() + 20
+    while not got and time.monotonic() < deadline:
+        got = [e.value for e in consumer.poll(1)]
+    assert got == [b"b"]
+    consumer.close()

@@ -418,6 +418,10 @@ def build_app(
             return Response(status_code=204)
         return JSONResponse(await events.fetch(topic, group, owner, most, wait, positions))
 
+    async def event_topics(request: Request) -> Response:
+        await api.synchronizer(request, "consuming events")
+        return JSONResponse(await in_thread(events.topics))
+
     async def event_commit(request: Request) -> Response:
         user = await api.synchronizer(request, "committing events")
         topic = topic_of(request.path_params["topic"])
@@ -484,6 +488,7 @@ def build_app(
         Route(f"{API_PREFIX}/claims", claim, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/codes/{{code}}", in_code, methods=["GET"]),
         Route(f"{API_PREFIX}/claims/release", claim, methods=["POST"]),
+        Route(f"{API_PREFIX}/events", event_topics, methods=["GET"]),
         Route(f"{API_PREFIX}/events/{{topic}}", event_topic, methods=["GET", "POST", "DELETE"]),
         Route(f"{API_PREFIX}/events/{{topic}}/commit", event_commit, methods=["POST"]),
         Route(f"{API_PREFIX}/schedule/{{job:path}}", schedule, methods=["POST"]),

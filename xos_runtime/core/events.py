@@ -233,6 +233,10 @@ class EventApi:
         self._next_sweep = 0.0
         self._wakeups: _Wakeups | None = None
 
+    def topics(self) -> dict[str, Any]:
+        """The topics of the log (a consumer of a pattern matches them itself)."""
+        return {"topics": sorted({topic for topic, _ in self.log.ends()})}
+
     # -- publishing ---------------------------------------------------------------------------
 
     def publish(self, topic: str, body: Any) -> dict[str, Any]:

@@ -241,6 +241,20 @@ def _event_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
         schema = {"$ref": f"#/components/schemas/{name}"}
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
+    paths[f"{API_PREFIX}/events"] = {
+        "get": {
+            "operationId": "listTopics",
+            "summary": "synchronizers: the topics of the store's event bus",
+            "responses": _responses(
+                "200",
+                {
+                    "type": "object",
+                    "required": ["topics"],
+                    "properties": {"topics": {"type": "array", "items": {"type": "string"}}},
+                },
+            ),
+        },
+    }
     paths[f"{API_PREFIX}/events/{{topic}}"] = {
         "parameters": [topic],
         "post": {

@@ -9,8 +9,9 @@ partitions with the processes on the core's store through the same leases. It is
 A consumer reads on from where it is (its positions, sent with each fetch) until it
 commits; `seek` moves a position, `pause` holds a partition back (its messages are fetched
 but dropped, and come again on `resume`). A `poll` over several topics asks each in turn,
-waiting on one at a time for at most `TURN` seconds. `close` leaves the group, freeing the
-member's partitions at once.
+waiting on one at a time for at most `TURN` seconds. A consumer of a pattern lists the
+core's topics every `TOPICS_EVERY` seconds and reads those the pattern matches (whole
+names, as on every bus). `close` leaves the group, freeing the member's partitions at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from xos_runtime.steps import Event
 from xos_runtime.store.eventlog import LogRecord
 from xos_runtime.store.remote import CoreClient, CoreEvents
 
-__all__ = ["LONGEST_WAIT", "TURN", "RemoteBus"]
+__all__ = ["LONGEST_WAIT", "TOPICS_EVERY", "TURN", "RemoteBus"]
 
 #: Longest wait (seconds) on one topic of a poll over several, and on a single topic (a
 #: `wakeup` waits for the fetch under way: at most that).
@@ -34,6 +35,8 @@ TURN = 1.0
 LONGEST_WAIT = 5.0
 #: Messages one fetch returns at most.
 BATCH = 500
+#: Seconds between two listings of the core's topics by a consumer of a pattern.
+TOPICS_EVERY = 1.0
 
 
 def _event(r: LogRecord) -> Event:
@@ -68,12 +71,8 @@ class RemoteBus:
     def consumer(self, group: str, subscription: Subscription) -> Consumer:
         if self._closed:
             raise RuntimeError("the event bus is closed")
-        if subscription.pattern is not None:
-            raise ValueError(
-                f"a consumer over a core reads named topics, not {subscription} (issue 14)"
-            )
         member = self.member or uuid.uuid4().hex[:16]
-        consumer = _RemoteConsumer(self, group, subscription.topics, member)
+        consumer = _RemoteConsumer(self, group, subscription, member)
         self._consumers.append(consumer)
         return consumer
 
@@ -85,11 +84,14 @@ class RemoteBus:
 
 
 class _RemoteConsumer:
-    def __init__(self, bus: RemoteBus, group: str, topics: Sequence[str], member: str):
+    def __init__(self, bus: RemoteBus, group: str, subscription: Subscription, member: str):
         self.bus = bus
         self.events = bus.events
         self.group = group
-        self.topics = list(topics)
+        self.subscription = subscription
+        self.topics = list(subscription.topics)
+        #: When the topics of a pattern were last listed (monotonic seconds).
+        self._listed_at: float | None = None
         self.member = member
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -111,12 +113,25 @@ class _RemoteConsumer:
             out.append(_event(r))
         return out
 
+    def _subscribed(self) -> list[str]:
+        """The topics to read: those named, or those of the core's log that the pattern
+        matches (listed again every `TOPICS_EVERY` seconds, so a new topic is read soon)."""
+        pattern = self.subscription.pattern
+        now = time.monotonic()
+        if pattern is not None and (
+            self._listed_at is None or now - self._listed_at >= TOPICS_EVERY
+        ):
+            self._listed_at = now
+            self.topics = [t for t in self.events.topics() if self.subscription.matches(t)]
+        return self.topics
+
     def poll(self, timeout: float) -> list[Event]:
         deadline = time.monotonic() + max(0.0, timeout)
-        if not self.topics:
+        if not self.topics and self.subscription.pattern is None:
             return []
         while not self._closed:
-            for topic in self.topics:  # what is there now, of every topic
+            topics = self._subscribed()
+            for topic in topics:  # what is there now, of every topic
                 found = self._fetch(topic, 0.0)
                 if found:
                     return found
@@ -124,9 +139,15 @@ class _RemoteConsumer:
             if left <= 0 or self._woken.is_set():
                 self._woken.clear()
                 return []
-            topic = self.topics[self._turn % len(self.topics)]
+            longest = TURN if len(topics) > 1 else LONGEST_WAIT
+            if self.subscription.pattern is not None:
+                longest = min(longest, TOPICS_EVERY)  # a new topic is seen that soon
+            if not topics:
+                self._woken.wait(min(left, longest))
+                continue
+            topic = topics[self._turn % len(topics)]
             self._turn += 1
-            found = self._fetch(topic, min(left, TURN if len(self.topics) > 1 else LONGEST_WAIT))
+            found = self._fetch(topic, min(left, longest))
             if found:
                 return found
         return []

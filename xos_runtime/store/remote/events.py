@@ -67,6 +67,10 @@ class CoreEvents:
         found = self.client.post(self.path(topic), body)
         return int(found["partition"]), int(found["offset"])
 
+    def topics(self) -> list[str]:
+        """The topics of the core's log."""
+        return [str(t) for t in self.client.get(EVENTS_PATH)["topics"]]
+
     def fetch(
         self,
         topic: str,
