@@ -170,8 +170,8 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
 
 
 def test_metrics_of_a_runtime_over_a_core(tmp_path: Path) -> None:
-    """A `run` over a core serves its metrics; the objects gauge is the core's count, and
-    the status page's store views say where to look instead."""
+    """A `run` over a core serves its metrics and its status page; the objects gauge and
+    the page's views of the store are the core's."""
     import socket
     import time
 
@@ -213,8 +213,16 @@ def test_metrics_of_a_runtime_over_a_core(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.1)
         assert found.get(("Site", "ok")), found
-        page = requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5)
-        assert page.status_code == 404 and "/xosapi/v1/status" in page.text
+        # the status page's views of the store: the core makes them
+        api = f"http://127.0.0.1:{port}/api"
+        status = requests.get(f"{api}/status", timeout=5).json()
+        assert status["counts"]["Site"]["ok"] == found[("Site", "ok")], status
+        listed = requests.get(f"{api}/objects/Site", timeout=5).json()["objects"]
+        watched = [o for o in listed if o["name"] == "watched"]
+        assert len(watched) == 1 and watched[0]["state"] == "ok", listed
+        one = requests.get(f"{api}/objects/Site/{watched[0]['id']}", timeout=5).json()
+        assert one["fields"]["name"] == "watched" and one["fields"]["backend_code"] == 1, one
+        assert requests.get(f"{api}/objects/Nowhere", timeout=5).status_code == 404
     finally:
         proc.terminate()
         assert proc.wait(30) == 0

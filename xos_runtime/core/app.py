@@ -44,6 +44,7 @@ from xos_runtime.core.threads import in_thread
 from xos_runtime.core.users import User, Users
 from xos_runtime.engines import collect_status
 from xos_runtime.exceptions import DoesNotExist, ObjectValidationError, StoreError
+from xos_runtime.observe.page import model_view, status_view
 from xos_runtime.store import CallerKind, ModelAccessor, ModelObject, acting_as, transient, wire
 from xos_runtime.store.tracking import CALLER_KINDS
 
@@ -390,6 +391,16 @@ def build_app(
         report = await in_thread(collect_status, api.accessor, time.time())
         return JSONResponse(report.to_dict())
 
+    async def status_page(request: Request) -> Response:
+        await api.user(request)
+        model = request.path_params.get("model")
+        if model is None:
+            return JSONResponse(await in_thread(status_view, api.accessor, time.time()))
+        view = await in_thread(model_view, api.accessor, model, time.time())
+        if view is None:
+            raise ApiError(404, f"no model named {model!r}")
+        return JSONResponse(view)
+
     async def changes(request: Request) -> Response:
         await api.user(request)
         params = dict(request.query_params)
@@ -482,6 +493,8 @@ def build_app(
         Route(f"{API_PREFIX}/rows", rows, methods=["POST"]),
         Route(f"{API_PREFIX}/models", models, methods=["GET", "POST"]),
         Route(f"{API_PREFIX}/status", status, methods=["GET"]),
+        Route(f"{API_PREFIX}/status/page", status_page, methods=["GET"]),
+        Route(f"{API_PREFIX}/status/page/{{model}}", status_page, methods=["GET"]),
         Route(f"{API_PREFIX}/leases", lease_new, methods=["POST"]),
         Route(f"{API_PREFIX}/leases/{{owner}}", lease, methods=["PUT", "DELETE"]),
         Route(f"{API_PREFIX}/leases/{{owner}}/reap", reap, methods=["POST"]),

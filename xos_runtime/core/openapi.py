@@ -617,6 +617,24 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
             "responses": _responses("200", {"type": "object"}),
         }
     }
+    paths[f"{API_PREFIX}/status/page"] = {
+        "get": {
+            "operationId": "statusPage",
+            "summary": "what a runtime's status page shows of the store (`/api/status`): "
+            "counts, the objects not in sync with the root of their trouble, the processes",
+            "responses": _responses("200", {"type": "object"}),
+        }
+    }
+    paths[f"{API_PREFIX}/status/page/{{model}}"] = {
+        "get": {
+            "operationId": "statusPageModel",
+            "summary": "a model's first objects with their states (`/api/objects/<model>`)",
+            "parameters": [
+                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": _responses("200", {"type": "object"}, "404"),
+        }
+    }
     _event_paths(paths, schemas)
     _bookkeeping_paths(paths, schemas)
     schemas["Changes"] = {

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from loguru import logger
@@ -21,6 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from xos_runtime.observe.observed import ObservedHost
 from xos_runtime.observe.page import graph_view, model_view, object_view, status_view
+
+if TYPE_CHECKING:
+    from xos_runtime.store.remote import RemoteAccessor
 
 __all__ = ["StatusServer"]
 
@@ -87,16 +90,22 @@ class StatusServer:
             if self._graph is None:
                 self._graph = _json(graph_view(host.graph))
             return 200, "application/json", self._graph
-        if path.startswith("/api/") and path != "/api/graph" and host.accessor.remote:
-            # the views read the store's tables: over a core, its own /xosapi/v1/status says
-            return 404, "text/plain", b"over a core: see the core's /xosapi/v1/status\n"
+        # The views of the store read its tables: over a core, the core makes them.
+        core = cast("RemoteAccessor", host.accessor) if host.accessor.remote else None
+        view: dict[str, Any] | None
         if path == "/api/status":
-            return 200, "application/json", _json(status_view(host.accessor, host.clock()))
+            if core is not None:
+                view = core.status_page()
+            else:
+                view = status_view(host.accessor, host.clock())
+            return 200, "application/json", _json(view)
         parts = [unquote(p) for p in path.split("/")[1:]]
         if parts[:2] == ["api", "objects"] and len(parts) in (3, 4):
-            view: dict[str, Any] | None
             if len(parts) == 3:
-                view = model_view(host.accessor, parts[2], host.clock())
+                if core is not None:
+                    view = core.model_page(parts[2])
+                else:
+                    view = model_view(host.accessor, parts[2], host.clock())
             elif parts[3].isdigit():
                 view = object_view(host.accessor, parts[2], int(parts[3]))
             else:

@@ -327,6 +327,17 @@ class RemoteAccessor(ModelClasses[RemoteObject]):
         """What `xos-runtime status --json` says of the core's store (`GET .../status`)."""
         return dict(self.store.client.get(STATUS_PATH))
 
+    def status_page(self) -> dict[str, Any]:
+        """The status page's view of the core's store (its `/api/status`)."""
+        return dict(self.store.client.get(f"{STATUS_PATH}/page"))
+
+    def model_page(self, model: str) -> dict[str, Any] | None:
+        """The status page's view of a model's objects; None for a model the core lacks."""
+        try:
+            return dict(self.store.client.get(f"{STATUS_PATH}/page/{quote(model, safe='')}"))
+        except DoesNotExist:
+            return None
+
     def count_with_code(self, code: int) -> int:
         """Objects whose last sync or policy ended with `code` (as a local store counts)."""
         return int(self.store.client.get(f"{CODES_PATH}/{int(code)}")["count"])
