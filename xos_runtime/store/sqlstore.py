@@ -27,6 +27,7 @@ from sqlalchemy.pool import StaticPool
 from xos_runtime.exceptions import StoreError
 from xos_runtime.models.definitions import ModelSet
 from xos_runtime.models.loader import validate_models
+from xos_runtime.store import wire
 from xos_runtime.store.health import StoreHealth, busy
 from xos_runtime.store.notify import ChangeHub, channel_dir_for
 from xos_runtime.store.pgnotify import PgListener, channel_for, new_token, payload
@@ -87,10 +88,11 @@ class KeyedWrite:
 
 def _recordset_params(prefix: str, write: KeyedWrite, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The parameters of a recordset statement (`SqlStore._recordset_sql`): the rows as one
-    JSON text (encoded in C: a tenth of the cost of binding one array per column), and the
+    JSON text (encoded by orjson: a tenth of the cost of binding one array per column, and
+    a sixth of the standard library's), and the
     values of the last key column as an array."""
     params = {f"{prefix}{c}": v for c, v in write.where.items()}
-    params[f"{prefix}rows"] = json.dumps(rows)
+    params[f"{prefix}rows"] = wire.dumps(rows).decode("utf-8")
     last = write.keys[-1]
     params[f"{prefix}keyset"] = sorted({row[last] for row in rows})
     return params

@@ -1,5 +1,6 @@
-"""The JSON of the core's HTTP API, at both ends: what a core sends and reads (`core serve`)
-and what the remote accessor sends and reads (`store.remote`).
+"""The JSON the runtime reads and writes in bulk: the core's HTTP API at both ends (what a
+core sends and reads, `core serve`, and what the remote accessor sends and reads,
+`store.remote`), and the rows of a PostgreSQL recordset write (`SqlStore.write_batch`).
 
 Over a core, JSON was a quarter of the core's time and a tenth of the runtime's: rows are
 mostly floats (timestamps), which the standard library writes slowly. orjson (a well-kept
