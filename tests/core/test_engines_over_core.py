@@ -128,18 +128,13 @@ def test_every_engine_runs_over_a_core(tmp_path: Path) -> None:
         config = _runtime(tmp_path / "sync", core)
         log = tmp_path / "calls.jsonl"
         env = {**_env(), "XRT_CORE_LOG": str(log)}
-        published = subprocess.run(
-            [sys.executable, "-m", "xos_runtime", "events", "publish", "-C", str(config),
-             "new-sites", "from-event"],
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert published.returncode == 0, published.stderr
-        audit = subprocess.run(
-            [sys.executable, "-m", "xos_runtime", "events", "publish", "-C", str(config),
-             "audit-sites", "seen"],
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert audit.returncode == 0, audit.stderr
+        for topic, value in (("new-sites", "from-event"), ("audit-sites", "seen")):
+            published = subprocess.run(
+                [sys.executable, "-m", "xos_runtime", "events", "publish", "-C", str(config),
+                 topic, value],
+                env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert published.returncode == 0, published.stderr
         ran = subprocess.run(
             [sys.executable, "-m", "xos_runtime", "run", "--until-idle", "-C", str(config)],
             env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path / "sync",

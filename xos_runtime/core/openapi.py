@@ -92,6 +92,17 @@ def check_routes(models: Iterable[Model]) -> None:
             )
 
 
+def _read(
+    operation: str, summary: str, *errors: str, parameters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A path with one GET that answers a JSON object."""
+    get: dict[str, Any] = {"operationId": operation, "summary": summary}
+    if parameters:
+        get["parameters"] = parameters
+    get["responses"] = _responses("200", {"type": "object"}, *errors)
+    return {"get": get}
+
+
 def _schema(field: Field, *, nullable: bool) -> dict[str, Any]:
     t = field.type
     out: dict[str, Any]
@@ -609,32 +620,24 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
         "remote accessor builds its classes from)",
         "responses": _responses("200", {"type": "object"}),
     }
-    paths[f"{API_PREFIX}/status"] = {
-        "get": {
-            "operationId": "status",
-            "summary": "what `xos-runtime status` reports: counts per model and state, the "
-            "objects not in sync, the processes at work",
-            "responses": _responses("200", {"type": "object"}),
-        }
-    }
-    paths[f"{API_PREFIX}/status/page"] = {
-        "get": {
-            "operationId": "statusPage",
-            "summary": "what a runtime's status page shows of the store (`/api/status`): "
-            "counts, the objects not in sync with the root of their trouble, the processes",
-            "responses": _responses("200", {"type": "object"}),
-        }
-    }
-    paths[f"{API_PREFIX}/status/page/{{model}}"] = {
-        "get": {
-            "operationId": "statusPageModel",
-            "summary": "a model's first objects with their states (`/api/objects/<model>`)",
-            "parameters": [
-                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": _responses("200", {"type": "object"}, "404"),
-        }
-    }
+    paths[f"{API_PREFIX}/status"] = _read(
+        "status",
+        "what `xos-runtime status` reports: counts per model and state, the objects not in "
+        "sync, the processes at work",
+    )
+    paths[f"{API_PREFIX}/status/page"] = _read(
+        "statusPage",
+        "what a runtime's status page shows of the store (`/api/status`): counts, the "
+        "objects not in sync with the root of their trouble, the processes",
+    )
+    paths[f"{API_PREFIX}/status/page/{{model}}"] = _read(
+        "statusPageModel",
+        "a model's first objects with their states (`/api/objects/<model>`)",
+        "404",
+        parameters=[
+            {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+    )
     _event_paths(paths, schemas)
     _bookkeeping_paths(paths, schemas)
     schemas["Changes"] = {

@@ -453,14 +453,12 @@ class Claims:
         if where is not None:
             for root, group in itertools.groupby(wanted, key=lambda k: k[0]):
                 ids = [i for _, i in group]
-                stmt = self._claim_where_stmt(root, where)
+                stmt = self._claim_rows_stmt(root, where, by_ids=True)
                 key = ("claim-where", root, where)
                 for start in range(0, len(ids), _CHUNK):
                     params = {
                         "ids": self.store.ids_value(ids[start : start + _CHUNK]),
-                        "c_kind": self.kind,
-                        "c_root": root,
-                        "c_owner": self.owner,
+                        **self._claim_params(root),
                     }
                     found = self.store.driver_rows(conn, key, stmt, params)
                     got |= {(root, int(r[0])) for r in found}
@@ -499,9 +497,9 @@ class Claims:
         Rows go in id order (see `claim_in`); `where` is used as for `claim_in`.
         """
         self.lease.start_heartbeat()
-        stmt = self._claim_all_stmt(root, where)
+        stmt = self._claim_rows_stmt(root, where, by_ids=False)
         key = ("claim-all", self.kind, root, where)
-        params = {"c_kind": self.kind, "c_root": root, "c_owner": self.owner}
+        params = self._claim_params(root)
         tries = 0
 
         def run() -> set[int]:
@@ -524,10 +522,15 @@ class Claims:
 
         return retrying(run, what="claiming objects")
 
-    def _claim_all_stmt(self, root: str, where: RowFilter) -> Any:
-        found = self._where_stmts.get(("all", root, where))
+    def _claim_rows_stmt(self, root: str, where: RowFilter, *, by_ids: bool) -> Any:
+        """The claim of the rows of `root` that meet `where` (with `by_ids`, of those whose
+        ids the parameter `ids` holds), with the kind, root and owner as parameters
+        (`_claim_params`): one compiled statement for every owner. Built once per claims."""
+        key = (by_ids, root, where)
+        found = self._where_stmts.get(key)
         if found is None:
             m = self.store.table(root)
+            ids = [self.store.ids_match(m.c.id, "ids")] if by_ids else []
             rows = (
                 sa.select(
                     sa.bindparam("c_kind", type_=sa.String),
@@ -536,12 +539,14 @@ class Claims:
                     sa.bindparam("c_owner", type_=sa.String),
                 )
                 .add_columns(sa.false())
-                .where(*where(m))
+                .where(*ids, *where(m))
                 .order_by(m.c.id)
             )
-            found = self._insert_claims(rows)
-            self._where_stmts[("all", root, where)] = found
+            found = self._where_stmts[key] = self._insert_claims(rows)
         return found
+
+    def _claim_params(self, root: str) -> dict[str, Any]:
+        return {"c_kind": self.kind, "c_root": root, "c_owner": self.owner}
 
     def _insert_claims(self, rows: sa.Select[Any]) -> Any:
         """Claims of the rows `rows` selects (kind, root, id, owner, abandoned) that nobody
@@ -575,25 +580,6 @@ class Claims:
         return (
             dialect_insert(self.store, t).on_conflict_do_nothing().returning(t.c.root, t.c.obj_id)
         )
-
-    def _claim_where_stmt(self, root: str, where: RowFilter) -> Any:
-        found = self._where_stmts.get((root, where))
-        if found is None:
-            m = self.store.table(root)
-            rows = (
-                sa.select(
-                    sa.bindparam("c_kind", type_=sa.String),
-                    sa.bindparam("c_root", type_=sa.String),
-                    m.c.id,
-                    sa.bindparam("c_owner", type_=sa.String),
-                )
-                .add_columns(sa.false())
-                .where(self.store.ids_match(m.c.id, "ids"), *where(m))
-                .order_by(m.c.id)
-            )
-            found = self._insert_claims(rows)
-            self._where_stmts[(root, where)] = found
-        return found
 
     @staticmethod
     def _params(keys: Iterable[ClaimKey]) -> list[dict[str, Any]]:
