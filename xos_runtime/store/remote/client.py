@@ -249,7 +249,6 @@ class CoreClient:
                     timeout=self.timeout,
                     verify=self.verify,
                     proxies=self.session.proxies,
-                    allow_redirects=False,
                 )
             except requests.exceptions.SSLError as exc:
                 trust = self.ca_file or "the system's certificate authorities"
