@@ -259,3 +259,31 @@ def test_snapshot_is_a_block_on_both_accessors(
         local.Site.objects.count()
     with remote.snapshot():
         remote.Site.objects.count()
+
+
+def test_pending_reads_come_by_pages_and_are_the_local_accessors(
+    served: Core, local: ModelAccessor, remote: RemoteAccessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core answers a pending read by pages in id order (`after`, `limit`, `next`); the
+    remote accessor reads them all, and finds what the local accessor finds."""
+    for i in range(5):
+        _created(served, "/xosapi/v1/coretest/sites", {"name": f"paged-{i}"})
+    whole = sorted(o.id for o in local.fetch_pending(["Site"]))
+    assert len(whole) >= 5
+    ids: list[int] = []
+    params = "limit=2"
+    while True:
+        r = served.call("GET", f"/xosapi/v1/coretest/sites/pending?{params}", user="vsg")
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= 2
+        ids += [o["id"] for o in page["items"]]
+        if page["next"] is None:
+            break
+        assert page["next"] == ids[-1]
+        params = f"limit=2&after={page['next']}"
+    assert ids == whole
+    monkeypatch.setattr("xos_runtime.store.remote.accessor.PENDING_PAGE", 2)
+    assert sorted(o.id for o in remote.fetch_pending(["Site"])) == whole
+    bad = served.call("GET", "/xosapi/v1/coretest/sites/pending?limit=0", user="vsg")
+    assert bad.status_code == 400 and bad.json()["field"] == "limit"

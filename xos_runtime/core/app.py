@@ -35,7 +35,14 @@ from xos_runtime.core.events import EventApi, owner_of, topic_of
 from xos_runtime.core.feed import ChangeFeed
 from xos_runtime.core.leases import RemoteLeases, held_to_dict
 from xos_runtime.core.loadmodels import load_synchronizer_models
-from xos_runtime.core.openapi import API_PREFIX, check_routes, openapi_document, route_of
+from xos_runtime.core.openapi import (
+    API_PREFIX,
+    MAX_PENDING_PAGE,
+    PENDING_PAGE,
+    check_routes,
+    openapi_document,
+    route_of,
+)
 from xos_runtime.core.outcomes import write_outcomes
 from xos_runtime.core.params import count_param, seconds_param
 from xos_runtime.core.responses import JSONResponse
@@ -248,9 +255,13 @@ class CoreApi:
         `handle_delete`; the accessor's own queries (`fetch_pending`,
         `fetch_policy_pending`)."""
         deleted = _flag(params, "deleted")
-        name = cls.model_meta().name
-        fetch = self.accessor.fetch_policy_pending if policy else self.accessor.fetch_pending
-        return {"items": [o.to_dict() for o in fetch([name], deleted)]}
+        after = count_param(params, "after", None, MAX_ID) or 0
+        limit = count_param(params, "limit", PENDING_PAGE, MAX_PENDING_PAGE)
+        found = self.accessor.pending_page(
+            cls.model_meta().name, policy=policy, deleted=deleted, after=after, limit=limit
+        )
+        more = len(found) == limit
+        return {"items": [o.to_dict() for o in found], "next": found[-1].id if more else None}
 
     def delete(self, cls: type[ModelObject], object_id: int) -> None:
         obj = self.live(cls, object_id)

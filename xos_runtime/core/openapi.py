@@ -19,7 +19,9 @@ from xos_runtime.store.remote.rows import MAX_ROW_KEYS
 
 __all__ = [
     "API_PREFIX",
+    "MAX_PENDING_PAGE",
     "OWN_PATHS",
+    "PENDING_PAGE",
     "check_routes",
     "model_route",
     "openapi_document",
@@ -38,6 +40,10 @@ _INT_RANGES = {
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
+
+#: Objects of a pending read per page (`?limit=`), and the most one may ask for.
+PENDING_PAGE = 2_000
+MAX_PENDING_PAGE = 10_000
 
 #: The first segments after `API_PREFIX` that are the core's own routes, not an app's.
 OWN_PATHS = frozenset(
@@ -663,6 +669,15 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
         schemas[f"{name}Update"] = _input_schema(meta, creating=False)
         ref = {"$ref": f"#/components/schemas/{name}"}
         listing = {"type": "object", "properties": {"items": {"type": "array", "items": ref}}}
+        after = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+        limit = {"type": "integer", "minimum": 1, "maximum": MAX_PENDING_PAGE}
+        pending = {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": ref},
+                "next": {"type": "integer", "nullable": True},
+            },
+        }
         oid = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 
         def body(kind: str, model: str = name) -> dict[str, Any]:
@@ -689,11 +704,14 @@ def openapi_document(metas: list[ModelMeta], version: str) -> dict[str, Any]:
                 "get": {
                     "operationId": f"{kind}{name}",
                     "summary": f"{name} objects pending for {what} (or, deleted=true, for "
-                    "their deletion)",
+                    "their deletion), by pages in id order: those with ids above after, at "
+                    "most limit; next is the after of the next page (null: the last one)",
                     "parameters": [
-                        {"name": "deleted", "in": "query", "schema": {"type": "boolean"}}
+                        {"name": "deleted", "in": "query", "schema": {"type": "boolean"}},
+                        {"name": "after", "in": "query", "schema": after},
+                        {"name": "limit", "in": "query", "schema": limit},
                     ],
-                    "responses": _responses("200", listing),
+                    "responses": _responses("200", pending),
                 }
             }
         paths[f"{API_PREFIX}/{app}/{plural}/{{id}}"] = {

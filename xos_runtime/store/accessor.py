@@ -199,13 +199,15 @@ class ModelAccessor(ModelClasses[ModelObject]):
         self,
         model_names: Iterable[str],
         conditions: Callable[[sa.Table], list[sa.ColumnElement[bool]]],
+        limit: int | None = None,
     ) -> list[ModelObject]:
         seen: set[tuple[str, int]] = set()
         out: list[ModelObject] = []
         for name in model_names:
             cls = self.get_model_class(name)
             root = self.store.models.root(name)
-            keys, rows = self.store.select_rows(name, conditions(self.store.table(name)))
+            where = conditions(self.store.table(name))
+            keys, rows = self.store.select_rows(name, where, limit=limit)
             reader = cls._meta.reader(keys)
             at = reader.index["id"]
             for row in rows:
@@ -234,6 +236,17 @@ class ModelAccessor(ModelClasses[ModelObject]):
         if isinstance(model_names, str):
             model_names = [model_names]
         return self._pending(model_names, policy_pending(deleted))
+
+    def pending_page(
+        self, model: str, *, policy: bool, deleted: bool, after: int, limit: int
+    ) -> list[ModelObject]:
+        """A page of `fetch_pending` (`policy`: of `fetch_policy_pending`) of one model: its
+        objects with ids above `after`, at most `limit`, in id order. A core answers a
+        remote engine's pending reads by pages, so that a large pass costs it one page of
+        objects at a time (a page read after an object became pending finds it; one read
+        before finds it in the next pass, as a single read would)."""
+        pending = policy_pending(deleted) if policy else sync_pending(deleted)
+        return self._pending([model], lambda t: [*pending(t), t.c.id > after], limit=limit)
 
     def policy_work_filters(
         self, model_names: Iterable[str]

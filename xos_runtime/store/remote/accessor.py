@@ -55,6 +55,8 @@ MODELS_PATH = "/xosapi/v1/models"
 #: Where a core says its XOS API version (no credentials needed).
 VERSION_PATH = "/xosapi/v1/version"
 STATUS_PATH = "/xosapi/v1/status"
+#: Objects per page of a pending read.
+PENDING_PAGE = 2_000
 
 
 class RemoteStore:
@@ -85,11 +87,15 @@ class RemoteStore:
     def pending(self, model: str, kind: str, *, deleted: bool) -> list[dict[str, Any]]:
         """The rows the sync steps (`kind` "pending") or the policies ("policy_pending")
         would work on, or with `deleted` the deleted ones awaiting them: the core's own
-        queries (`fetch_pending`, `fetch_policy_pending`)."""
-        found: list[dict[str, Any]] = self.client.get(
-            f"{self.path(model)}/{kind}", {"deleted": "true" if deleted else "false"}
-        )["items"]
-        return found
+        queries (`fetch_pending`, `fetch_policy_pending`), read page by page."""
+        found: list[dict[str, Any]] = []
+        params = {"deleted": "true" if deleted else "false", "limit": str(PENDING_PAGE)}
+        while True:  # by pages, in id order
+            page = self.client.get(f"{self.path(model)}/{kind}", params)
+            found.extend(page["items"])
+            if page.get("next") is None:
+                return found
+            params["after"] = str(int(page["next"]))
 
     def live_or_deleted(
         self, model: str, conditions: Iterable[tuple[str, str, Any]]
