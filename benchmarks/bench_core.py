@@ -217,9 +217,56 @@ def throughput_case(
                     + "".join(f"\n#     PROBLEM: {p}" for p in res["problems"]),
                     flush=True,
                 )
+        results["cpu"] = [cpu_split(config, remote, snapshot, over_core, n)]
     finally:
         core.stop()
     return results
+
+
+def _ticks(pid: int) -> float:
+    """CPU seconds (user and system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_run(config: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one `run --until-idle` of `config`."""
+    argv = [console_script(), "run", "--until-idle", "-C", str(config)]
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, _, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime
+
+
+def cpu_split(
+    config: Path, remote: Path, snapshot: Snapshot, over_core: CoreSnapshot, n: int
+) -> dict:
+    """Where the time of one more run of each goes: the local run's CPU, and over a core
+    the run's CPU and the core's (from /proc) against the wall time. Over a core the two
+    processes mostly take turns: the wall time is about the sum of their CPU."""
+    snapshot.restore()
+    local_wall, local_cpu = _cpu_run(config)
+    over_core.restore()
+    before = _ticks(over_core.core.pid)
+    wall, run_cpu = _cpu_run(remote)
+    core_cpu = _ticks(over_core.core.pid) - before
+    split = {
+        "local_wall_us": local_wall / n * 1e6,
+        "local_cpu_us": local_cpu / n * 1e6,
+        "wall_us": wall / n * 1e6,
+        "run_cpu_us": run_cpu / n * 1e6,
+        "core_cpu_us": core_cpu / n * 1e6,
+    }
+    print(
+        "#   CPU per object, one more run each (start-up included): local "
+        f"{split['local_cpu_us']:.0f} µs CPU in {split['local_wall_us']:.0f} µs; over a core "
+        f"the run {split['run_cpu_us']:.0f} µs + the core {split['core_cpu_us']:.0f} µs CPU "
+        f"in {split['wall_us']:.0f} µs",
+        flush=True,
+    )
+    return split
 
 
 # -- latency --------------------------------------------------------------------------------
@@ -374,7 +421,7 @@ def main() -> None:
     def record(name: str, results: dict[str, list[dict]]) -> None:
         for where, rs in results.items():
             for r in rs:
-                problems.extend(f"{name} ({where}): {p}" for p in r["problems"])
+                problems.extend(f"{name} ({where}): {p}" for p in r.get("problems", ()))
 
     try:
         for kind, n in (("sync", args.n), ("policy", args.policy_n)):
@@ -400,6 +447,17 @@ def main() -> None:
                     spread([r["net_rate"] for r in res["local"]]),
                     f"{remote / local:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
                     ">= 0.50x" if kind == "sync" else "",
+                )
+            )
+            cpu = res["cpu"][0]
+            rows.append(
+                (
+                    f"{label}, CPU per object (one more run, with start-up)",
+                    f"run {cpu['run_cpu_us']:.0f} + core {cpu['core_cpu_us']:.0f} µs "
+                    f"in {cpu['wall_us']:.0f} µs",
+                    f"{cpu['local_cpu_us']:.0f} µs in {cpu['local_wall_us']:.0f} µs",
+                    "",
+                    "",
                 )
             )
             rows.append(
