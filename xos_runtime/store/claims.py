@@ -453,15 +453,9 @@ class Claims:
         if where is not None:
             for root, group in itertools.groupby(wanted, key=lambda k: k[0]):
                 ids = [i for _, i in group]
-                stmt = self._claim_rows_stmt(root, where, by_ids=True)
-                key = ("claim-where", root, where)
                 for start in range(0, len(ids), _CHUNK):
-                    params = {
-                        "ids": self.store.ids_value(ids[start : start + _CHUNK]),
-                        **self._claim_params(root),
-                    }
-                    found = self.store.driver_rows(conn, key, stmt, params)
-                    got |= {(root, int(r[0])) for r in found}
+                    found = self._claim_rows(conn, root, where, ids[start : start + _CHUNK])
+                    got |= {(root, i) for i in found}
         else:
             stmt = self._claim_stmt
             for start in range(0, len(wanted), _CHUNK):
@@ -497,16 +491,13 @@ class Claims:
         Rows go in id order (see `claim_in`); `where` is used as for `claim_in`.
         """
         self.lease.start_heartbeat()
-        stmt = self._claim_rows_stmt(root, where, by_ids=False)
-        key = ("claim-all", self.kind, root, where)
-        params = self._claim_params(root)
         tries = 0
 
         def run() -> set[int]:
             nonlocal tries
             tries += 1
             with self.store.write(durable=False) as conn:
-                got = {int(r[0]) for r in self.store.driver_rows(conn, key, stmt, params)}
+                got = self._claim_rows(conn, root, where)
                 if tries > 1:  # an earlier try may have committed without the answer
                     t = self.table
                     mine = conn.execute(
@@ -522,15 +513,17 @@ class Claims:
 
         return retrying(run, what="claiming objects")
 
-    def _claim_rows_stmt(self, root: str, where: RowFilter, *, by_ids: bool) -> Any:
-        """The claim of the rows of `root` that meet `where` (with `by_ids`, of those whose
-        ids the parameter `ids` holds), with the kind, root and owner as parameters
-        (`_claim_params`): one compiled statement for every owner. Built once per claims."""
-        key = (by_ids, root, where)
-        found = self._where_stmts.get(key)
-        if found is None:
+    def _claim_rows(
+        self, conn: Connection, root: str, where: RowFilter, ids: Sequence[int] | None = None
+    ) -> set[int]:
+        """Claim the rows of `root` that meet `where` (with `ids`, only those) and that
+        nobody holds, inside `conn`; the ids obtained. The statement has the kind, root and
+        owner as parameters: built once per claims, compiled once for every owner."""
+        key = ("claim-rows", ids is not None, root, where)
+        stmt = self._where_stmts.get(key)
+        if stmt is None:
             m = self.store.table(root)
-            ids = [self.store.ids_match(m.c.id, "ids")] if by_ids else []
+            by_ids = [self.store.ids_match(m.c.id, "ids")] if ids is not None else []
             rows = (
                 sa.select(
                     sa.bindparam("c_kind", type_=sa.String),
@@ -539,14 +532,14 @@ class Claims:
                     sa.bindparam("c_owner", type_=sa.String),
                 )
                 .add_columns(sa.false())
-                .where(*ids, *where(m))
+                .where(*by_ids, *where(m))
                 .order_by(m.c.id)
             )
-            found = self._where_stmts[key] = self._insert_claims(rows)
-        return found
-
-    def _claim_params(self, root: str) -> dict[str, Any]:
-        return {"c_kind": self.kind, "c_root": root, "c_owner": self.owner}
+            stmt = self._where_stmts[key] = self._insert_claims(rows)
+        params = {"c_kind": self.kind, "c_root": root, "c_owner": self.owner}
+        if ids is not None:
+            params["ids"] = self.store.ids_value(ids)
+        return {int(r[0]) for r in self.store.driver_rows(conn, key, stmt, params)}
 
     def _insert_claims(self, rows: sa.Select[Any]) -> Any:
         """Claims of the rows `rows` selects (kind, root, id, owner, abandoned) that nobody
